@@ -1,0 +1,367 @@
+//! The catalog: an embedded LMDB environment (heed) holding series, episodes and pieces (and, in
+//! later stages, vectors, uploads, matches, rights and the audit log).
+//!
+//! One database per record kind, JSON values, a schema version key. Every multi-record change
+//! runs in one write transaction, so a killed process leaves either all of an episode or none of
+//! it. The map grows on demand: a write that fills it is retried after a resize.
+
+pub mod records;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use heed::types::{SerdeJson, Str, U32};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
+
+pub use self::records::{Episode, Piece, PieceStatus, QualityFlag, Series};
+use crate::{Error, Result};
+
+/// Schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+const INITIAL_MAP: usize = 256 << 20;
+const MAX_DBS: u32 = 32;
+
+/// The default catalog directory: `ANIPRINT_CATALOG`, else `./catalog`.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("ANIPRINT_CATALOG").map(PathBuf::from).unwrap_or_else(|| "catalog".into())
+}
+
+/// Milliseconds since the Unix epoch, UTC.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[derive(Clone, Copy)]
+struct Dbs {
+    meta: Database<'static, Str, U32<heed::byteorder::BE>>,
+    series: Database<'static, Str, SerdeJson<Series>>,
+    episodes: Database<'static, Str, SerdeJson<Episode>>,
+    /// sha256 (hex) -> episode id: re-ingest by content, whatever the file is called now.
+    by_hash: Database<'static, Str, Str>,
+    pieces: Database<'static, Str, SerdeJson<Piece>>,
+}
+
+/// An open catalog.
+pub struct Catalog {
+    env: Env,
+    dbs: Dbs,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog").field("path", &self.path).finish()
+    }
+}
+
+/// Counts of what the catalog holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Series.
+    pub series: u64,
+    /// Episodes.
+    pub episodes: u64,
+    /// Pieces.
+    pub pieces: u64,
+    /// Bytes the LMDB file takes on disk.
+    pub disk_bytes: u64,
+}
+
+impl Catalog {
+    /// Open (creating if needed) the catalog in directory `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_map(path.as_ref(), INITIAL_MAP)
+    }
+
+    fn open_with_map(path: &Path, initial_map: usize) -> Result<Self> {
+        let path = path.to_path_buf();
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        // The data file may already be bigger than our initial map (it grew in an earlier run).
+        let existing =
+            std::fs::metadata(path.join("data.mdb")).map(|m| m.len() as usize).unwrap_or(0);
+        let map = grow_to(initial_map, existing + (existing / 2));
+        let env = open_env(&path, map)?;
+        let wtxn = env.write_txn()?;
+        let dbs = env
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let meta = dbo.create_database(wtxn, Some("meta"))?;
+                let series = dbo.create_database(wtxn, Some("series"))?;
+                let episodes = dbo.create_database(wtxn, Some("episodes"))?;
+                let by_hash = dbo.create_database(wtxn, Some("episodes_by_hash"))?;
+                let pieces = dbo.create_database(wtxn, Some("pieces"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((meta, series, episodes, by_hash, pieces)))
+            })?
+            .unwrap_commit();
+        let (meta, series, episodes, by_hash, pieces) = dbs;
+        let cat = Self { env, dbs: Dbs { meta, series, episodes, by_hash, pieces }, path };
+        cat.check_schema()?;
+        Ok(cat)
+    }
+
+    /// The catalog's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let found = {
+            let rtxn = self.env.read_txn()?;
+            self.dbs.meta.get(&rtxn, "schema_version")?
+        };
+        match found {
+            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            Some(v) => Err(Error::SchemaMismatch {
+                path: self.path.clone(),
+                found: v,
+                expected: SCHEMA_VERSION,
+            }),
+            None => self.write(|w, dbs| Ok(dbs.meta.put(w, "schema_version", &SCHEMA_VERSION)?)),
+        }
+    }
+
+    /// Run `f` in one write transaction and commit it; if the map is full, grow it and retry.
+    fn write<T>(&self, f: impl Fn(&mut RwTxn<'_>, &Dbs) -> Result<T>) -> Result<T> {
+        loop {
+            let mut wtxn = self.env.write_txn()?;
+            match f(&mut wtxn, &self.dbs).and_then(|t| Ok(wtxn.commit().map(|()| t)?)) {
+                Err(Error::Catalog(heed::Error::Mdb(heed::MdbError::MapFull))) => {
+                    let size = self.env.info().map_size * 2;
+                    tracing::info!("catalog map full, growing to {} MiB", size >> 20);
+                    // SAFETY: the transaction above has ended (dropped or failed commit) and this
+                    // process holds no other transaction while `write` runs.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        self.env.resize(size)?;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&RoTxn<'_>, &Dbs) -> Result<T>) -> Result<T> {
+        let rtxn = self.env.read_txn()?;
+        f(&rtxn, &self.dbs)
+    }
+
+    /// The episode with this content hash, if ingested.
+    pub fn episode_by_hash(&self, sha256: &str) -> Result<Option<Episode>> {
+        self.read(|r, d| match d.by_hash.get(r, sha256)? {
+            Some(id) => Ok(d.episodes.get(r, id)?),
+            None => Ok(None),
+        })
+    }
+
+    /// Store an episode with its pieces (and its series if new) in one transaction. If an
+    /// episode with the same content is already there, nothing is written and it is returned.
+    pub fn insert_episode(&self, episode: &Episode, pieces: &[Piece]) -> Result<Option<Episode>> {
+        self.write(|w, d| {
+            if let Some(id) = d.by_hash.get(w, &episode.sha256)? {
+                return Ok(d.episodes.get(w, id)?);
+            }
+            if d.series.get(w, &episode.series)?.is_none() {
+                let s = Series { name: episode.series.clone(), created_ms: episode.ingested_ms };
+                d.series.put(w, &episode.series, &s)?;
+            }
+            d.episodes.put(w, &episode.id, episode)?;
+            d.by_hash.put(w, &episode.sha256, &episode.id)?;
+            for p in pieces {
+                d.pieces.put(w, &p.id, p)?;
+            }
+            Ok(None)
+        })
+    }
+
+    /// Remove an episode and its pieces.
+    pub fn remove_episode(&self, id: &str) -> Result<()> {
+        self.write(|w, d| {
+            let ep = d
+                .episodes
+                .get(w, id)?
+                .ok_or_else(|| Error::NotFound { kind: "episode", id: id.to_string() })?;
+            let prefix = format!("{id}-");
+            let keys: Vec<String> = d
+                .pieces
+                .prefix_iter(w, &prefix)?
+                .map(|r| r.map(|(k, _)| k.to_string()))
+                .collect::<heed::Result<_>>()?;
+            for k in keys {
+                d.pieces.delete(w, &k)?;
+            }
+            d.by_hash.delete(w, &ep.sha256)?;
+            d.episodes.delete(w, id)?;
+            Ok(())
+        })
+    }
+
+    /// Every series, by name.
+    pub fn series(&self) -> Result<Vec<Series>> {
+        self.read(|r, d| collect(d.series.iter(r)?))
+    }
+
+    /// Every episode, ordered by series then title.
+    pub fn episodes(&self) -> Result<Vec<Episode>> {
+        let mut eps = self.read(|r, d| collect(d.episodes.iter(r)?))?;
+        eps.sort_by(|a, b| (&a.series, &a.title, &a.id).cmp(&(&b.series, &b.title, &b.id)));
+        Ok(eps)
+    }
+
+    /// One episode by id.
+    pub fn episode(&self, id: &str) -> Result<Episode> {
+        self.read(|r, d| {
+            d.episodes.get(r, id)?.ok_or_else(|| Error::NotFound { kind: "episode", id: id.into() })
+        })
+    }
+
+    /// The pieces of one episode, in time order.
+    pub fn pieces_of(&self, episode: &str) -> Result<Vec<Piece>> {
+        let prefix = format!("{episode}-");
+        self.read(|r, d| collect(d.pieces.prefix_iter(r, &prefix)?))
+    }
+
+    /// Every piece, grouped by episode in time order.
+    pub fn pieces(&self) -> Result<Vec<Piece>> {
+        self.read(|r, d| collect(d.pieces.iter(r)?))
+    }
+
+    /// One piece by id.
+    pub fn piece(&self, id: &str) -> Result<Piece> {
+        self.read(|r, d| {
+            d.pieces.get(r, id)?.ok_or_else(|| Error::NotFound { kind: "piece", id: id.into() })
+        })
+    }
+
+    /// Set a piece's curation status.
+    pub fn set_piece_status(&self, id: &str, status: PieceStatus) -> Result<Piece> {
+        self.write(|w, d| {
+            let mut p = d
+                .pieces
+                .get(w, id)?
+                .ok_or_else(|| Error::NotFound { kind: "piece", id: id.into() })?;
+            p.status = status;
+            d.pieces.put(w, id, &p)?;
+            Ok(p)
+        })
+    }
+
+    /// Record counts and size on disk.
+    pub fn stats(&self) -> Result<Stats> {
+        let (series, episodes, pieces) =
+            self.read(|r, d| Ok((d.series.len(r)?, d.episodes.len(r)?, d.pieces.len(r)?)))?;
+        let disk_bytes = self.env.real_disk_size()?;
+        Ok(Stats { series, episodes, pieces, disk_bytes })
+    }
+}
+
+fn open_env(path: &Path, map: usize) -> Result<Env> {
+    // SAFETY: LMDB requires that the same environment is not opened twice in one process and
+    // that the files are not modified by other means; aniprint opens each catalog once per
+    // process and only through this function.
+    #[allow(unsafe_code)]
+    let env = unsafe { EnvOpenOptions::new().map_size(map).max_dbs(MAX_DBS).open(path) };
+    env.map_err(|e| match e {
+        heed::Error::Io(io) => Error::io(path, io),
+        other => Error::Catalog(other),
+    })
+}
+
+/// The smallest map size >= `min` that is `base` doubled some times (page-aligned).
+fn grow_to(base: usize, min: usize) -> usize {
+    let mut size = base;
+    while size < min {
+        size *= 2;
+    }
+    size
+}
+
+fn collect<'t, K, V>(iter: impl Iterator<Item = heed::Result<(K, V)>>) -> Result<Vec<V>> {
+    iter.map(|r| r.map(|(_, v)| v).map_err(Error::from)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::units::{SampleRate, Samples, Seconds};
+
+    pub(crate) fn episode(id: &str, sha: &str) -> Episode {
+        Episode {
+            id: id.into(),
+            series: "Show".into(),
+            title: format!("ep {id}"),
+            path: format!("/x/{id}.mkv"),
+            sha256: sha.into(),
+            size_bytes: 10,
+            duration: Seconds(200.0),
+            streams: vec![],
+            audio_stream: 1,
+            language: Some("jpn".into()),
+            source_rate: Some(48_000),
+            work_rate: SampleRate(16_000),
+            pieces: 2,
+            ingested_ms: 1,
+        }
+    }
+
+    fn piece(ep: &str, i: u32, start: u64, end: u64) -> Piece {
+        Piece {
+            id: Piece::make_id(ep, SampleRate(16_000).seconds(Samples(start))),
+            episode: ep.into(),
+            index: i,
+            start: Samples(start),
+            end: Samples(end),
+            status: PieceStatus::Unreviewed,
+            flags: vec![],
+            rms_dbfs: -20.0,
+        }
+    }
+
+    #[test]
+    fn insert_is_idempotent_by_hash_and_remove_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let ep = episode("aaa", "hash1");
+        let pieces =
+            [piece("aaa", 0, 0, 16_000 * 180), piece("aaa", 1, 16_000 * 180, 16_000 * 200)];
+        assert!(cat.insert_episode(&ep, &pieces).unwrap().is_none());
+        // Same content under another name: a no-op that returns the existing record.
+        let mut renamed = ep.clone();
+        renamed.path = "/y/renamed.mkv".into();
+        assert_eq!(cat.insert_episode(&renamed, &pieces).unwrap().unwrap().path, "/x/aaa.mkv");
+        let s = cat.stats().unwrap();
+        assert_eq!((s.series, s.episodes, s.pieces), (1, 1, 2));
+        assert_eq!(cat.pieces_of("aaa").unwrap()[1].index, 1);
+        cat.remove_episode("aaa").unwrap();
+        let s = cat.stats().unwrap();
+        assert_eq!((s.episodes, s.pieces), (0, 0));
+        assert!(cat.episode_by_hash("hash1").unwrap().is_none());
+    }
+
+    #[test]
+    fn grows_the_map_when_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open_with_map(dir.path(), 1 << 20).unwrap();
+        let before = cat.env.info().map_size;
+        // ~4 MB of piece records overflow a 1 MiB map.
+        let big: Vec<Piece> = (0..40)
+            .map(|i| {
+                let mut p = piece("bbb", i, u64::from(i) * 16_000, u64::from(i + 1) * 16_000);
+                p.flags = vec![QualityFlag::Silence; 10_000];
+                p
+            })
+            .collect();
+        cat.insert_episode(&episode("bbb", "h2"), &big).unwrap();
+        assert!(cat.env.info().map_size > before);
+        assert_eq!(cat.stats().unwrap().pieces, 40);
+    }
+
+    #[test]
+    fn schema_version_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let cat = Catalog::open(dir.path()).unwrap();
+            cat.write(|w, d| Ok(d.meta.put(w, "schema_version", &999)?)).unwrap();
+        }
+        let err = Catalog::open(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::SchemaMismatch { found: 999, .. }), "{err}");
+    }
+}

@@ -1,0 +1,82 @@
+//! Settings, layered: compiled-in defaults < config file (`aniprint.toml` in the catalog
+//! directory, or `--config FILE`) < environment < command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::crop::CropConfig;
+use crate::units::Seconds;
+use crate::{Error, Result};
+
+/// aniprint's settings file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Nominal piece length in seconds.
+    pub piece_seconds: f64,
+    /// How far (seconds) a piece boundary may move to find a quiet point.
+    pub piece_search_seconds: f64,
+    /// A last remainder shorter than this (seconds) merges into the previous piece.
+    pub min_last_piece_seconds: f64,
+    /// Working sample rate for ingest, in Hz.
+    pub work_rate: u32,
+    /// Preferred audio language (ISO 639-2), when no stream is chosen on the command line.
+    pub audio_lang: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let crop = CropConfig::default();
+        Self {
+            piece_seconds: crop.piece.0,
+            piece_search_seconds: crop.search.0,
+            min_last_piece_seconds: crop.min_last.0,
+            work_rate: crate::ingest::WORK_RATE.0,
+            audio_lang: None,
+        }
+    }
+}
+
+impl Config {
+    /// Load `path` over the defaults; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
+    /// The config file that belongs to a catalog directory.
+    pub fn path_in(catalog: &Path) -> PathBuf {
+        catalog.join("aniprint.toml")
+    }
+
+    /// The cropping settings.
+    pub fn crop(&self) -> CropConfig {
+        CropConfig {
+            piece: Seconds(self.piece_seconds),
+            search: Seconds(self.piece_search_seconds),
+            min_last: Seconds(self.min_last_piece_seconds),
+            ..CropConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aniprint.toml");
+        assert_eq!(Config::load(&p).unwrap(), Config::default());
+        std::fs::write(&p, "piece_seconds = 60.0\n").unwrap();
+        assert_eq!(Config::load(&p).unwrap().crop().piece, Seconds(60.0));
+        std::fs::write(&p, "piece_secs = 60.0\n").unwrap();
+        assert!(Config::load(&p).is_err());
+    }
+}

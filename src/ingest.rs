@@ -1,0 +1,311 @@
+//! The episode pipeline: find media under the given paths, hash each file, skip content already
+//! in the catalog, decode the chosen audio stream, crop it into pieces at quiet points, flag
+//! their quality, and store episode + pieces in one catalog transaction.
+//!
+//! One bad file never stops a batch: its error is recorded in the [`IngestReport`] and the
+//! next file starts. Only catalog failures and cancellation end the batch early.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
+use crate::media::crop::{CropConfig, Cropper, CutPiece};
+use crate::media::{self, DecodeOptions};
+use crate::progress::{Progress, Stage};
+use crate::units::{SampleRate, Samples, Seconds};
+use crate::{Error, Result};
+
+/// How to ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Series name for every file; default: the name of the file's parent folder.
+    pub series: Option<String>,
+    /// Walk sub-folders of directory arguments.
+    pub recursive: bool,
+    /// Stream choice, working rate (mono).
+    pub decode: DecodeOptions,
+    /// Piece lengths.
+    pub crop: CropConfig,
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Newly stored.
+    Ingested(Episode),
+    /// Its content was already in the catalog (perhaps under another name).
+    AlreadyPresent(Episode),
+}
+
+/// The batch's summary: every input lands in exactly one list.
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Newly stored episodes.
+    pub ok: Vec<(PathBuf, Episode)>,
+    /// Files whose content was already there.
+    pub skipped: Vec<(PathBuf, Episode)>,
+    /// Files (or arguments) that failed, with the reason.
+    pub failed: Vec<(PathBuf, Error)>,
+}
+
+/// Expand arguments into media files: files as given, directories walked for media
+/// extensions (sorted, so batches run in a stable order). Arguments that hold no media become
+/// errors in the second list.
+pub fn collect_inputs(paths: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<(PathBuf, Error)>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Err(e) => errors.push((p.clone(), Error::io(p, e))),
+            Ok(m) if m.is_dir() => {
+                let before = files.len();
+                if let Err(e) = walk(p, recursive, &mut files) {
+                    errors.push((p.clone(), e));
+                } else if files.len() == before {
+                    errors.push((p.clone(), Error::NoMedia { path: p.clone() }));
+                }
+            }
+            Ok(_) => files.push(p.clone()),
+        }
+    }
+    (files, errors)
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if recursive {
+                walk(&p, recursive, out)?;
+            }
+        } else if media::is_media_path(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Ingest every media file under `paths` into `catalog`.
+pub fn ingest_paths(
+    catalog: &Catalog,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    let (files, errors) = collect_inputs(paths, opts.recursive);
+    let mut report = IngestReport { failed: errors, ..Default::default() };
+    for path in files {
+        progress.check()?;
+        progress.item(&path.to_string_lossy());
+        match ingest_file(catalog, &path, opts, progress) {
+            Ok(Outcome::Ingested(ep)) => report.ok.push((path, ep)),
+            Ok(Outcome::AlreadyPresent(ep)) => report.skipped.push((path, ep)),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            // The catalog itself failing is not this file's fault: stop the batch.
+            Err(e @ (Error::Catalog(_) | Error::SchemaMismatch { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!("{e}");
+                report.failed.push((path, e));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// SHA-256 of a file's bytes, streamed.
+pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    progress.stage(Stage::Hashing);
+    progress.set_total(len);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        progress.advance(n as u64);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Ingest one file.
+pub fn ingest_file(
+    catalog: &Catalog,
+    path: &Path,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let size_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if size_bytes == 0 {
+        return Err(Error::media(path, "empty file (0 bytes)"));
+    }
+    let sha256 = sha256_file(path, progress)?;
+    if let Some(ep) = catalog.episode_by_hash(&sha256)? {
+        return Ok(Outcome::AlreadyPresent(ep));
+    }
+    let info = media::probe(path)?;
+    let stream = info.select(path, &opts.decode.stream)?.clone();
+    let decode = DecodeOptions {
+        stream: media::StreamSelect::Index(stream.index),
+        channels: 1,
+        ..opts.decode.clone()
+    };
+    let rate = decode.rate;
+
+    progress.stage(Stage::Decoding);
+    let total = info.duration.map(|d| rate.samples(d).0).unwrap_or(0);
+    progress.set_total(total);
+    let mut src = media::open(path, &decode)?;
+    let mut cropper = Cropper::new(opts.crop, rate);
+    let mut cut: Vec<CutPiece> = Vec::new();
+    let mut stats = Vec::new();
+    let mut decoded = 0u64;
+    while let Some(chunk) = src.next_chunk()? {
+        progress.check()?;
+        decoded += chunk.len() as u64;
+        progress.advance(chunk.len() as u64);
+        // Keep only each piece's level statistics, not its samples: memory stays bounded.
+        for p in cropper.push(&chunk) {
+            stats.push(PieceStats::of(&p));
+            cut.push(CutPiece { samples: Vec::new(), ..p });
+        }
+    }
+    for p in cropper.finish() {
+        stats.push(PieceStats::of(&p));
+        cut.push(CutPiece { samples: Vec::new(), ..p });
+    }
+    if decoded == 0 {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: "no audio samples decoded".into(),
+        });
+    }
+    if stats.iter().all(|s| s.peak < SILENCE_PEAK) {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: format!("audio stream #{} is silent", stream.index),
+        });
+    }
+
+    let id = sha256[..12].to_string();
+    let n_pieces = cut.len() as u32;
+    let pieces: Vec<Piece> = cut
+        .iter()
+        .zip(&stats)
+        .enumerate()
+        .map(|(i, (c, s))| Piece {
+            id: Piece::make_id(&id, rate.seconds(c.start)),
+            episode: id.clone(),
+            index: i as u32,
+            start: c.start,
+            end: c.end,
+            status: PieceStatus::Unreviewed,
+            flags: s.flags(rate.seconds(Samples(c.end.0 - c.start.0)), opts.crop.min_last),
+            rms_dbfs: s.rms_dbfs(),
+        })
+        .collect();
+    let title = info
+        .tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("title"))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| {
+            path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        });
+    let episode = Episode {
+        id,
+        series: opts.series.clone().unwrap_or_else(|| default_series(path)),
+        title,
+        path: path.to_string_lossy().into_owned(),
+        sha256,
+        size_bytes,
+        duration: rate.seconds(Samples(decoded)),
+        streams: info.streams.clone(),
+        audio_stream: stream.index,
+        language: stream.language.clone(),
+        source_rate: stream.sample_rate,
+        work_rate: rate,
+        pieces: n_pieces,
+        ingested_ms: now_ms(),
+    };
+    progress.stage(Stage::Storing);
+    match catalog.insert_episode(&episode, &pieces)? {
+        Some(existing) => Ok(Outcome::AlreadyPresent(existing)),
+        None => Ok(Outcome::Ingested(episode)),
+    }
+}
+
+/// The series a file belongs to when none is given: its folder's name.
+fn default_series(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .ok()
+        .as_deref()
+        .unwrap_or(path)
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unsorted".into())
+}
+
+/// Peak below this (about -80 dBFS) counts as digital silence.
+const SILENCE_PEAK: f32 = 1e-4;
+
+/// Level statistics of one piece, for quality flags.
+#[derive(Debug, Clone, Copy)]
+struct PieceStats {
+    peak: f32,
+    sum_sq: f64,
+    n: u64,
+    clipped: u64,
+    silent: u64,
+}
+
+impl PieceStats {
+    fn of(p: &CutPiece) -> Self {
+        let mut s =
+            PieceStats { peak: 0.0, sum_sq: 0.0, n: p.samples.len() as u64, clipped: 0, silent: 0 };
+        for &x in &p.samples {
+            let a = x.abs();
+            s.peak = s.peak.max(a);
+            s.sum_sq += f64::from(x) * f64::from(x);
+            s.clipped += u64::from(a >= 0.999);
+            s.silent += u64::from(a < SILENCE_PEAK);
+        }
+        s
+    }
+
+    fn rms_dbfs(&self) -> f32 {
+        let rms = (self.sum_sq / self.n.max(1) as f64).sqrt();
+        (20.0 * rms.max(1e-10).log10()) as f32
+    }
+
+    fn flags(&self, len: Seconds, min_len: Seconds) -> Vec<QualityFlag> {
+        let n = self.n.max(1) as f64;
+        let mut f = Vec::new();
+        if self.silent as f64 / n > 0.5 {
+            f.push(QualityFlag::Silence);
+        }
+        if self.clipped as f64 / n > 1e-3 {
+            f.push(QualityFlag::Clipping);
+        }
+        if self.rms_dbfs() < -35.0 {
+            f.push(QualityFlag::LowLevel);
+        }
+        if len.0 < min_len.0 {
+            f.push(QualityFlag::TooShort);
+        }
+        f
+    }
+}
+
+/// The working rate pieces are counted in by default.
+pub const WORK_RATE: SampleRate = SampleRate(16_000);

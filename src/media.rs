@@ -1,0 +1,227 @@
+//! Audio in: probing containers, picking the audio stream, decoding and resampling to the
+//! working rate, and cutting long audio into ~3-minute pieces at quiet points.
+//!
+//! Video containers (mkv, mp4, webm, ts, ...) go through FFmpeg (ffmpeg-next); plain audio files
+//! go through symphonia first and fall back to FFmpeg for what symphonia cannot read (Opus, AC3).
+//! Decoding is streaming: [`AudioSource`] yields chunks, so no stage needs a whole file in memory.
+
+pub mod crop;
+mod ffmpeg;
+mod resample;
+mod symphonia;
+pub mod write;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::{SampleRate, Seconds};
+use crate::{Error, Result};
+
+pub use self::ffmpeg::probe;
+
+/// What kind of stream a container holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+    /// Subtitles.
+    Subtitle,
+    /// Anything else (attachments, data).
+    Other,
+}
+
+/// One stream of a media file, as FFmpeg reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    /// Index of the stream in the container (what `--audio-stream` takes).
+    pub index: usize,
+    /// Audio, video, subtitle or other.
+    pub kind: StreamKind,
+    /// Codec name, e.g. `aac`, `opus`.
+    pub codec: String,
+    /// ISO 639-2 language tag, e.g. `jpn`, if the container has one.
+    pub language: Option<String>,
+    /// The stream's title tag, if any.
+    pub title: Option<String>,
+    /// Whether the container marks the stream as default.
+    pub default: bool,
+    /// Channel count (audio only).
+    pub channels: Option<u16>,
+    /// Sample rate in Hz (audio only).
+    pub sample_rate: Option<u32>,
+}
+
+/// What a media file holds: container, duration, streams and tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaInfo {
+    /// Container format name(s), e.g. `matroska,webm`.
+    pub format: String,
+    /// Duration the container declares, if it declares one.
+    pub duration: Option<Seconds>,
+    /// Every stream, in container order.
+    pub streams: Vec<StreamInfo>,
+    /// Container-level tags (title, encoder, ...).
+    pub tags: Vec<(String, String)>,
+}
+
+impl MediaInfo {
+    /// The audio streams only.
+    pub fn audio_streams(&self) -> impl Iterator<Item = &StreamInfo> {
+        self.streams.iter().filter(|s| s.kind == StreamKind::Audio)
+    }
+
+    /// Resolve a stream choice to a stream of this file, or say what the file has instead.
+    pub fn select(&self, path: &Path, choice: &StreamSelect) -> Result<&StreamInfo> {
+        let mut audio = self.audio_streams().peekable();
+        if audio.peek().is_none() {
+            return Err(Error::NoAudio { path: path.into(), reason: "no audio stream".into() });
+        }
+        let found = match choice {
+            StreamSelect::Default => {
+                self.audio_streams().find(|s| s.default).or_else(|| self.audio_streams().next())
+            }
+            StreamSelect::Index(i) => self.audio_streams().find(|s| s.index == *i),
+            StreamSelect::Language(lang) => self
+                .audio_streams()
+                .find(|s| s.language.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(lang))),
+        };
+        found.ok_or_else(|| {
+            let have: Vec<String> = self
+                .audio_streams()
+                .map(|s| format!("#{} {}", s.index, s.language.as_deref().unwrap_or("und")))
+                .collect();
+            Error::NoAudio {
+                path: path.into(),
+                reason: format!("no audio stream {choice}; the file has {}", have.join(", ")),
+            }
+        })
+    }
+}
+
+/// Which audio stream to decode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamSelect {
+    /// The stream marked default, else the first audio stream.
+    #[default]
+    Default,
+    /// The stream with this container index.
+    Index(usize),
+    /// The first stream with this language tag (ISO 639-2, e.g. `jpn`).
+    Language(String),
+}
+
+impl std::fmt::Display for StreamSelect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamSelect::Default => write!(f, "(default)"),
+            StreamSelect::Index(i) => write!(f, "#{i}"),
+            StreamSelect::Language(l) => write!(f, "with language {l}"),
+        }
+    }
+}
+
+/// How to decode: which stream, and the rate and channel count to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Which audio stream.
+    pub stream: StreamSelect,
+    /// Output sample rate.
+    pub rate: SampleRate,
+    /// Output channels: 1 (downmix) or 2.
+    pub channels: u16,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        Self { stream: StreamSelect::Default, rate: SampleRate(16_000), channels: 1 }
+    }
+}
+
+/// A streaming decoder: interleaved f32 chunks at the requested rate and channel count.
+pub trait AudioSource {
+    /// The next chunk of interleaved samples, or `None` at the end.
+    fn next_chunk(&mut self) -> Result<Option<Vec<f32>>>;
+    /// The delivered sample rate.
+    fn rate(&self) -> SampleRate;
+    /// The delivered channel count.
+    fn channels(&self) -> u16;
+    /// The stream being decoded.
+    fn stream(&self) -> &StreamInfo;
+}
+
+/// Extensions read by symphonia first (plain audio); everything else goes to FFmpeg.
+const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "m4a", "aac"];
+
+/// File extensions aniprint picks up when it walks a directory.
+pub const MEDIA_EXTENSIONS: &[&str] = &[
+    "mkv", "mp4", "m4v", "webm", "avi", "ts", "m2ts", "flv", "mov", "wmv", "mpg", "mpeg", "wav",
+    "flac", "mp3", "ogg", "oga", "opus", "m4a", "aac", "ac3", "eac3", "wma", "mka",
+];
+
+/// Whether `path` looks like media by its extension.
+pub fn is_media_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MEDIA_EXTENSIONS.iter().any(|m| m.eq_ignore_ascii_case(e)))
+}
+
+/// Open `path` for streaming decode: symphonia for plain audio, FFmpeg for containers and as the
+/// fallback for anything symphonia cannot open or decode.
+pub fn open(path: &Path, opts: &DecodeOptions) -> Result<Box<dyn AudioSource>> {
+    check_readable(path)?;
+    let plain = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| PLAIN_AUDIO.iter().any(|m| m.eq_ignore_ascii_case(e)));
+    if plain && opts.stream == StreamSelect::Default {
+        match symphonia::SymphoniaSource::open(path, opts) {
+            Ok(src) => return Ok(Box::new(src)),
+            Err(e) => {
+                tracing::debug!("symphonia could not read {}: {e}; trying FFmpeg", path.display())
+            }
+        }
+    }
+    Ok(Box::new(ffmpeg::FfmpegSource::open(path, opts)?))
+}
+
+/// Decode a whole file into memory (interleaved). For short clips and tests; long files should
+/// stream through [`open`].
+pub fn decode(path: &Path, opts: &DecodeOptions) -> Result<Vec<f32>> {
+    let mut src = open(path, opts)?;
+    let mut out = Vec::new();
+    while let Some(chunk) = src.next_chunk()? {
+        out.extend_from_slice(&chunk);
+    }
+    if out.is_empty() {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: "no audio samples decoded".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// Fail early, with the file's name, on paths that cannot be media: missing, directories, empty.
+fn check_readable(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::media(path, "is a directory"));
+    }
+    if meta.len() == 0 {
+        return Err(Error::media(path, "empty file (0 bytes)"));
+    }
+    Ok(())
+}
+
+/// Downmix interleaved audio to mono by averaging channels.
+pub fn to_mono(interleaved: &[f32], channels: u16) -> Vec<f32> {
+    let ch = usize::from(channels.max(1));
+    if ch == 1 {
+        return interleaved.to_vec();
+    }
+    interleaved.chunks_exact(ch).map(|f| f.iter().sum::<f32>() / ch as f32).collect()
+}

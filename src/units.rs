@@ -1,0 +1,79 @@
+//! Unit newtypes: sample counts, seconds, segment indices and sample rates are different things,
+//! and most offset bugs in fingerprint matching are unit mix-ups.
+
+use serde::{Deserialize, Serialize};
+
+/// A sample rate in Hz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SampleRate(pub u32);
+
+/// A count or position in samples (per channel) at some [`SampleRate`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct Samples(pub u64);
+
+/// A time or duration in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default, Serialize, Deserialize)]
+pub struct Seconds(pub f64);
+
+/// The index of a fingerprint segment inside a piece (segment `i` starts at `i * hop`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+pub struct SegmentIdx(pub u32);
+
+impl SampleRate {
+    /// Seconds spanned by `n` samples at this rate.
+    pub fn seconds(self, n: Samples) -> Seconds {
+        Seconds(n.0 as f64 / f64::from(self.0))
+    }
+
+    /// Samples spanned by `s` seconds at this rate, rounded to the nearest sample (negative
+    /// times clamp to zero).
+    pub fn samples(self, s: Seconds) -> Samples {
+        Samples((s.0 * f64::from(self.0)).round().max(0.0) as u64)
+    }
+}
+
+impl Seconds {
+    /// `HH:MM:SS.mmm`, the form legal teams paste into spreadsheets.
+    pub fn hms(self) -> String {
+        let total_ms = (self.0.max(0.0) * 1000.0).round() as u64;
+        let (h, rem) = (total_ms / 3_600_000, total_ms % 3_600_000);
+        let (m, rem) = (rem / 60_000, rem % 60_000);
+        format!("{h:02}:{m:02}:{:02}.{:03}", rem / 1000, rem % 1000)
+    }
+}
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.3} s", self.0)
+    }
+}
+
+impl std::fmt::Display for SampleRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} Hz", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_both_ways() {
+        let sr = SampleRate(48_000);
+        assert_eq!(sr.samples(Seconds(1.5)), Samples(72_000));
+        assert_eq!(sr.seconds(Samples(24_000)), Seconds(0.5));
+        assert_eq!(sr.samples(Seconds(-1.0)), Samples(0));
+    }
+
+    #[test]
+    fn hms_has_millisecond_precision() {
+        assert_eq!(Seconds(0.0).hms(), "00:00:00.000");
+        assert_eq!(Seconds(3723.0456).hms(), "01:02:03.046");
+        assert_eq!(Seconds(59.9996).hms(), "00:01:00.000");
+    }
+}
