@@ -244,6 +244,24 @@ impl Catalog {
         })
     }
 
+    /// Set the curation status of several pieces in one transaction: either every id is found
+    /// and all change, or nothing changes.
+    pub fn set_pieces_status(&self, ids: &[String], status: PieceStatus) -> Result<Vec<Piece>> {
+        self.write(|w, d| {
+            let mut changed = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut p = d
+                    .pieces
+                    .get(w, id)?
+                    .ok_or_else(|| Error::NotFound { kind: "piece", id: id.clone() })?;
+                p.status = status;
+                d.pieces.put(w, id, &p)?;
+                changed.push(p);
+            }
+            Ok(changed)
+        })
+    }
+
     /// Record counts and size on disk.
     pub fn stats(&self) -> Result<Stats> {
         let (series, episodes, pieces) =
@@ -274,7 +292,7 @@ fn grow_to(base: usize, min: usize) -> usize {
     size
 }
 
-fn collect<'t, K, V>(iter: impl Iterator<Item = heed::Result<(K, V)>>) -> Result<Vec<V>> {
+fn collect<K, V>(iter: impl Iterator<Item = heed::Result<(K, V)>>) -> Result<Vec<V>> {
     iter.map(|r| r.map(|(_, v)| v).map_err(Error::from)).collect()
 }
 
@@ -334,6 +352,22 @@ mod tests {
         let s = cat.stats().unwrap();
         assert_eq!((s.episodes, s.pieces), (0, 0));
         assert!(cat.episode_by_hash("hash1").unwrap().is_none());
+    }
+
+    #[test]
+    fn setting_many_statuses_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let pieces = [piece("ccc", 0, 0, 16_000), piece("ccc", 1, 16_000, 32_000)];
+        cat.insert_episode(&episode("ccc", "h3"), &pieces).unwrap();
+        let ids: Vec<String> = pieces.iter().map(|p| p.id.clone()).collect();
+        let mut with_unknown = ids.clone();
+        with_unknown.push("ccc-999999999".into());
+        let err = cat.set_pieces_status(&with_unknown, PieceStatus::Drop).unwrap_err();
+        assert!(matches!(err, Error::NotFound { kind: "piece", .. }), "{err}");
+        assert!(cat.pieces().unwrap().iter().all(|p| p.status == PieceStatus::Unreviewed));
+        assert_eq!(cat.set_pieces_status(&ids, PieceStatus::Keep).unwrap().len(), 2);
+        assert!(cat.pieces().unwrap().iter().all(|p| p.status == PieceStatus::Keep));
     }
 
     #[test]

@@ -189,6 +189,19 @@ pub fn ingest_file(
             reason: "no audio samples decoded".into(),
         });
     }
+    // Decoders stop quietly at the end of a truncated file; a container that declares much
+    // more than decoded is damaged, and its pieces would be wrong.
+    let got = rate.seconds(Samples(decoded)).0;
+    if let Some(declared) = info.duration.filter(|d| got < d.0 * TRUNCATED_FRACTION - 1.0) {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: format!(
+                "decoded only {got:.1} s of the {:.1} s the container declares: the file is \
+                 truncated or damaged (copy or download it again)",
+                declared.0
+            ),
+        });
+    }
     if stats.iter().all(|s| s.peak < SILENCE_PEAK) {
         return Err(Error::BadAudio {
             path: path.into(),
@@ -225,7 +238,8 @@ pub fn ingest_file(
         id,
         series: opts.series.clone().unwrap_or_else(|| default_series(path)),
         title,
-        path: path.to_string_lossy().into_owned(),
+        // Absolute, so export finds the source whatever directory it runs from.
+        path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
         sha256,
         size_bytes,
         duration: rate.seconds(Samples(decoded)),
@@ -255,6 +269,10 @@ fn default_series(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "unsorted".into())
 }
+
+/// A decode shorter than this fraction of the declared duration (less 1 s) means truncation.
+/// Loose on purpose: declared durations of VBR streams without an index are estimates.
+const TRUNCATED_FRACTION: f64 = 0.9;
 
 /// Peak below this (about -80 dBFS) counts as digital silence.
 const SILENCE_PEAK: f32 = 1e-4;

@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod config;
 pub mod dsp;
 mod error;
+pub mod fingerprint;
 pub mod ingest;
 pub mod media;
 pub mod progress;

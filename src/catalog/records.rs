@@ -23,7 +23,7 @@ pub struct Episode {
     pub series: String,
     /// Title (from the container's title tag, else the file stem).
     pub title: String,
-    /// Path as given at ingest (lossy UTF-8 for display).
+    /// Absolute path at ingest (lossy UTF-8 for display; a non-UTF-8 name cannot be reopened).
     pub path: String,
     /// Full SHA-256 of the file's bytes, hex.
     pub sha256: String,

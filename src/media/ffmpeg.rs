@@ -153,7 +153,7 @@ impl FfmpegSource {
         while self.decoder.receive_frame(&mut frame).is_ok() {
             self.decoded_any = true;
             self.resampler
-                .push(&frame, out)
+                .push(&mut frame, out)
                 .map_err(|e| Error::media(&self.path, format!("resampling: {e}")))?;
         }
         Ok(())

@@ -34,13 +34,16 @@ impl Resampler {
     /// Convert one decoded frame, appending to `out`.
     pub(crate) fn push(
         &mut self,
-        input: &frame::Audio,
+        input: &mut frame::Audio,
         out: &mut Vec<f32>,
     ) -> Result<(), ff::Error> {
         let mut layout = input.channel_layout();
         if layout.is_empty() || layout.channels() != i32::from(input.channels()) {
-            // Decoders may leave the layout unset; FFmpeg then needs the default for the count.
+            // Decoders may leave the layout unset (PCM WAV does); FFmpeg then needs the default
+            // for the count, on the frame too: swr_convert_frame compares the frame's layout
+            // with the context's and fails with "Input changed" when they differ.
             layout = ChannelLayout::default(i32::from(input.channels()));
+            input.set_channel_layout(layout);
         }
         let def = InputDef { format: input.format(), layout, rate: input.rate() };
         if self.ctx.as_ref().is_none_or(|(d, _)| *d != def) {

@@ -109,9 +109,9 @@ impl AudioSource for SymphoniaSource {
                     }
                     self.scratch.resize(buf.samples_interleaved(), 0.0);
                     buf.copy_to_slice_interleaved(&mut self.scratch);
-                    let frame = packed_frame(&self.scratch, ch, spec_rate);
+                    let mut frame = packed_frame(&self.scratch, ch, spec_rate);
                     self.resampler
-                        .push(&frame, &mut out)
+                        .push(&mut frame, &mut out)
                         .map_err(|e| Error::media(&self.path, format!("resampling: {e}")))?;
                 }
                 // A bad packet is recoverable (symphonia-play does the same).

@@ -46,13 +46,32 @@ pub fn write_audio(
     let tmp = path.with_extension(format!("partial.{}", format.extension()));
     let res = match format {
         AudioFormat::Wav => write_wav(&tmp, samples, rate, channels),
-        AudioFormat::Flac | AudioFormat::Mp3 => encode(&tmp, samples, rate, channels, format),
+        AudioFormat::Flac | AudioFormat::Mp3 => {
+            encode(&tmp, samples, rate, channels, format, 192_000)
+        }
     };
+    finish(&tmp, path, res)
+}
+
+/// Write MP3 at a chosen bitrate (bits/s), e.g. to simulate low-bitrate re-uploads.
+pub fn write_mp3(
+    path: &Path,
+    samples: &[f32],
+    rate: SampleRate,
+    channels: u16,
+    bitrate: usize,
+) -> Result<()> {
+    let tmp = path.with_extension("partial.mp3");
+    let res = encode(&tmp, samples, rate, channels, AudioFormat::Mp3, bitrate);
+    finish(&tmp, path, res)
+}
+
+fn finish(tmp: &Path, path: &Path, res: Result<()>) -> Result<()> {
     if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
 }
 
 fn write_wav(path: &Path, samples: &[f32], rate: SampleRate, channels: u16) -> Result<()> {
@@ -81,6 +100,7 @@ fn encode(
     rate: SampleRate,
     channels: u16,
     format: AudioFormat,
+    bitrate: usize,
 ) -> Result<()> {
     super::ffmpeg::init();
     let fail = |what: &str, e: ff::Error| Error::media(path, format!("{what}: {e}"));
@@ -102,7 +122,7 @@ fn encode(
     enc.set_format(sample_fmt);
     enc.set_time_base((1, rate.0 as i32));
     if format == AudioFormat::Mp3 {
-        enc.set_bit_rate(192_000);
+        enc.set_bit_rate(bitrate);
     }
     let mut enc = enc.open_as(codec).map_err(|e| fail("opening encoder", e))?;
     {

@@ -1,0 +1,106 @@
+//! `aniprint catalog`: statistics and housekeeping.
+
+use std::io::Write;
+
+use aniprint::catalog::PieceStatus;
+use serde::Serialize;
+
+use super::{Ctx, Outcome};
+
+/// Subcommands of `aniprint catalog`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Record counts, total duration and size on disk.
+    Stats {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove episodes and their pieces (the media files are not touched).
+    Remove {
+        /// Episode ids (see `aniprint ls`).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+}
+
+/// The catalog's figures.
+#[derive(Debug, Serialize)]
+struct Stats {
+    path: String,
+    series: u64,
+    episodes: u64,
+    pieces: u64,
+    kept: u64,
+    dropped: u64,
+    unreviewed: u64,
+    duration_s: f64,
+    disk_bytes: u64,
+    disk_bytes_per_episode: Option<u64>,
+}
+
+/// Run a catalog subcommand.
+pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::Stats { json } => {
+            let s = catalog.stats()?;
+            let pieces = catalog.pieces()?;
+            let count = |st: PieceStatus| pieces.iter().filter(|p| p.status == st).count() as u64;
+            let duration_s: f64 = catalog.episodes()?.iter().map(|e| e.duration.0).sum();
+            let stats = Stats {
+                path: catalog.path().display().to_string(),
+                series: s.series,
+                episodes: s.episodes,
+                pieces: s.pieces,
+                kept: count(PieceStatus::Keep),
+                dropped: count(PieceStatus::Drop),
+                unreviewed: count(PieceStatus::Unreviewed),
+                duration_s: (duration_s * 1000.0).round() / 1000.0,
+                disk_bytes: s.disk_bytes,
+                disk_bytes_per_episode: (s.episodes > 0).then(|| s.disk_bytes / s.episodes),
+            };
+            if json {
+                super::print_json(&stats)?;
+            } else {
+                writeln!(out, "catalog     {}", stats.path)?;
+                writeln!(out, "series      {}", stats.series)?;
+                writeln!(out, "episodes    {}", stats.episodes)?;
+                writeln!(
+                    out,
+                    "pieces      {} ({} keep, {} drop, {} unreviewed)",
+                    stats.pieces, stats.kept, stats.dropped, stats.unreviewed
+                )?;
+                writeln!(
+                    out,
+                    "duration    {} ({:.1} h)",
+                    super::hms(duration_s),
+                    duration_s / 3600.0
+                )?;
+                writeln!(
+                    out,
+                    "disk        {} bytes ({})",
+                    stats.disk_bytes,
+                    mib(stats.disk_bytes)
+                )?;
+                if let Some(per) = stats.disk_bytes_per_episode {
+                    writeln!(out, "per episode {per} bytes ({})", mib(per))?;
+                }
+            }
+        }
+        Command::Remove { ids } => {
+            for id in &ids {
+                catalog.remove_episode(id)?;
+                if !ctx.quiet {
+                    writeln!(out, "removed {id}")?;
+                }
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20))
+}

@@ -1,0 +1,376 @@
+//! `aniprint export-pieces`: the dataset step. Kept pieces are decoded again from their
+//! episode's source file (the stream chosen at ingest, at the export rate, mono or stereo as the
+//! source up to 2 channels), written as audio files, and listed in `manifest.csv`.
+//!
+//! Each episode is decoded once, streaming: a piece is written as soon as the decoder passes
+//! its end, so memory holds one piece at a time. A source that moved or changed (its SHA-256
+//! differs from ingest) fails its pieces; the other episodes go on.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aniprint::catalog::{Episode, Piece, PieceStatus};
+use aniprint::media::write::{AudioFormat, write_audio};
+use aniprint::media::{self, DecodeOptions, StreamSelect};
+use aniprint::progress::{Progress, Stage};
+use aniprint::units::SampleRate;
+use anyhow::{Context as _, anyhow, bail};
+
+use super::bars::Bars;
+use super::{Ctx, Outcome};
+
+/// Sample rates the MP3 encoder accepts.
+const MP3_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
+
+/// The manifest's columns, in order.
+pub const MANIFEST_HEADER: [&str; 9] = [
+    "series",
+    "episode",
+    "piece",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "language",
+    "source_file",
+    "sha256",
+];
+
+/// Arguments of `aniprint export-pieces`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder to write into (created if missing): <series>/<episode-id>/<piece-id>.<ext> and
+    /// manifest.csv.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Audio file format.
+    #[arg(long, value_enum, default_value_t = AudioFormat::Wav)]
+    format: AudioFormat,
+    /// Sample rate of the written files, in Hz.
+    #[arg(long, default_value_t = 44_100, value_parser = clap::value_parser!(u32).range(8_000..=192_000))]
+    rate: u32,
+    /// Also export unreviewed pieces (dropped pieces never are).
+    #[arg(long)]
+    all: bool,
+    /// Only pieces of this series.
+    #[arg(long, value_name = "NAME")]
+    series: Option<String>,
+}
+
+/// One manifest line.
+#[derive(Debug, Clone)]
+struct Row {
+    series: String,
+    episode: String,
+    piece: String,
+    start_s: f64,
+    end_s: f64,
+    language: String,
+    source_file: String,
+    sha256: String,
+}
+
+impl Row {
+    fn cells(&self) -> [String; 9] {
+        [
+            escape_cell(&self.series).into_owned(),
+            escape_cell(&self.episode).into_owned(),
+            escape_cell(&self.piece).into_owned(),
+            format!("{:.3}", self.start_s),
+            format!("{:.3}", self.end_s),
+            format!("{:.3}", self.end_s - self.start_s),
+            escape_cell(&self.language).into_owned(),
+            escape_cell(&self.source_file).into_owned(),
+            escape_cell(&self.sha256).into_owned(),
+        ]
+    }
+}
+
+/// A piece that could not be exported, and why.
+type Failure = (String, anyhow::Error);
+
+/// Export the selected pieces and write the manifest.
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    if args.format == AudioFormat::Mp3 && !MP3_RATES.contains(&args.rate) {
+        bail!("mp3 cannot be written at {} Hz; use one of {MP3_RATES:?}", args.rate);
+    }
+    let catalog = ctx.open_catalog()?;
+    let wanted =
+        |s: PieceStatus| s == PieceStatus::Keep || (args.all && s == PieceStatus::Unreviewed);
+    let mut jobs: Vec<(Episode, Vec<Piece>)> = Vec::new();
+    for ep in catalog.episodes()? {
+        if args.series.as_ref().is_some_and(|s| *s != ep.series) {
+            continue;
+        }
+        let mut pieces: Vec<Piece> =
+            catalog.pieces_of(&ep.id)?.into_iter().filter(|p| wanted(p.status)).collect();
+        pieces.sort_by_key(|p| p.start);
+        if !pieces.is_empty() {
+            jobs.push((ep, pieces));
+        }
+    }
+    let total: usize = jobs.iter().map(|(_, p)| p.len()).sum();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+
+    let bars = Bars::new(&ctx.multi, total as u64, "pieces", false);
+    let mut rows = Vec::new();
+    let mut failed: Vec<Failure> = Vec::new();
+    for (ep, pieces) in &jobs {
+        export_episode(ep, pieces, &args, &bars, &mut rows, &mut failed);
+    }
+    bars.finish();
+    let manifest = args.out.join("manifest.csv");
+    write_manifest(&manifest, &rows)?;
+
+    let mut out = std::io::stdout().lock();
+    if !ctx.quiet {
+        if total == 0 {
+            let which = if args.all { "keep or unreviewed" } else { "keep" };
+            writeln!(
+                out,
+                "no pieces with status {which}: mark some with `aniprint pieces set ID --status \
+                 keep`, or pass --all"
+            )?;
+        }
+        writeln!(
+            out,
+            "{} pieces exported, {} failed; manifest {}",
+            rows.len(),
+            failed.len(),
+            manifest.display()
+        )?;
+    }
+    out.flush()?;
+    for (id, e) in &failed {
+        eprintln!("failed: piece {id}: {e:#}");
+    }
+    Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
+}
+
+/// Decode one episode and write its selected pieces (sorted by start). Whatever cannot be
+/// written lands in `failed`; every piece is accounted for.
+fn export_episode(
+    ep: &Episode,
+    pieces: &[Piece],
+    args: &Args,
+    bars: &Bars,
+    rows: &mut Vec<Row>,
+    failed: &mut Vec<Failure>,
+) {
+    bars.item(&ep.path);
+    let mut done = 0usize;
+    let res = cut_pieces(ep, pieces, args, bars, &mut |piece, samples, channels| {
+        done += 1;
+        bars.done(1);
+        match write_piece(ep, piece, &samples, channels, args) {
+            Ok(row) => rows.push(row),
+            Err(e) => failed.push((piece.id.clone(), e)),
+        }
+    });
+    let reason = match res {
+        Err(e) => e,
+        Ok(end_s) => anyhow!(
+            "{}: the audio ends at {end_s:.3} s, before this piece does (the file decodes \
+             shorter than at ingest)",
+            ep.path
+        ),
+    };
+    // Pieces the decode never reached share the episode's reason.
+    let reason = format!("{reason:#}");
+    for p in &pieces[done..] {
+        bars.done(1);
+        failed.push((p.id.clone(), anyhow!("{reason}")));
+    }
+}
+
+/// Check the source, decode it and hand each piece's samples to `emit` in order. Returns the
+/// decoded length in seconds when the stream ended.
+fn cut_pieces(
+    ep: &Episode,
+    pieces: &[Piece],
+    args: &Args,
+    bars: &Bars,
+    emit: &mut dyn FnMut(&Piece, Vec<f32>, u16),
+) -> anyhow::Result<f64> {
+    let path = Path::new(&ep.path);
+    check_source(ep, path, bars)?;
+    let channels = ep
+        .streams
+        .iter()
+        .find(|s| s.index == ep.audio_stream)
+        .and_then(|s| s.channels)
+        .unwrap_or(2)
+        .clamp(1, 2);
+    let rate = SampleRate(args.rate);
+    // The same stream and decoder path as ingest (an explicit index always goes through FFmpeg),
+    // so the piece boundaries land on the same audio.
+    let opts = DecodeOptions { stream: StreamSelect::Index(ep.audio_stream), rate, channels };
+    let mut src = media::open(path, &opts)?;
+    let ch = usize::from(src.channels());
+    let spans: Vec<(u64, u64)> = pieces
+        .iter()
+        .map(|p| (rescale(p.start.0, ep.work_rate, rate), rescale(p.end.0, ep.work_rate, rate)))
+        .collect();
+    bars.stage(Stage::Exporting);
+    bars.set_total(spans.last().map_or(0, |s| s.1));
+
+    let mut next = 0usize;
+    let mut pos = 0u64; // frames decoded so far
+    let mut buf: Vec<f32> = Vec::new();
+    while next < spans.len() {
+        let Some(chunk) = src.next_chunk()? else { break };
+        let frames = (chunk.len() / ch) as u64;
+        let chunk_end = pos + frames;
+        while let Some(&(s, e)) = spans.get(next) {
+            let (a, b) = (s.max(pos), e.min(chunk_end));
+            if a < b {
+                buf.extend_from_slice(&chunk[((a - pos) as usize) * ch..((b - pos) as usize) * ch]);
+            }
+            if e > chunk_end {
+                break;
+            }
+            emit(&pieces[next], std::mem::take(&mut buf), src.channels());
+            next += 1;
+        }
+        bars.advance(frames);
+        pos = chunk_end;
+    }
+    // The last piece ends where ingest's decode ended; the export rate's rounding may leave it
+    // a few samples short.
+    if let Some(&(s, e)) = spans.get(next) {
+        let have = (buf.len() / ch) as u64;
+        if have > 0 && e - s - have <= u64::from(args.rate / 10) {
+            emit(&pieces[next], std::mem::take(&mut buf), src.channels());
+        }
+    }
+    Ok(pos as f64 / f64::from(args.rate))
+}
+
+/// The source must be where ingest found it, with the same bytes.
+fn check_source(ep: &Episode, path: &Path, progress: &dyn Progress) -> anyhow::Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "source file {} is missing (moved or deleted since ingest): put it back, or run \
+             `aniprint catalog remove {}` and ingest it from its new place",
+            ep.path,
+            ep.id
+        ),
+        Err(e) => return Err(anyhow!(e).context(format!("source file {}", ep.path))),
+    };
+    let changed = |what: String| {
+        anyhow!(
+            "source file {} changed since ingest ({what}); it is no longer the audio these \
+             pieces were cut from",
+            ep.path
+        )
+    };
+    if meta.len() != ep.size_bytes {
+        return Err(changed(format!("{} bytes now, {} at ingest", meta.len(), ep.size_bytes)));
+    }
+    let sha = aniprint::ingest::sha256_file(path, progress)?;
+    if sha != ep.sha256 {
+        return Err(changed(format!("sha256 {} now, {} at ingest", &sha[..12], &ep.sha256[..12])));
+    }
+    Ok(())
+}
+
+fn write_piece(
+    ep: &Episode,
+    piece: &Piece,
+    samples: &[f32],
+    channels: u16,
+    args: &Args,
+) -> anyhow::Result<Row> {
+    let dir = args.out.join(path_component(&ep.series)).join(path_component(&ep.id));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join(format!("{}.{}", path_component(&piece.id), args.format.extension()));
+    write_audio(&file, samples, SampleRate(args.rate), channels, args.format)?;
+    let (start, end) = piece.span(ep.work_rate);
+    Ok(Row {
+        series: ep.series.clone(),
+        episode: ep.id.clone(),
+        piece: piece.id.clone(),
+        start_s: round_ms(start.0),
+        end_s: round_ms(end.0),
+        language: ep.language.clone().unwrap_or_default(),
+        source_file: ep.path.clone(),
+        sha256: ep.sha256.clone(),
+    })
+}
+
+fn round_ms(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `n` samples at `from` as samples at `to`, rounded to nearest.
+fn rescale(n: u64, from: SampleRate, to: SampleRate) -> u64 {
+    let (from, to) = (u128::from(from.0.max(1)), u128::from(to.0));
+    ((u128::from(n) * to + from / 2) / from) as u64
+}
+
+fn write_manifest(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("csv.partial");
+    let mut w =
+        csv::Writer::from_path(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    w.write_record(MANIFEST_HEADER)?;
+    for r in rows {
+        w.write_record(r.cells())?;
+    }
+    w.flush().with_context(|| format!("writing {}", tmp.display()))?;
+    drop(w);
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A cell that a spreadsheet would run as a formula (`= + - @`, tab, CR first) gets a leading
+/// apostrophe (OWASP's CSV injection advice).
+pub fn escape_cell(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// A name usable as one path component: separators and control characters become `_`, and
+/// `.`/`..`/empty become `_`.
+fn path_component(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
+        .collect();
+    if s.is_empty() || s == "." || s == ".." { "_".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_formula_cells_only() {
+        assert_eq!(escape_cell("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(escape_cell("+1"), "'+1");
+        assert_eq!(escape_cell("-x"), "'-x");
+        assert_eq!(escape_cell("@cmd"), "'@cmd");
+        assert_eq!(escape_cell("\tx"), "'\tx");
+        assert_eq!(escape_cell("Show = fun"), "Show = fun");
+        assert_eq!(escape_cell(""), "");
+    }
+
+    #[test]
+    fn rescales_to_nearest_sample() {
+        let (a, b) = (SampleRate(16_000), SampleRate(44_100));
+        assert_eq!(rescale(16_000, a, b), 44_100);
+        assert_eq!(rescale(1, a, b), 3); // 2.75625
+        assert_eq!(rescale(176_800 * 16, a, SampleRate(48_000)), 176_800 * 48);
+    }
+
+    #[test]
+    fn path_components_cannot_escape() {
+        assert_eq!(path_component("a/b"), "a_b");
+        assert_eq!(path_component(".."), "_");
+        assert_eq!(path_component("ねこ"), "ねこ");
+    }
+}

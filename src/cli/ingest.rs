@@ -1,0 +1,101 @@
+//! `aniprint ingest`: files and folders into the catalog, with bars and a summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use aniprint::ingest::{self, IngestOptions};
+use aniprint::media::{DecodeOptions, StreamSelect};
+use aniprint::units::SampleRate;
+
+use super::bars::Bars;
+use super::{Ctx, Outcome};
+
+/// Arguments of `aniprint ingest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Media files, or folders whose media files to ingest (by extension).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Series name for every file (default: the name of each file's folder).
+    #[arg(long, value_name = "NAME")]
+    series: Option<String>,
+    /// Also ingest media in sub-folders of folder arguments.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Decode the audio stream with this index in the container (see `aniprint info`).
+    #[arg(long, value_name = "INDEX", conflicts_with = "audio_lang")]
+    audio_stream: Option<usize>,
+    /// Decode the first audio stream tagged with this language (ISO 639-2: jpn, eng, ...).
+    #[arg(long, value_name = "LANG")]
+    audio_lang: Option<String>,
+}
+
+/// Ingest and print what happened to each file; failures make the outcome partial.
+pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let config = ctx.config()?;
+    let catalog = ctx.open_catalog()?;
+    let stream = match (args.audio_stream, args.audio_lang.or(config.audio_lang.clone())) {
+        (Some(i), _) => StreamSelect::Index(i),
+        (None, Some(lang)) => StreamSelect::Language(lang),
+        (None, None) => StreamSelect::Default,
+    };
+    let opts = IngestOptions {
+        series: args.series,
+        recursive: args.recursive,
+        decode: DecodeOptions { stream, rate: SampleRate(config.work_rate), channels: 1 },
+        crop: config.crop(),
+    };
+
+    // Expand folders here so the overall bar knows the file count; the library then sees
+    // plain files (and still reports any that vanish before their turn).
+    let (files, mut failed) = ingest::collect_inputs(&args.paths, opts.recursive);
+    let bars = Bars::new(&ctx.multi, files.len() as u64, "files", true);
+    let result = ingest::ingest_paths(&catalog, &files, &opts, &bars);
+    bars.finish();
+    let report = result?;
+    failed.extend(report.failed);
+
+    let mut out = std::io::stdout().lock();
+    if !ctx.quiet {
+        for (path, ep) in &report.ok {
+            writeln!(
+                out,
+                "ingested  {}  ->  {}  {} pieces  {}  {}",
+                path.display(),
+                ep.id,
+                ep.pieces,
+                super::hms(ep.duration.0),
+                stream_label(ep),
+            )?;
+        }
+        for (path, ep) in &report.skipped {
+            writeln!(
+                out,
+                "present   {}  =  {} ({}, {})",
+                path.display(),
+                ep.id,
+                ep.title,
+                ep.path
+            )?;
+        }
+        writeln!(
+            out,
+            "{} ingested, {} already present, {} failed (catalog {})",
+            report.ok.len(),
+            report.skipped.len(),
+            failed.len(),
+            catalog.path().display()
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    for (_, e) in &failed {
+        // The library's errors name the file first: "<path>: <cause>".
+        eprintln!("failed: {e}");
+    }
+    Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
+}
+
+fn stream_label(ep: &aniprint::catalog::Episode) -> String {
+    format!("audio #{} {}", ep.audio_stream, ep.language.as_deref().unwrap_or("und"))
+}

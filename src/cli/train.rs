@@ -1,0 +1,122 @@
+//! `aniprint train fingerprint`: train (or resume training) a model from the Debian corpus.
+
+use std::path::PathBuf;
+
+use aniprint::fingerprint::train::{self, TrainOptions};
+use aniprint::fingerprint::{DEFAULT_MODEL, models_dir};
+use aniprint::progress::{Progress, Stage};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Ctx, Outcome};
+
+/// Which model to train.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The contrastive fingerprinter (NT-Xent on clean/degraded pairs).
+    Fingerprint(FingerprintArgs),
+}
+
+/// Options of `train fingerprint`.
+#[derive(Debug, clap::Args)]
+pub struct FingerprintArgs {
+    /// The corpus made by ../shared/data/fetch_training_audio.sh.
+    #[arg(long, default_value = "../data/corpus")]
+    corpus: PathBuf,
+    /// Checkpoints, decoded-audio cache and log; a run finding a checkpoint here resumes it.
+    #[arg(long, default_value = "../train-state/fingerprint")]
+    state: PathBuf,
+    /// Where the finished model goes (default: models/fingerprint-v1 in this source tree).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 6000)]
+    steps: usize,
+    /// (anchor, positive) pairs per step.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Seed for initialisation and every batch.
+    #[arg(long, default_value_t = 20_261_126)]
+    seed: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Steps between validation runs.
+    #[arg(long, default_value_t = 250)]
+    val_every: usize,
+    /// Train on CUDA (needs a build with `--features cuda`).
+    #[arg(long)]
+    cuda: bool,
+}
+
+/// Run `train`.
+pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let Command::Fingerprint(a) = cmd;
+    let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
+    let mut opts = TrainOptions::new(a.corpus, a.state, out);
+    opts.steps = a.steps;
+    opts.batch_pairs = a.batch;
+    opts.lr = a.lr;
+    opts.seed = a.seed;
+    opts.checkpoint_every = a.checkpoint_every;
+    opts.val_every = a.val_every;
+    opts.cuda = a.cuda;
+    let bar = ctx.multi.add(ProgressBar::new(0));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise} eta {eta} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let sink = BarSink(bar.clone());
+    let corpus = train::load_corpus(
+        &opts.corpus,
+        &opts.cache,
+        opts.fingerprint.rate(),
+        &opts.val_packages,
+        &sink,
+    )?;
+    let rate = opts.fingerprint.rate();
+    tracing::info!(
+        "corpus: {} training packages ({:.1} h), {} held out ({:.1} h)",
+        corpus.train.len(),
+        train::Corpus::seconds(&corpus.train, rate) / 3600.0,
+        corpus.val.len(),
+        train::Corpus::seconds(&corpus.val, rate) / 3600.0
+    );
+    bar.set_position(0);
+    let state = train::train(&opts, &corpus, &sink)?;
+    bar.finish_and_clear();
+    if !ctx.quiet {
+        println!(
+            "trained {} steps in {:.0} s: loss {:.3}, validation top-1 {:.1}% -> {}",
+            state.step,
+            state.elapsed_s,
+            state.loss,
+            100.0 * state.val_top1,
+            opts.out.display()
+        );
+    }
+    Ok(Outcome::Ok)
+}
+
+struct BarSink(ProgressBar);
+
+impl Progress for BarSink {
+    fn stage(&self, stage: Stage) {
+        self.0.set_prefix(stage.label());
+    }
+    fn set_total(&self, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn message(&self, msg: &str) {
+        self.0.set_message(msg.to_string());
+        if self.0.is_hidden() && self.0.position() % 25 == 0 {
+            eprintln!("step {}/{} {msg}", self.0.position(), self.0.length().unwrap_or(0));
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Contrastive audio fingerprints: 1 s log-mel segments every 0.5 s, through a CNN of
+//! depthwise-separable convolutions, into 128-d unit vectors that survive noise, reverb,
+//! re-encoding and separation leakage.
+//!
+//! This module owns the front end that turns 8 kHz mono audio into normalised patches
+//! ([`FrontEnd`]), the encoder ([`model`]), loading committed weights ([`Fingerprinter`]), the
+//! degradations used to train and evaluate it ([`augment`]) and training ([`train`]).
+
+pub mod augment;
+pub mod model;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::dsp::{LogMel, MelConfig};
+use crate::units::{SampleRate, Seconds};
+use crate::{Error, Result};
+pub use model::{Encoder, ModelConfig};
+
+/// The model directory name of the fingerprinter this build uses by default.
+pub const DEFAULT_MODEL: &str = "fingerprint-v1";
+
+/// Everything that fixes what a fingerprint means: front end, segmenting and encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FingerprintConfig {
+    /// Log-mel front end (its sample rate is the rate audio is fingerprinted at).
+    pub mel: MelConfig,
+    /// Samples in one segment (1 s).
+    pub segment: usize,
+    /// Samples between segment starts (0.5 s).
+    pub hop: usize,
+    /// Dynamic range kept below each patch's peak, dB.
+    pub range_db: f32,
+    /// The encoder.
+    pub model: ModelConfig,
+}
+
+impl Default for FingerprintConfig {
+    fn default() -> Self {
+        Self {
+            mel: MelConfig::default(),
+            segment: 8000,
+            hop: 4000,
+            range_db: 80.0,
+            model: ModelConfig::default(),
+        }
+    }
+}
+
+impl FingerprintConfig {
+    /// The rate audio must be at.
+    pub fn rate(&self) -> SampleRate {
+        SampleRate(self.mel.sample_rate)
+    }
+
+    /// Seconds between segment starts.
+    pub fn hop_seconds(&self) -> Seconds {
+        Seconds(self.hop as f64 / f64::from(self.mel.sample_rate))
+    }
+
+    /// Number of segments in `len` samples (a clip shorter than one segment still gives one).
+    pub fn n_segments(&self, len: usize) -> usize {
+        if len <= self.segment { usize::from(len > 0) } else { 1 + (len - self.segment) / self.hop }
+    }
+
+    /// Start sample of segment `i`.
+    pub fn segment_start(&self, i: usize) -> usize {
+        i * self.hop
+    }
+}
+
+/// Audio -> normalised log-mel patches, `(n_mels, n_frames)` each, mel-major.
+#[derive(Debug)]
+pub struct FrontEnd {
+    cfg: FingerprintConfig,
+    logmel: LogMel,
+}
+
+impl FrontEnd {
+    /// A front end for `cfg`.
+    pub fn new(cfg: &FingerprintConfig) -> Self {
+        Self { cfg: cfg.clone(), logmel: LogMel::new(cfg.mel) }
+    }
+
+    /// Floats in one patch.
+    pub fn patch_len(&self) -> usize {
+        self.cfg.model.n_mels * self.cfg.model.n_frames
+    }
+
+    /// Append the patch of one segment (`segment` samples; shorter input is zero-padded) to `out`.
+    /// Values are the log-power mel relative to the patch's peak, clamped to `range_db` below it
+    /// and scaled to [-1, 1]: gain does not change a fingerprint.
+    pub fn patch(
+        &self,
+        segment: &[f32],
+        scratch: &mut Vec<f32>,
+        padded: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+    ) {
+        let seg = if segment.len() >= self.cfg.segment {
+            &segment[..self.cfg.segment]
+        } else {
+            padded.clear();
+            padded.extend_from_slice(segment);
+            padded.resize(self.cfg.segment, 0.0);
+            padded.as_slice()
+        };
+        self.logmel.compute(seg, scratch);
+        let peak = scratch.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let range = self.cfg.range_db;
+        let n = self.patch_len();
+        out.extend(scratch.iter().take(n).map(|&v| (v - peak).max(-range) / (range / 2.0) + 1.0));
+        // A config whose frame count differs from the STFT's is a bug, but never a short patch.
+        if scratch.len() < n {
+            out.resize(out.len() + n - scratch.len(), -1.0);
+        }
+    }
+
+    /// Patches of every segment of `samples` (at the config's rate).
+    pub fn patches(&self, samples: &[f32]) -> Vec<f32> {
+        let n = self.cfg.n_segments(samples.len());
+        let mut out = Vec::with_capacity(n * self.patch_len());
+        let (mut scratch, mut padded) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let start = self.cfg.segment_start(i);
+            let end = (start + self.cfg.segment).min(samples.len());
+            self.patch(&samples[start..end], &mut scratch, &mut padded, &mut out);
+        }
+        out
+    }
+}
+
+/// A model card: the config plus where the weights came from and how good they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Model name, e.g. `fingerprint-v1`.
+    pub name: String,
+    /// What fixes the fingerprint.
+    pub config: FingerprintConfig,
+    /// Free-form provenance: data, command, steps, wall time, metrics.
+    #[serde(flatten)]
+    pub provenance: toml::Table,
+}
+
+/// Fingerprints of one signal: `n` unit vectors of `dim` floats, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprints {
+    /// Vector width.
+    pub dim: usize,
+    /// Row-major vectors.
+    pub data: Vec<f32>,
+}
+
+impl Fingerprints {
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Vector `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// A loaded fingerprinter: front end + encoder with trained weights.
+#[derive(Debug)]
+pub struct Fingerprinter {
+    card: ModelCard,
+    encoder: Encoder,
+    device: Device,
+    batch: usize,
+}
+
+/// Where models live: `ANIPRINT_MODELS`, else the `models/` folder of this source tree.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("ANIPRINT_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// Read a model card.
+pub fn read_card(dir: &Path) -> Result<ModelCard> {
+    let path = dir.join("card.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    toml::from_str(&text).map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })
+}
+
+impl Fingerprinter {
+    /// Load the default model from [`models_dir`].
+    pub fn load_default(device: &Device) -> Result<Self> {
+        Self::load(&models_dir().join(DEFAULT_MODEL), device)
+    }
+
+    /// Load `dir/card.toml` and `dir/weights.safetensors`.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let card = read_card(dir)?;
+        let weights = dir.join("weights.safetensors");
+        if !weights.is_file() {
+            let missing = std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "model weights missing (train them with `aniprint train fingerprint`)",
+            );
+            return Err(Error::io(&weights, missing));
+        }
+        // SAFETY: the weights file is memory-mapped read-only; aniprint never writes a model
+        // file in place (training writes a new file and renames it).
+        #[allow(unsafe_code)]
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device)? };
+        let encoder = Encoder::new(&card.config.model, vb)?;
+        Ok(Self::from_parts(card, encoder, device.clone()))
+    }
+
+    /// Wrap an encoder (e.g. one being trained).
+    pub fn from_parts(card: ModelCard, encoder: Encoder, device: Device) -> Self {
+        Self { card, encoder, device, batch: 256 }
+    }
+
+    /// The card.
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    /// The config.
+    pub fn config(&self) -> &FingerprintConfig {
+        &self.card.config
+    }
+
+    /// Embed ready-made patches (`n * patch_len` floats).
+    pub fn embed_patches(&self, patches: &[f32]) -> Result<Fingerprints> {
+        let m = &self.card.config.model;
+        let plen = m.n_mels * m.n_frames;
+        let mut data = Vec::with_capacity(patches.len() / plen.max(1) * m.dim);
+        for chunk in patches.chunks(self.batch * plen) {
+            let b = chunk.len() / plen;
+            let x = Tensor::from_slice(chunk, (b, m.n_mels, m.n_frames), &self.device)?;
+            let z = self.encoder.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+            data.extend_from_slice(&z);
+        }
+        Ok(Fingerprints { dim: m.dim, data })
+    }
+
+    /// Fingerprint a whole signal at the config's rate: one vector per segment.
+    pub fn fingerprint(&self, samples: &[f32]) -> Result<Fingerprints> {
+        let cfg = &self.card.config;
+        let n = cfg.n_segments(samples.len());
+        // The front end runs on all cores in chunks; the encoder batches across them.
+        let chunk = self.batch;
+        let patches: Vec<Vec<f32>> = (0..n.div_ceil(chunk))
+            .into_par_iter()
+            .map_init(
+                || (FrontEnd::new(cfg), Vec::new(), Vec::new()),
+                |(fe, scratch, padded), c| {
+                    let mut out = Vec::with_capacity(chunk * fe.patch_len());
+                    for i in c * chunk..((c + 1) * chunk).min(n) {
+                        let start = cfg.segment_start(i);
+                        let end = (start + cfg.segment).min(samples.len());
+                        fe.patch(&samples[start..end], scratch, padded, &mut out);
+                    }
+                    out
+                },
+            )
+            .collect();
+        let mut all =
+            Fingerprints { dim: cfg.model.dim, data: Vec::with_capacity(n * cfg.model.dim) };
+        for p in patches {
+            all.data.extend(self.embed_patches(&p)?.data);
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_counts() {
+        let c = FingerprintConfig::default();
+        assert_eq!(c.n_segments(0), 0);
+        assert_eq!(c.n_segments(100), 1);
+        assert_eq!(c.n_segments(8000), 1);
+        assert_eq!(c.n_segments(11_999), 1);
+        assert_eq!(c.n_segments(12_000), 2);
+        assert_eq!(c.hop_seconds(), Seconds(0.5));
+    }
+
+    #[test]
+    fn patches_are_gain_invariant_and_bounded() {
+        let c = FingerprintConfig::default();
+        let fe = FrontEnd::new(&c);
+        let sig: Vec<f32> = (0..16_000)
+            .map(|i| (i as f32 * 0.07).sin() * 0.3 + (i as f32 * 0.013).sin() * 0.1)
+            .collect();
+        let quiet: Vec<f32> = sig.iter().map(|s| s * 0.1).collect();
+        let a = fe.patches(&sig);
+        let b = fe.patches(&quiet);
+        assert_eq!(a.len(), 3 * fe.patch_len());
+        assert!(a.iter().all(|v| (-1.0..=1.0).contains(v)));
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(diff < 1e-3, "{diff}");
+    }
+}

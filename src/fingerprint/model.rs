@@ -1,0 +1,403 @@
+//! The fingerprint encoder in Candle: a stack of depthwise-separable convolution blocks over a
+//! log-mel patch, then a split-head projection to a unit vector (Neural Audio Fingerprint's
+//! layout, with the anime-audio paper's depthwise-separable blocks).
+//!
+//! Tensors are channels-last, `(batch, freq, time, channels)`, so that every pointwise
+//! convolution is one large matrix product instead of one per batch item, and the depthwise
+//! convolution is written as nine shifted multiply-adds: Candle's grouped conv2d loops over
+//! groups (slow), and its strided conv2d backward fails on mixed-parity shapes (TOOLCHAIN.md).
+//! Normalisation is GroupNorm(1, C) written out here, because Candle's LayerNorm records no
+//! gradient; over (freq, time, channels) it is the LayerNorm the paper asks for.
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Encoder hyper-parameters (the input shape comes from the front end).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    /// Mel bands of the input patch.
+    pub n_mels: usize,
+    /// Frames of the input patch.
+    pub n_frames: usize,
+    /// Output channels of each block; the first block is a full 3x3 convolution (its input has
+    /// one channel), the others are depthwise 3x3 + pointwise 1x1.
+    pub channels: Vec<usize>,
+    /// Embedding dimension (number of projection heads).
+    pub dim: usize,
+    /// Hidden width of each projection head.
+    pub head_hidden: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            n_mels: 256,
+            n_frames: 32,
+            channels: vec![32, 64, 128, 128, 256, 256, 512, 512],
+            dim: 128,
+            head_hidden: 32,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Output (freq, time) size after each block: stride 2 on an axis while it is above 1.
+    pub fn shapes(&self) -> Vec<(usize, usize)> {
+        let mut hw = (self.n_mels, self.n_frames);
+        self.channels
+            .iter()
+            .map(|_| {
+                hw = (stride_out(hw.0), stride_out(hw.1));
+                hw
+            })
+            .collect()
+    }
+}
+
+fn stride_of(n: usize) -> usize {
+    if n > 1 { 2 } else { 1 }
+}
+
+fn stride_out(n: usize) -> usize {
+    n.div_ceil(stride_of(n))
+}
+
+/// GroupNorm(1, C) over everything but the batch axis, channels-last affine.
+struct Norm {
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl Norm {
+    fn new(vb: &VarBuilder, c: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            gamma: vb.get_with_hints(c, "gamma", Init::Const(1.0))?,
+            beta: vb.get_with_hints(c, "beta", Init::Const(0.0))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let flat = x.flatten_from(1)?;
+        let mean = flat.mean_keepdim(1)?;
+        let xc = flat.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(1)?;
+        let y = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?.reshape(dims)?;
+        y.broadcast_mul(&self.gamma)?.broadcast_add(&self.beta)
+    }
+}
+
+/// The nine 3x3 taps of `x` (B, H, W, C) for "same" padding and the given strides, each shaped
+/// (B, H', W', C). Polyphase split first, so a strided tap is a plain narrow.
+fn taps(x: &Tensor, sh: usize, sw: usize) -> candle_core::Result<Vec<Tensor>> {
+    let (b, h, w, c) = x.dims4()?;
+    let (ho, wo) = (h.div_ceil(sh), w.div_ceil(sw));
+    // Padded sizes: one on the left, enough on the right for the last tap, divisible by stride.
+    let hp = sh * (ho + 2usize.div_ceil(sh));
+    let wp = sw * (wo + 2usize.div_ceil(sw));
+    let xp = x.pad_with_zeros(1, 1, hp - h - 1)?.pad_with_zeros(2, 1, wp - w - 1)?;
+    let xp = xp.reshape((b, hp / sh, sh, wp / sw, sw, c))?;
+    let mut phases = Vec::with_capacity(sh * sw);
+    for a in 0..sh {
+        for bb in 0..sw {
+            phases.push(xp.narrow(2, a, 1)?.narrow(4, bb, 1)?.squeeze(4)?.squeeze(2)?);
+        }
+    }
+    let mut out = Vec::with_capacity(9);
+    for i in 0..3 {
+        for j in 0..3 {
+            let p = &phases[(i % sh) * sw + (j % sw)];
+            out.push(p.narrow(1, i / sh, ho)?.narrow(2, j / sw, wo)?);
+        }
+    }
+    Ok(out)
+}
+
+enum Spatial {
+    /// Full 3x3 convolution from one input channel: weight (9, C_out).
+    Stem(Tensor),
+    /// Depthwise 3x3: weight (9, C), one row per tap.
+    Depthwise(Tensor),
+}
+
+struct Block {
+    spatial: Spatial,
+    /// Pointwise 1x1: weight (C_in, C_out) and bias; absent on the stem.
+    pointwise: Option<(Tensor, Tensor)>,
+    norm: Norm,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, h, w, _) = x.dims4()?;
+        let t = taps(x, stride_of(h), stride_of(w))?;
+        let y = match &self.spatial {
+            Spatial::Stem(wt) => {
+                // im2col: (B, H', W', 9) @ (9, C) as one matrix product.
+                let cols = Tensor::cat(&t, 3)?;
+                let (b, ho, wo, k) = cols.dims4()?;
+                cols.reshape((b * ho * wo, k))?.matmul(wt)?.reshape((b, ho, wo, wt.dim(1)?))?
+            }
+            Spatial::Depthwise(wt) => {
+                let mut acc = t[0].broadcast_mul(&wt.get(0)?)?;
+                for (k, tap) in t.iter().enumerate().skip(1) {
+                    acc = (acc + tap.broadcast_mul(&wt.get(k)?)?)?;
+                }
+                acc
+            }
+        };
+        let y = match &self.pointwise {
+            Some((pw, bias)) => {
+                let (b, ho, wo, c) = y.dims4()?;
+                y.reshape((b * ho * wo, c))?.matmul(pw)?.broadcast_add(bias)?.reshape((
+                    b,
+                    ho,
+                    wo,
+                    pw.dim(1)?,
+                ))?
+            }
+            None => y,
+        };
+        self.norm.forward(&y)?.relu()
+    }
+}
+
+/// The encoder: log-mel patches (B, n_mels, n_frames) in, unit vectors (B, dim) out.
+pub struct Encoder {
+    cfg: ModelConfig,
+    blocks: Vec<Block>,
+    /// Per-head first layer (dim, split, hidden), bias (dim, 1, hidden), second (dim, hidden, 1),
+    /// bias (dim, 1, 1).
+    head: [Tensor; 4],
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").field("cfg", &self.cfg).finish()
+    }
+}
+
+impl Encoder {
+    /// Build the encoder, taking (or creating, for a `VarMap`-backed builder) its parameters.
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
+        let last =
+            *cfg.channels.last().ok_or_else(|| candle_core::Error::Msg("no blocks".into()))?;
+        if last % cfg.dim != 0 {
+            return Err(candle_core::Error::Msg(format!(
+                "last block width {last} is not a multiple of the embedding dim {}",
+                cfg.dim
+            )));
+        }
+        let mut blocks = Vec::with_capacity(cfg.channels.len());
+        let mut c_in = 1;
+        for (i, &c) in cfg.channels.iter().enumerate() {
+            let vb = vb.pp(format!("block{i}"));
+            let block = if i == 0 {
+                let std = (2.0 / 9.0f64).sqrt();
+                Block {
+                    spatial: Spatial::Stem(vb.get_with_hints((9, c), "conv", normal(std))?),
+                    pointwise: None,
+                    norm: Norm::new(&vb.pp("norm"), c)?,
+                }
+            } else {
+                let std = (2.0 / c_in as f64).sqrt();
+                Block {
+                    spatial: Spatial::Depthwise(vb.get_with_hints(
+                        (9, c_in),
+                        "depthwise",
+                        normal((1.0f64 / 3.0).sqrt()),
+                    )?),
+                    pointwise: Some((
+                        vb.get_with_hints((c_in, c), "pointwise", normal(std))?,
+                        vb.get_with_hints(c, "pointwise_bias", Init::Const(0.0))?,
+                    )),
+                    norm: Norm::new(&vb.pp("norm"), c)?,
+                }
+            };
+            blocks.push(block);
+            c_in = c;
+        }
+        let split = last / cfg.dim;
+        let hb = vb.pp("head");
+        let u = cfg.head_hidden;
+        let head = [
+            hb.get_with_hints((cfg.dim, split, u), "w1", normal((2.0 / split as f64).sqrt()))?,
+            hb.get_with_hints((cfg.dim, 1, u), "b1", Init::Const(0.0))?,
+            hb.get_with_hints((cfg.dim, u, 1), "w2", normal((1.0 / u as f64).sqrt()))?,
+            hb.get_with_hints((cfg.dim, 1, 1), "b2", Init::Const(0.0))?,
+        ];
+        Ok(Self { cfg: cfg.clone(), blocks, head })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Embed a batch of normalised log-mel patches `(B, n_mels, n_frames)` into `(B, dim)` unit
+    /// vectors.
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut h = x.unsqueeze(3)?;
+        for block in &self.blocks {
+            h = block.forward(&h)?;
+        }
+        let b = h.dim(0)?;
+        let dim = self.cfg.dim;
+        // (B, 1, 1, C) -> (dim, B, split): each head sees its own slice of channels.
+        let h = h.reshape((b, dim, ()))?.transpose(0, 1)?.contiguous()?;
+        let [w1, b1, w2, b2] = &self.head;
+        let h = h.matmul(w1)?.broadcast_add(b1)?.elu(1.0)?;
+        let h = h.matmul(w2)?.broadcast_add(b2)?; // (dim, B, 1)
+        let z = h.squeeze(2)?.t()?; // (B, dim)
+        let norm = (z.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?;
+        z.broadcast_div(&norm)
+    }
+}
+
+/// The initial standard deviation of a parameter by name and shape (He-style on fan-in), or
+/// `None` for norms and biases (constants). Training initialises from a seeded RNG with these.
+pub fn init_std(name: &str, dims: &[usize]) -> Option<f64> {
+    let leaf = name.rsplit('.').next().unwrap_or(name);
+    match (leaf, dims) {
+        ("conv", [k, _]) => Some((2.0 / *k as f64).sqrt()),
+        ("depthwise", _) => Some((1.0f64 / 3.0).sqrt()),
+        ("pointwise", [c_in, _]) => Some((2.0 / *c_in as f64).sqrt()),
+        ("w1", [_, split, _]) => Some((2.0 / *split as f64).sqrt()),
+        ("w2", [_, u, _]) => Some((1.0 / *u as f64).sqrt()),
+        _ => None,
+    }
+}
+
+fn normal(stdev: f64) -> Init {
+    Init::Randn { mean: 0.0, stdev }
+}
+
+/// NT-Xent (SimCLR) loss for a batch laid out as `[anchors; positives]`, `(2N, dim)` unit
+/// vectors: each row's partner is its positive, every other row a negative.
+pub fn nt_xent(z: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
+    let n2 = z.dim(0)?;
+    let n = n2 / 2;
+    let dev = z.device();
+    let sim = (z.matmul(&z.t()?)? / temperature)?;
+    // Mask self-similarity out of the softmax.
+    let eye = Tensor::eye(n2, DType::F32, dev)?;
+    let sim = (sim - (eye * 1e9)?)?;
+    let logp = candle_nn::ops::log_softmax(&sim, D::Minus1)?;
+    let partner: Vec<u32> = (0..n2).map(|i| ((i + n) % n2) as u32).collect();
+    let partner = Tensor::from_vec(partner, (n2, 1), dev)?;
+    let picked = logp.gather(&partner, 1)?;
+    picked.mean_all()?.neg()
+}
+
+/// All trainable variables of a `VarMap`, in a stable (name) order.
+pub fn sorted_vars(map: &candle_nn::VarMap) -> Vec<(String, Var)> {
+    let data = map.data().lock().map(|d| d.clone()).unwrap_or_default();
+    let mut v: Vec<(String, Var)> = data.into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// A CPU device, or CUDA when asked for and compiled in.
+pub fn device(cuda: bool) -> candle_core::Result<Device> {
+    if cuda { Device::new_cuda(0) } else { Ok(Device::Cpu) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::VarMap;
+
+    fn small() -> ModelConfig {
+        ModelConfig {
+            n_mels: 64,
+            n_frames: 32,
+            channels: vec![8, 16, 16, 32, 32, 32, 64, 64],
+            dim: 16,
+            head_hidden: 8,
+        }
+    }
+
+    #[test]
+    fn shapes_collapse_to_one() {
+        assert_eq!(ModelConfig::default().shapes().last(), Some(&(1, 1)));
+        assert_eq!(small().shapes()[..3], [(32, 16), (16, 8), (8, 4)]);
+    }
+
+    #[test]
+    fn taps_match_a_direct_strided_convolution() {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 2.0 * 5.0 * 4.0 * 3.0, &dev)
+            .unwrap()
+            .reshape((2, 5, 4, 3))
+            .unwrap();
+        let t = taps(&x, 2, 2).unwrap();
+        assert_eq!(t[0].dims(), &[2, 3, 2, 3]);
+        let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let at = |b: usize, i: isize, j: isize, c: usize| -> f32 {
+            if i < 0 || j < 0 || i >= 5 || j >= 4 {
+                0.0
+            } else {
+                flat[((b * 5 + i as usize) * 4 + j as usize) * 3 + c]
+            }
+        };
+        for (k, tap) in t.iter().enumerate() {
+            let (di, dj) = ((k / 3) as isize - 1, (k % 3) as isize - 1);
+            let v = tap.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for b in 0..2 {
+                for oi in 0..3 {
+                    for oj in 0..2 {
+                        for c in 0..3 {
+                            let got = v[((b * 3 + oi) * 2 + oj) * 3 + c];
+                            let want = at(b, 2 * oi as isize + di, 2 * oj as isize + dj, c);
+                            assert_eq!(got, want, "tap {k} at {b},{oi},{oj},{c}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_weights_give_the_right_shapes_and_unit_norm() {
+        let cfg = small();
+        let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
+        let enc = Encoder::new(&cfg, vb).unwrap();
+        let x = Tensor::zeros((3, cfg.n_mels, cfg.n_frames), DType::F32, &Device::Cpu).unwrap();
+        let z = enc.forward(&x).unwrap();
+        assert_eq!(z.dims(), &[3, cfg.dim]);
+    }
+
+    #[test]
+    fn outputs_are_unit_vectors_and_every_parameter_gets_a_gradient() {
+        let cfg = small();
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &Device::Cpu);
+        let enc = Encoder::new(&cfg, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (8, cfg.n_mels, cfg.n_frames), &Device::Cpu).unwrap();
+        let z = enc.forward(&x).unwrap();
+        let norms = z.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4), "{norms:?}");
+        let loss = nt_xent(&z, 0.1).unwrap();
+        let grads = loss.backward().unwrap();
+        for (name, var) in sorted_vars(&map) {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let mag = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(mag > 0.0, "zero gradient for {name}");
+        }
+    }
+
+    #[test]
+    fn nt_xent_is_low_for_matching_pairs_and_high_for_swapped() {
+        let dev = Device::Cpu;
+        let a = Tensor::eye(4, DType::F32, &dev).unwrap();
+        let good = Tensor::cat(&[&a, &a], 0).unwrap();
+        let rolled =
+            Tensor::cat(&[a.narrow(0, 1, 3).unwrap(), a.narrow(0, 0, 1).unwrap()], 0).unwrap();
+        let bad = Tensor::cat(&[&a, &rolled], 0).unwrap();
+        let lg = nt_xent(&good, 0.1).unwrap().to_scalar::<f32>().unwrap();
+        let lb = nt_xent(&bad, 0.1).unwrap().to_scalar::<f32>().unwrap();
+        assert!(lg < 0.01 && lb > 5.0, "good {lg} bad {lb}");
+    }
+}

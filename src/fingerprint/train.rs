@@ -1,0 +1,927 @@
+//! Training the fingerprinter: the corpus cache, (anchor, degraded positive) pair sampling,
+//! NT-Xent with Adam, checkpoints that resume exactly, and a running validation hit rate.
+//!
+//! Reproducibility: every batch is drawn from an RNG seeded by `(seed, step)`, and the Adam
+//! moments are checkpointed with the weights, so a run killed at any point and resumed takes the
+//! same steps as one that never stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::augment::{self, Convolver, NoiseColor};
+use super::model::{self, Encoder, nt_xent};
+use super::{FingerprintConfig, Fingerprinter, FrontEnd, ModelCard};
+use crate::media::{self, DecodeOptions};
+use crate::progress::{Progress, Stage};
+use crate::units::SampleRate;
+use crate::{Error, Result};
+
+/// What a source in the training corpus holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Music.
+    Music,
+    /// Speech.
+    Speech,
+    /// Sound effects.
+    Sfx,
+}
+
+/// One package of the corpus, decoded and concatenated at the fingerprint rate.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Debian package name.
+    pub package: String,
+    /// Package version.
+    pub version: String,
+    /// What it holds.
+    pub kind: Kind,
+    /// Licence file, relative to the corpus root.
+    pub licence: String,
+    /// Sample rate of `clean` and `coded`.
+    pub rate: SampleRate,
+    /// Clean audio.
+    pub clean: Vec<f32>,
+    /// The same audio after a low-bitrate MP3 round trip, sample-aligned with `clean`.
+    pub coded: Vec<f32>,
+}
+
+/// The corpus split into training and held-out validation packages.
+#[derive(Debug, Default)]
+pub struct Corpus {
+    /// Packages training may see.
+    pub train: Vec<Source>,
+    /// Packages held out for validation and evaluation.
+    pub val: Vec<Source>,
+}
+
+impl Corpus {
+    /// Total seconds in a split.
+    pub fn seconds(sources: &[Source], rate: SampleRate) -> f64 {
+        sources.iter().map(|s| s.clean.len() as f64).sum::<f64>() / f64::from(rate.0)
+    }
+}
+
+/// Packages held out by default: whole packages, so validation never hears a recording (or a
+/// composer's style, or a speaker) that training saw.
+pub const DEFAULT_VAL_PACKAGES: &[&str] = &[
+    "lincity-ng-data",
+    "drascula-music",
+    "asterisk-core-sounds-fr-wav",
+    "fillets-ng-data",
+    "boswars-data",
+];
+
+/// MP3 bitrate of the coded copy: low, as on re-uploaded clips (8 kHz MPEG-2.5 layer III).
+const CODED_BITRATE: usize = 24_000;
+
+#[derive(Debug, Deserialize)]
+struct ManifestRow {
+    path: String,
+    kind: String,
+    package: String,
+    version: String,
+    licence_file: String,
+}
+
+/// Load the corpus from `fetch_training_audio.sh`'s output, decoding into `cache` on first use.
+pub fn load_corpus(
+    corpus: &Path,
+    cache: &Path,
+    rate: SampleRate,
+    val_packages: &[String],
+    progress: &dyn Progress,
+) -> Result<Corpus> {
+    let manifest = corpus.join("manifest.csv");
+    let mut rdr = csv::Reader::from_path(&manifest).map_err(|e| Error::Config {
+        path: manifest.clone(),
+        reason: format!(
+            "cannot read the corpus manifest ({e}); run ../shared/data/fetch_training_audio.sh"
+        ),
+    })?;
+    let mut by_pkg: BTreeMap<String, Vec<ManifestRow>> = BTreeMap::new();
+    for row in rdr.deserialize() {
+        let row: ManifestRow = row?;
+        by_pkg.entry(row.package.clone()).or_default().push(row);
+    }
+    std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
+    progress.stage(Stage::Decoding);
+    progress.set_total(by_pkg.len() as u64);
+    let sources: Vec<Result<Option<Source>>> = by_pkg
+        .into_par_iter()
+        .map(|(pkg, mut rows)| {
+            rows.sort_by(|a, b| a.path.cmp(&b.path));
+            let r = load_package(corpus, cache, rate, &pkg, &rows);
+            progress.advance(1);
+            r
+        })
+        .collect();
+    let mut out = Corpus::default();
+    for s in sources {
+        let Some(s) = s? else { continue };
+        if val_packages.iter().any(|v| v == &s.package) {
+            out.val.push(s);
+        } else {
+            out.train.push(s);
+        }
+    }
+    Ok(out)
+}
+
+fn load_package(
+    corpus: &Path,
+    cache: &Path,
+    rate: SampleRate,
+    pkg: &str,
+    rows: &[ManifestRow],
+) -> Result<Option<Source>> {
+    let kind = match rows.first().map(|r| r.kind.as_str()) {
+        Some("music") => Kind::Music,
+        Some("speech") => Kind::Speech,
+        Some("sfx") => Kind::Sfx,
+        _ => return Ok(None),
+    };
+    let clean_path = cache.join(format!("{pkg}.{}.f32", rate.0));
+    let coded_path = cache.join(format!("{pkg}.{}.mp3.f32", rate.0));
+    let clean = match read_f32(&clean_path) {
+        Some(v) => v,
+        None => {
+            let mut all = Vec::new();
+            let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
+            for r in rows {
+                match media::decode(&corpus.join(&r.path), &opts) {
+                    Ok(v) => all.extend(v),
+                    Err(e) => tracing::warn!("skipping {}: {e}", r.path),
+                }
+            }
+            write_f32(&clean_path, &all)?;
+            all
+        }
+    };
+    if clean.len() < rate.0 as usize * 2 {
+        return Ok(None);
+    }
+    let coded = match read_f32(&coded_path) {
+        Some(v) if v.len() == clean.len() => v,
+        _ => {
+            let v = codec_round_trip(&clean, rate, &cache.join(format!("{pkg}.tmp.mp3")))?;
+            write_f32(&coded_path, &v)?;
+            v
+        }
+    };
+    let first = &rows[0];
+    Ok(Some(Source {
+        package: pkg.to_string(),
+        version: first.version.clone(),
+        kind,
+        licence: first.licence_file.clone(),
+        rate,
+        clean,
+        coded,
+    }))
+}
+
+/// Encode to low-bitrate MP3 and decode back, aligned sample for sample with the input.
+pub fn codec_round_trip(clean: &[f32], rate: SampleRate, tmp: &Path) -> Result<Vec<f32>> {
+    media::write::write_mp3(tmp, clean, rate, 1, CODED_BITRATE)?;
+    let decoded =
+        media::decode(tmp, &DecodeOptions { rate, channels: 1, ..DecodeOptions::default() });
+    let _ = std::fs::remove_file(tmp);
+    let decoded = decoded?;
+    let lag = estimate_lag(clean, &decoded, 3000);
+    let mut out: Vec<f32> = decoded.into_iter().skip(lag).collect();
+    out.resize(clean.len(), 0.0);
+    Ok(out)
+}
+
+/// The delay (0..max_lag samples) of `delayed` against `reference`, by cross-correlation over
+/// the loudest few seconds.
+fn estimate_lag(reference: &[f32], delayed: &[f32], max_lag: usize) -> usize {
+    let win = 16_000.min(reference.len().saturating_sub(max_lag));
+    if win == 0 {
+        return 0;
+    }
+    // Pick the loudest window among a few candidates so silence does not decide.
+    let starts: Vec<usize> =
+        (0..8).map(|i| i * (reference.len() - win - max_lag).max(1) / 8).collect();
+    let start = starts
+        .into_iter()
+        .max_by(|&a, &b| {
+            augment::rms(&reference[a..a + win]).total_cmp(&augment::rms(&reference[b..b + win]))
+        })
+        .unwrap_or(0);
+    let r = &reference[start..start + win];
+    (0..max_lag)
+        .filter(|l| start + l + win <= delayed.len())
+        .max_by(|&a, &b| {
+            let ca: f32 = r.iter().zip(&delayed[start + a..]).map(|(x, y)| x * y).sum();
+            let cb: f32 = r.iter().zip(&delayed[start + b..]).map(|(x, y)| x * y).sum();
+            ca.total_cmp(&cb)
+        })
+        .unwrap_or(0)
+}
+
+fn read_f32(path: &Path) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+fn write_f32(path: &Path, v: &[f32]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// A degradation recipe: each step happens with its probability, with parameters drawn from
+/// its range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Degrade {
+    /// Largest time shift of the positive, seconds (either way).
+    pub max_shift_s: f32,
+    /// Probability of using the low-bitrate MP3 copy.
+    pub p_codec: f32,
+    /// Probability of another source leaking in (what separation leaves behind).
+    pub p_leak: f32,
+    /// Leak level below the signal, dB (as an SNR range).
+    pub leak_snr_db: (f32, f32),
+    /// Probability of a synthetic room.
+    pub p_reverb: f32,
+    /// RT60 range, seconds.
+    pub rt60_s: (f32, f32),
+    /// Probability of background noise.
+    pub p_noise: f32,
+    /// SNR range, dB.
+    pub snr_db: (f32, f32),
+    /// Probability of band-limiting.
+    pub p_band: f32,
+    /// Gain range, dB.
+    pub gain_db: (f32, f32),
+}
+
+impl Degrade {
+    /// The training recipe (broader than evaluation, so the model sees the eval conditions and
+    /// more).
+    pub fn train() -> Self {
+        Self {
+            max_shift_s: 0.2,
+            p_codec: 0.5,
+            p_leak: 0.3,
+            leak_snr_db: (5.0, 20.0),
+            p_reverb: 0.6,
+            rt60_s: (0.2, 1.0),
+            p_noise: 0.85,
+            snr_db: (0.0, 20.0),
+            p_band: 0.3,
+            gain_db: (-12.0, 6.0),
+        }
+    }
+
+    /// The evaluation condition of issue 3: noise 0-10 dB SNR + reverb + re-encode, all at once.
+    pub fn eval_all() -> Self {
+        Self {
+            max_shift_s: 0.0,
+            p_codec: 1.0,
+            p_leak: 0.0,
+            leak_snr_db: (5.0, 20.0),
+            p_reverb: 1.0,
+            rt60_s: (0.2, 0.8),
+            p_noise: 1.0,
+            snr_db: (0.0, 10.0),
+            p_band: 0.0,
+            gain_db: (0.0, 0.0),
+        }
+    }
+
+    /// No degradation at all.
+    pub fn clean() -> Self {
+        Self { p_codec: 0.0, p_reverb: 0.0, p_noise: 0.0, ..Self::eval_all() }
+    }
+
+    /// Evaluation with only noise.
+    pub fn noise_only() -> Self {
+        Self { p_noise: 1.0, ..Self::clean() }
+    }
+
+    /// Evaluation with only reverb.
+    pub fn reverb_only() -> Self {
+        Self { p_reverb: 1.0, ..Self::clean() }
+    }
+
+    /// Evaluation with only the MP3 round trip.
+    pub fn codec_only() -> Self {
+        Self { p_codec: 1.0, ..Self::clean() }
+    }
+
+    /// Degrade `len` samples of `src` starting at `start`. `noise` supplies background and
+    /// leakage (any source but `src` is fine; a recorded noise is picked 70% of the time,
+    /// coloured noise otherwise).
+    pub fn apply(
+        &self,
+        rng: &mut StdRng,
+        conv: &mut Convolver,
+        src: &Source,
+        start: usize,
+        len: usize,
+        noise: &[Source],
+    ) -> Vec<f32> {
+        let rate = src.rate;
+        let sr = rate.0 as usize;
+        let audio = if rng.random::<f32>() < self.p_codec { &src.coded } else { &src.clean };
+        // Half a second of context before the segment lets the room's tail come from real audio.
+        let context = sr / 2;
+        let begin = start.saturating_sub(context);
+        let end = (start + len).min(audio.len());
+        let mut x: Vec<f32> = audio[begin..end].to_vec();
+        x.resize(start + len - begin, 0.0);
+        if rng.random::<f32>() < self.p_leak && !noise.is_empty() {
+            let other = random_clip(rng, noise, x.len());
+            augment::add_noise_at_snr(&mut x, &other, uniform(rng, self.leak_snr_db));
+        }
+        if rng.random::<f32>() < self.p_reverb {
+            let rt60 = uniform(rng, self.rt60_s);
+            let rir = augment::synth_rir(rng, rate.0, rt60);
+            x = conv.conv(&x, &rir);
+        }
+        let mut x = x.split_off(start - begin);
+        if rng.random::<f32>() < self.p_noise {
+            let n = if rng.random::<f32>() < 0.7 && !noise.is_empty() {
+                random_clip(rng, noise, len)
+            } else {
+                let color = [NoiseColor::White, NoiseColor::Pink, NoiseColor::Brown]
+                    [rng.random_range(0..3)];
+                augment::coloured_noise(rng, color, len)
+            };
+            augment::add_noise_at_snr(&mut x, &n, uniform(rng, self.snr_db));
+        }
+        if rng.random::<f32>() < self.p_band {
+            let low = rng.random_range(50.0..400.0);
+            let high = rng.random_range(1500.0..(rate.0 as f32 * 0.48));
+            augment::band_limit(&mut x, rate.0, low, high);
+        }
+        augment::apply_gain_db(&mut x, uniform(rng, self.gain_db));
+        augment::normalize_peak(&mut x);
+        x
+    }
+}
+
+fn uniform(rng: &mut StdRng, (lo, hi): (f32, f32)) -> f32 {
+    if hi > lo { rng.random_range(lo..hi) } else { lo }
+}
+
+fn random_clip(rng: &mut StdRng, pool: &[Source], len: usize) -> Vec<f32> {
+    let s = &pool[rng.random_range(0..pool.len())];
+    let at = rng.random_range(0..s.clean.len().saturating_sub(len).max(1));
+    let mut v = s.clean[at..(at + len).min(s.clean.len())].to_vec();
+    v.resize(len, 0.0);
+    v
+}
+
+/// Draws training positions: a kind (music, speech, effects at fixed odds), then a package by
+/// its length, then a non-silent position.
+#[derive(Debug)]
+pub struct Sampler {
+    by_kind: Vec<(Kind, f32, Vec<usize>, Vec<f64>)>,
+}
+
+impl Sampler {
+    /// A sampler over `sources`.
+    pub fn new(sources: &[Source]) -> Self {
+        let odds = [(Kind::Music, 0.5), (Kind::Speech, 0.35), (Kind::Sfx, 0.15)];
+        let by_kind = odds
+            .iter()
+            .filter_map(|&(k, p)| {
+                let idx: Vec<usize> =
+                    (0..sources.len()).filter(|&i| sources[i].kind == k).collect();
+                if idx.is_empty() {
+                    return None;
+                }
+                let mut acc = 0.0;
+                let cum = idx
+                    .iter()
+                    .map(|&i| {
+                        acc += sources[i].clean.len() as f64;
+                        acc
+                    })
+                    .collect();
+                Some((k, p, idx, cum))
+            })
+            .collect();
+        Self { by_kind }
+    }
+
+    /// A (source index, start) whose `len` samples are not near-silent.
+    pub fn draw(
+        &self,
+        rng: &mut StdRng,
+        sources: &[Source],
+        len: usize,
+        margin: usize,
+    ) -> (usize, usize) {
+        let total: f32 = self.by_kind.iter().map(|k| k.1).sum();
+        let mut fallback = (0, 0);
+        for _ in 0..20 {
+            let mut u = rng.random::<f32>() * total;
+            let kind = self.by_kind.iter().find(|k| {
+                u -= k.1;
+                u <= 0.0
+            });
+            let Some((_, _, idx, cum)) = kind.or(self.by_kind.last()) else { break };
+            let r = rng.random::<f64>() * cum.last().copied().unwrap_or(0.0);
+            let i = idx[cum.partition_point(|&c| c < r).min(idx.len() - 1)];
+            let n = sources[i].clean.len();
+            if n < len + 2 * margin {
+                continue;
+            }
+            let start = rng.random_range(margin..n - len - margin);
+            fallback = (i, start);
+            if augment::rms(&sources[i].clean[start..start + len]) > 3e-3 {
+                return (i, start);
+            }
+        }
+        fallback
+    }
+}
+
+/// Everything a training run is told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// The corpus from `fetch_training_audio.sh`.
+    pub corpus: PathBuf,
+    /// Where decoded audio is cached between runs.
+    pub cache: PathBuf,
+    /// Checkpoints and the training log (resumed from when present).
+    pub state: PathBuf,
+    /// Where the finished model (weights + card) is written.
+    pub out: PathBuf,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// (anchor, positive) pairs per step.
+    pub batch_pairs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps, then cosine decay to 5% of the peak.
+    pub warmup: usize,
+    /// Decoupled weight decay on matrices.
+    pub weight_decay: f64,
+    /// NT-Xent temperature.
+    pub temperature: f64,
+    /// Seed for initialisation and for every batch.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// Steps between validation runs.
+    pub val_every: usize,
+    /// Packages held out.
+    pub val_packages: Vec<String>,
+    /// Use CUDA.
+    pub cuda: bool,
+    /// Model and front end.
+    pub fingerprint: FingerprintConfig,
+    /// Degradations of positives.
+    pub degrade: Degrade,
+}
+
+impl TrainOptions {
+    /// Defaults for a corpus at `corpus`, state in `state`, the model written to `out`.
+    pub fn new(corpus: PathBuf, state: PathBuf, out: PathBuf) -> Self {
+        Self {
+            cache: state.join("cache"),
+            corpus,
+            state,
+            out,
+            steps: 6000,
+            batch_pairs: 128,
+            lr: 2e-3,
+            warmup: 200,
+            weight_decay: 1e-4,
+            temperature: 0.05,
+            seed: 20_261_126,
+            checkpoint_every: 100,
+            val_every: 250,
+            val_packages: DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect(),
+            cuda: false,
+            fingerprint: FingerprintConfig::default(),
+            degrade: Degrade::train(),
+        }
+    }
+}
+
+/// What a run ends with.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TrainState {
+    /// Steps done.
+    pub step: usize,
+    /// Wall seconds spent, over all resumed runs.
+    pub elapsed_s: f64,
+    /// Smoothed training loss.
+    pub loss: f64,
+    /// Last validation Top-1 (1 s queries, eval degradations), 0..1.
+    pub val_top1: f64,
+    /// Validation history: (step, top1).
+    pub history: Vec<(usize, f64)>,
+}
+
+struct Adam {
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+}
+
+impl Adam {
+    fn new(vars: Vec<(String, Var)>) -> candle_core::Result<Self> {
+        let m =
+            vars.iter().map(|(_, v)| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
+        let v =
+            vars.iter().map(|(_, v)| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self { vars, m, v })
+    }
+
+    fn step(
+        &mut self,
+        grads: &candle_core::backprop::GradStore,
+        lr: f64,
+        wd: f64,
+        t: usize,
+    ) -> candle_core::Result<()> {
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
+        let c1 = 1.0 - b1.powi(t as i32);
+        let c2 = 1.0 - b2.powi(t as i32);
+        for (i, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
+            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
+            let w = var.as_tensor();
+            let decayed =
+                if w.rank() >= 2 && wd > 0.0 { (w * (1.0 - lr * wd))? } else { w.clone() };
+            var.set(&(decayed - (update * lr)?)?)?;
+        }
+        Ok(())
+    }
+
+    fn save(&self, path: &Path) -> candle_core::Result<()> {
+        let mut map = std::collections::HashMap::new();
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            map.insert(format!("m.{name}"), self.m[i].clone());
+            map.insert(format!("v.{name}"), self.v[i].clone());
+        }
+        candle_core::safetensors::save(&map, path)
+    }
+
+    fn load(&mut self, path: &Path, device: &Device) -> candle_core::Result<()> {
+        let map = candle_core::safetensors::load(path, device)?;
+        for (i, (name, _)) in self.vars.iter().enumerate() {
+            if let (Some(m), Some(v)) =
+                (map.get(&format!("m.{name}")), map.get(&format!("v.{name}")))
+            {
+                self.m[i] = m.clone();
+                self.v[i] = v.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lr_at(opts: &TrainOptions, step: usize) -> f64 {
+    if step < opts.warmup {
+        return opts.lr * (step + 1) as f64 / opts.warmup as f64;
+    }
+    let p = (step - opts.warmup) as f64 / (opts.steps - opts.warmup).max(1) as f64;
+    opts.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
+}
+
+/// Deterministic initialisation from the seed (Candle's CPU RNG cannot be seeded).
+fn init_weights(vars: &[(String, Var)], seed: u64) -> candle_core::Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (name, var) in vars {
+        let dims = var.dims().to_vec();
+        let Some(std) = model::init_std(name, &dims) else { continue };
+        let n: usize = dims.iter().product();
+        let vals: Vec<f32> = (0..n).map(|_| (normal_sample(&mut rng) * std) as f32).collect();
+        var.set(&Tensor::from_vec(vals, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+fn normal_sample(rng: &mut StdRng) -> f64 {
+    // Box-Muller.
+    let u1: f64 = rng.random::<f64>().max(1e-12);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+fn batch_rng(seed: u64, step: usize, item: usize) -> StdRng {
+    // SplitMix-style mixing keeps neighbouring (step, item) streams unrelated.
+    let mut z = seed
+        ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (item as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    StdRng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// Build one batch of patches: `pairs` anchors, then their positives.
+pub fn make_batch(
+    opts: &TrainOptions,
+    corpus: &Corpus,
+    sampler: &Sampler,
+    step: usize,
+    pairs: usize,
+) -> Vec<f32> {
+    let cfg = &opts.fingerprint;
+    let rate = cfg.rate();
+    let seg = cfg.segment;
+    let margin = (opts.degrade.max_shift_s * rate.0 as f32) as usize + 1;
+    let items: Vec<(Vec<f32>, Vec<f32>)> = (0..pairs)
+        .into_par_iter()
+        .map_init(
+            || (FrontEnd::new(cfg), Convolver::new(), Vec::new(), Vec::new()),
+            |(fe, conv, scratch, padded), i| {
+                let mut rng = batch_rng(opts.seed, step, i);
+                let (si, start) = sampler.draw(&mut rng, &corpus.train, seg, margin);
+                let src = &corpus.train[si];
+                let shift = if margin > 1 {
+                    rng.random_range(0..2 * margin) as isize - margin as isize
+                } else {
+                    0
+                };
+                let pstart = (start as isize + shift).max(0) as usize;
+                let pos = opts.degrade.apply(&mut rng, conv, src, pstart, seg, &corpus.train);
+                let mut a = Vec::with_capacity(fe.patch_len());
+                fe.patch(&src.clean[start..start + seg], scratch, padded, &mut a);
+                let mut p = Vec::with_capacity(fe.patch_len());
+                fe.patch(&pos, scratch, padded, &mut p);
+                (a, p)
+            },
+        )
+        .collect();
+    let mut out = Vec::with_capacity(2 * pairs * items.first().map_or(0, |x| x.0.len()));
+    for (a, _) in &items {
+        out.extend_from_slice(a);
+    }
+    for (_, p) in &items {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// A fixed validation task: reference audio from held-out packages and degraded 1 s queries.
+pub struct Validation {
+    reference: Vec<f32>,
+    queries: Vec<(usize, Vec<f32>)>,
+}
+
+impl Validation {
+    /// `seconds` of reference audio taken evenly from the held-out sources, `n` queries.
+    pub fn new(
+        corpus: &Corpus,
+        cfg: &FingerprintConfig,
+        seconds: usize,
+        n: usize,
+        seed: u64,
+    ) -> Self {
+        let rate = cfg.rate().0 as usize;
+        let per = seconds * rate / corpus.val.len().max(1);
+        let mut reference = Vec::new();
+        let mut spans = Vec::new();
+        for s in &corpus.val {
+            let take = per.min(s.clean.len());
+            let at = (s.clean.len() - take) / 2;
+            spans.push((reference.len(), s, at, take));
+            reference.extend_from_slice(&s.clean[at..at + take]);
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut conv = Convolver::new();
+        let degrade = Degrade::eval_all();
+        let mut queries = Vec::with_capacity(n);
+        let mut tries = 0;
+        while queries.len() < n && tries < n * 20 && !spans.is_empty() {
+            tries += 1;
+            let (off, s, at, take) = spans[rng.random_range(0..spans.len())];
+            if take < cfg.segment + 1 {
+                continue;
+            }
+            let local = rng.random_range(0..take - cfg.segment);
+            if augment::rms(&s.clean[at + local..at + local + cfg.segment]) < 3e-3 {
+                continue;
+            }
+            let q = degrade.apply(
+                &mut rng,
+                &mut conv,
+                s,
+                at + local,
+                cfg.segment,
+                &corpus.val,
+            );
+            queries.push((off + local, q));
+        }
+        Self { reference, queries }
+    }
+
+    /// Top-1 rate: the nearest reference segment starts less than one hop from the truth.
+    pub fn top1(&self, fp: &Fingerprinter) -> Result<f64> {
+        let cfg = fp.config();
+        let refs = fp.fingerprint(&self.reference)?;
+        let fe = FrontEnd::new(cfg);
+        let mut patches = Vec::new();
+        for (_, q) in &self.queries {
+            patches.extend(fe.patches(&q[..cfg.segment]));
+        }
+        let qs = fp.embed_patches(&patches)?;
+        let mut hits = 0;
+        for (k, (truth, _)) in self.queries.iter().enumerate() {
+            let q = qs.row(k);
+            let best = (0..refs.len())
+                .map(|i| (i, refs.row(i).iter().zip(q).map(|(a, b)| a * b).sum::<f32>()))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(0, |x| x.0);
+            if (cfg.segment_start(best) as i64 - *truth as i64).unsigned_abs() < cfg.hop as u64 {
+                hits += 1;
+            }
+        }
+        Ok(hits as f64 / self.queries.len().max(1) as f64)
+    }
+}
+
+/// Train (or resume training) the fingerprinter; writes the model to `opts.out`.
+pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> Result<TrainState> {
+    let device = model::device(opts.cuda)?;
+    std::fs::create_dir_all(&opts.state).map_err(|e| Error::io(&opts.state, e))?;
+    let map = VarMap::new();
+    let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
+    let encoder = Encoder::new(&opts.fingerprint.model, vb)?;
+    let vars = model::sorted_vars(&map);
+    init_weights(&vars, opts.seed)?;
+    let mut adam = Adam::new(vars)?;
+    let ckpt = opts.state.join("checkpoint.safetensors");
+    let adam_path = opts.state.join("adam.safetensors");
+    let state_path = opts.state.join("state.json");
+    let mut state = TrainState::default();
+    if ckpt.is_file() && state_path.is_file() {
+        let mut m = map.clone();
+        m.load(&ckpt)?;
+        adam.load(&adam_path, &device)?;
+        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
+        state = serde_json::from_str(&text)
+            .map_err(|e| Error::Config { path: state_path.clone(), reason: e.to_string() })?;
+        tracing::info!("resuming at step {}", state.step);
+    }
+    let sampler = Sampler::new(&corpus.train);
+    let validation = Validation::new(corpus, &opts.fingerprint, 600, 400, opts.seed ^ 0x5eed);
+    let cfg = &opts.fingerprint;
+    let card = |state: &TrainState| ModelCard {
+        name: opts.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        config: cfg.clone(),
+        provenance: provenance(opts, corpus, state),
+    };
+    let fp = Fingerprinter::from_parts(card(&state), encoder, device.clone());
+    progress.stage(Stage::Training);
+    progress.set_total(opts.steps as u64);
+    progress.advance(state.step as u64);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.state.join("log.csv"))
+        .map_err(|e| Error::io(opts.state.join("log.csv"), e))?;
+    let started = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let (m, f) = (cfg.model.n_mels, cfg.model.n_frames);
+    while state.step < opts.steps {
+        progress.check()?;
+        let step = state.step;
+        let patches = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
+        let x = Tensor::from_vec(patches, (2 * opts.batch_pairs, m, f), &device)?;
+        let z = fp.encoder.forward(&x)?;
+        let loss = nt_xent(&z, opts.temperature)?;
+        let grads = loss.backward()?;
+        let lr = lr_at(opts, step);
+        adam.step(&grads, lr, opts.weight_decay, step + 1)?;
+        let l = f64::from(loss.to_scalar::<f32>()?);
+        state.loss = if step == 0 || state.loss == 0.0 { l } else { 0.98 * state.loss + 0.02 * l };
+        state.step += 1;
+        state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        progress.advance(1);
+        if state.step % opts.val_every == 0 || state.step == opts.steps {
+            state.val_top1 = validation.top1(&fp)?;
+            state.history.push((state.step, state.val_top1));
+        }
+        progress.message(&format!(
+            "loss {:.3} lr {lr:.2e} val top-1 {:.1}%",
+            state.loss,
+            100.0 * state.val_top1
+        ));
+        use std::io::Write as _;
+        let _ = writeln!(
+            log,
+            "{},{:.4},{:.4},{lr:.3e},{:.4},{:.1}",
+            state.step, l, state.loss, state.val_top1, state.elapsed_s
+        );
+        if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
+            save_checkpoint(&map, &adam, &state, &ckpt, &adam_path, &state_path)?;
+        }
+    }
+    write_model(&map, &card(&state), &opts.out)?;
+    Ok(state)
+}
+
+fn save_checkpoint(
+    map: &VarMap,
+    adam: &Adam,
+    state: &TrainState,
+    ckpt: &Path,
+    adam_path: &Path,
+    state_path: &Path,
+) -> Result<()> {
+    // Write all three beside their names, then rename: a kill leaves the previous set whole or
+    // the new weights with the previous state (which resumes a few steps early, harmlessly).
+    let tmp = ckpt.with_extension("partial");
+    map.save(&tmp)?;
+    let tmp_adam = adam_path.with_extension("partial");
+    adam.save(&tmp_adam)?;
+    let tmp_state = state_path.with_extension("partial");
+    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(&tmp_state, json).map_err(|e| Error::io(&tmp_state, e))?;
+    std::fs::rename(&tmp_adam, adam_path).map_err(|e| Error::io(adam_path, e))?;
+    std::fs::rename(&tmp, ckpt).map_err(|e| Error::io(ckpt, e))?;
+    std::fs::rename(&tmp_state, state_path).map_err(|e| Error::io(state_path, e))
+}
+
+/// Write `weights.safetensors` and `card.toml` into `dir`.
+pub fn write_model(map: &VarMap, card: &ModelCard, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let w = dir.join("weights.safetensors");
+    let tmp = dir.join("weights.partial");
+    map.save(&tmp)?;
+    std::fs::rename(&tmp, &w).map_err(|e| Error::io(&w, e))?;
+    let text = toml::to_string_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
+    let c = dir.join("card.toml");
+    std::fs::write(&c, text).map_err(|e| Error::io(&c, e))
+}
+
+fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml::Table {
+    let rate = opts.fingerprint.rate();
+    let pkgs = |v: &[Source]| -> toml::Value {
+        toml::Value::Array(
+            v.iter()
+                .map(|s| {
+                    let mut t = toml::Table::new();
+                    t.insert("package".into(), s.package.clone().into());
+                    t.insert("version".into(), s.version.clone().into());
+                    t.insert("kind".into(), format!("{:?}", s.kind).to_lowercase().into());
+                    t.insert("licence_file".into(), s.licence.clone().into());
+                    t.insert(
+                        "seconds".into(),
+                        (s.clean.len() as f64 / f64::from(rate.0)).round().into(),
+                    );
+                    toml::Value::Table(t)
+                })
+                .collect(),
+        )
+    };
+    let mut data = toml::Table::new();
+    data.insert(
+        "source".into(),
+        "Debian packages via ../shared/data/fetch_training_audio.sh".into(),
+    );
+    data.insert("train_hours".into(), (Corpus::seconds(&corpus.train, rate) / 3600.0).into());
+    data.insert("val_hours".into(), (Corpus::seconds(&corpus.val, rate) / 3600.0).into());
+    data.insert("train".into(), pkgs(&corpus.train));
+    data.insert("validation".into(), pkgs(&corpus.val));
+    data.insert(
+        "rooms".into(),
+        "synthetic impulse responses (exponentially decaying noise, RT60 0.2-1.0 s)".into(),
+    );
+    let mut training = toml::Table::new();
+    training.insert(
+        "command".into(),
+        format!(
+            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --seed {}",
+            opts.steps, opts.batch_pairs, opts.seed
+        )
+        .into(),
+    );
+    training.insert("steps".into(), (state.step as i64).into());
+    training.insert("wall_time_s".into(), state.elapsed_s.round().into());
+    training.insert("final_loss".into(), state.loss.into());
+    training.insert("lr".into(), opts.lr.into());
+    training.insert("temperature".into(), opts.temperature.into());
+    training.insert("batch_pairs".into(), (opts.batch_pairs as i64).into());
+    training.insert("seed".into(), (opts.seed as i64).into());
+    let mut metrics = toml::Table::new();
+    metrics.insert("val_top1_1s_noise_reverb_mp3".into(), state.val_top1.into());
+    let mut t = toml::Table::new();
+    t.insert("data".into(), toml::Value::Table(data));
+    t.insert("training".into(), toml::Value::Table(training));
+    t.insert("metrics".into(), toml::Value::Table(metrics));
+    t
+}
