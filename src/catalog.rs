@@ -1,19 +1,34 @@
-//! The catalog: an embedded LMDB environment (heed) holding series, episodes and pieces (and, in
-//! later stages, vectors, uploads, matches, rights and the audit log).
+//! The catalog: an embedded LMDB environment (heed) holding series, episodes and pieces,
+//! uploads and their match regions ([`matches`]), ownership records ([`rights`]), the review
+//! exclusion list, and the append-only audit log ([`audit`]).
 //!
 //! One database per record kind, JSON values, a schema version key. Every multi-record change
 //! runs in one write transaction, so a killed process leaves either all of an episode or none of
 //! it. The map grows on demand: a write that fills it is retried after a resize.
+//!
+//! Schema versions: adding a database (as uploads, matches, rights and audit were added) is
+//! compatible, since opening creates any missing one empty, so [`SCHEMA_VERSION`] changes only
+//! when an existing record's layout does. New record fields carry `#[serde(default)]`.
 
+pub mod audit;
+pub mod date;
+pub mod matches;
 pub mod records;
+pub mod rights;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use heed::types::{SerdeJson, Str, U32};
+use heed::types::{SerdeJson, Str, U32, U64, Unit};
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 
+pub use self::audit::{AuditAction, AuditRecord, TargetKind};
+pub use self::matches::{
+    Band, Exclusion, MatchFilter, MatchRegion, MatchStatus, Review, ScanModels, ScanStored,
+    StatusChange, Stem, Upload,
+};
 pub use self::records::{Episode, Piece, PieceStatus, QualityFlag, Series};
+pub use self::rights::{OwnershipRecord, Policy, RightsType, TerritoryMode, WorkKind};
 use crate::{Error, Result};
 
 /// Schema version this build reads and writes.
@@ -39,6 +54,17 @@ struct Dbs {
     /// sha256 (hex) -> episode id: re-ingest by content, whatever the file is called now.
     by_hash: Database<'static, Str, Str>,
     pieces: Database<'static, Str, SerdeJson<Piece>>,
+    uploads: Database<'static, Str, SerdeJson<Upload>>,
+    matches: Database<'static, Str, SerdeJson<MatchRegion>>,
+    /// `<upload id>/<match id>`: the matches of one upload.
+    matches_by_upload: Database<'static, Str, Unit>,
+    /// `<episode id>/<match id>` -> excluded reference range.
+    exclusions: Database<'static, Str, SerdeJson<Exclusion>>,
+    rights: Database<'static, Str, SerdeJson<OwnershipRecord>>,
+    /// Append-only, keyed by a sequence number.
+    audit: Database<'static, U64<heed::byteorder::BE>, SerdeJson<AuditRecord>>,
+    /// `<kind>/<id>/<seq, 20 digits>`: the audit records of one target.
+    audit_by_target: Database<'static, Str, Unit>,
 }
 
 /// An open catalog.
@@ -89,11 +115,37 @@ impl Catalog {
                 let episodes = dbo.create_database(wtxn, Some("episodes"))?;
                 let by_hash = dbo.create_database(wtxn, Some("episodes_by_hash"))?;
                 let pieces = dbo.create_database(wtxn, Some("pieces"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((meta, series, episodes, by_hash, pieces)))
+                // Review and rights (src/catalog/{matches,rights,audit}.rs).
+                let review = (
+                    dbo.create_database(wtxn, Some("uploads"))?,
+                    dbo.create_database(wtxn, Some("matches"))?,
+                    dbo.create_database(wtxn, Some("matches_by_upload"))?,
+                    dbo.create_database(wtxn, Some("exclusions"))?,
+                    dbo.create_database(wtxn, Some("rights"))?,
+                    dbo.create_database(wtxn, Some("audit"))?,
+                    dbo.create_database(wtxn, Some("audit_by_target"))?,
+                );
+                Ok(CommitOrAbort::<_, ()>::Commit(((meta, series, episodes, by_hash, pieces), review)))
             })?
             .unwrap_commit();
-        let (meta, series, episodes, by_hash, pieces) = dbs;
-        let cat = Self { env, dbs: Dbs { meta, series, episodes, by_hash, pieces }, path };
+        let ((meta, series, episodes, by_hash, pieces), review) = dbs;
+        let (uploads, matches, matches_by_upload, exclusions, rights, audit, audit_by_target) =
+            review;
+        let dbs = Dbs {
+            meta,
+            series,
+            episodes,
+            by_hash,
+            pieces,
+            uploads,
+            matches,
+            matches_by_upload,
+            exclusions,
+            rights,
+            audit,
+            audit_by_target,
+        };
+        let cat = Self { env, dbs, path };
         cat.check_schema()?;
         Ok(cat)
     }
@@ -121,9 +173,21 @@ impl Catalog {
 
     /// Run `f` in one write transaction and commit it; if the map is full, grow it and retry.
     fn write<T>(&self, f: impl Fn(&mut RwTxn<'_>, &Dbs) -> Result<T>) -> Result<T> {
+        self.write_txn(|w| f(w, &self.dbs))
+    }
+
+    /// The LMDB environment, for modules that keep their own databases in it (the vector index).
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Run `f` in one write transaction of the environment and commit it; if the map is full,
+    /// grow it and run `f` again from scratch (so `f` must not have side effects outside the
+    /// transaction).
+    pub fn write_txn<T>(&self, f: impl Fn(&mut RwTxn<'_>) -> Result<T>) -> Result<T> {
         loop {
             let mut wtxn = self.env.write_txn()?;
-            match f(&mut wtxn, &self.dbs).and_then(|t| Ok(wtxn.commit().map(|()| t)?)) {
+            match f(&mut wtxn).and_then(|t| Ok(wtxn.commit().map(|()| t)?)) {
                 Err(Error::Catalog(heed::Error::Mdb(heed::MdbError::MapFull))) => {
                     let size = self.env.info().map_size * 2;
                     tracing::info!("catalog map full, growing to {} MiB", size >> 20);

@@ -10,6 +10,7 @@ mod ls;
 mod pieces;
 mod table;
 mod train;
+mod eval;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Train a model from the Debian training corpus (reproducible, resumable).
     #[command(subcommand)]
     Train(train::Command),
+    /// Measure a model: hit rates under degradations.
+    #[command(subcommand)]
+    Eval(eval::Command),
 }
 
 /// How a command ended when it did not fail outright.
@@ -134,6 +138,7 @@ pub fn run(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::ExportPieces(args) => export::run(args, ctx),
         Command::Catalog(cmd) => catalog_cmd::run(cmd, ctx),
         Command::Train(cmd) => train::run(cmd, ctx),
+        Command::Eval(cmd) => eval::run(cmd, ctx),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Config {
     pub work_rate: u32,
     /// Preferred audio language (ISO 639-2), when no stream is chosen on the command line.
     pub audio_lang: Option<String>,
+    /// Match review: dispute deadline and auto-review rules (`[review]`).
+    pub review: crate::review::ReviewConfig,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             min_last_piece_seconds: crop.min_last.0,
             work_rate: crate::ingest::WORK_RATE.0,
             audio_lang: None,
+            review: crate::review::ReviewConfig::default(),
         }
     }
 }
@@ -42,8 +45,14 @@ impl Config {
     /// Load `path` over the defaults; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() }),
+            Ok(text) => {
+                let cfg: Self = toml::from_str(&text)
+                    .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() })?;
+                cfg.review
+                    .validate()
+                    .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() })?;
+                Ok(cfg)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io(path, e)),
         }

@@ -94,6 +94,28 @@ pub enum Error {
     /// Writing a CSV file failed.
     #[error("csv: {0}")]
     Csv(#[from] csv::Error),
+    /// Records failed validation (a rights import or `rights add`); nothing was stored.
+    #[error("{what}: {} problem(s), nothing was stored:{}", problems.len(), list_problems(problems))]
+    Rejected {
+        /// The input: a file name or `rights add`.
+        what: String,
+        /// Every problem found, by row and column.
+        problems: Vec<crate::rights::Problem>,
+    },
+    /// A review status change that the workflow does not allow.
+    #[error("{kind} {id}: cannot go from {from} to {to} (allowed from {from}: {allowed})")]
+    InvalidTransition {
+        /// Record kind, e.g. "match".
+        kind: &'static str,
+        /// The record's id.
+        id: String,
+        /// Its current status.
+        from: String,
+        /// The status asked for.
+        to: String,
+        /// The statuses it may move to.
+        allowed: String,
+    },
     /// The job was cancelled by the user; nothing partial was stored.
     #[error("cancelled")]
     Cancelled,
@@ -101,6 +123,10 @@ pub enum Error {
 
 /// `Result` with aniprint's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn list_problems(problems: &[crate::rights::Problem]) -> String {
+    problems.iter().map(|p| format!("\n  {p}")).collect()
+}
 
 impl Error {
     /// Attach a path to an I/O error.

@@ -20,11 +20,16 @@
 pub mod catalog;
 pub mod config;
 pub mod dsp;
+pub mod eval;
 mod error;
 pub mod fingerprint;
+pub mod index;
 pub mod ingest;
 pub mod media;
 pub mod progress;
+pub mod report;
+pub mod review;
+pub mod rights;
 pub mod units;
 
 pub use error::{Error, Result};

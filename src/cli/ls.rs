@@ -74,6 +74,10 @@ fn ms(x: f64) -> f64 {
 }
 
 impl PieceRow {
+    fn order(&self) -> (&str, &str, &str, u32) {
+        (&self.series, &self.episode_title, &self.episode, self.index)
+    }
+
     fn new(p: &Piece, ep: Option<&Episode>) -> Self {
         let rate = ep.map(|e| e.work_rate).unwrap_or(aniprint::ingest::WORK_RATE);
         let (start, end) = p.span(rate);
@@ -190,7 +194,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         What::Pieces => {
             let by_id: BTreeMap<&str, &Episode> =
                 episodes.iter().map(|e| (e.id.as_str(), e)).collect();
-            let rows: Vec<PieceRow> = catalog
+            let mut rows: Vec<PieceRow> = catalog
                 .pieces()?
                 .iter()
                 .filter(|p| args.status.is_none_or(|s| s == p.status))
@@ -201,6 +205,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     None => Some(PieceRow::new(p, None)),
                 })
                 .collect();
+            // The order `ls episodes` shows, then time.
+            rows.sort_by(|a, b| a.order().cmp(&b.order()));
             if args.json {
                 return super::print_json(&rows).map(|()| Outcome::Ok);
             }

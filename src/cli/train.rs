@@ -100,7 +100,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-struct BarSink(ProgressBar);
+/// A progress sink drawing one bar with a message (training and evaluation).
+pub struct BarSink(pub ProgressBar);
 
 impl Progress for BarSink {
     fn stage(&self, stage: Stage) {

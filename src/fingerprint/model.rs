@@ -33,9 +33,9 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            n_mels: 256,
+            n_mels: 64,
             n_frames: 32,
-            channels: vec![32, 64, 128, 128, 256, 256, 512, 512],
+            channels: vec![16, 32, 64, 128, 256, 256, 512, 512],
             dim: 128,
             head_hidden: 32,
         }

@@ -1,0 +1,103 @@
+//! `aniprint eval fingerprint`: the paper's Table 6 for a model.
+
+use std::path::PathBuf;
+
+use aniprint::eval::{self, EvalOptions};
+use aniprint::fingerprint::train::{self, DEFAULT_VAL_PACKAGES};
+use aniprint::fingerprint::{DEFAULT_MODEL, Fingerprinter, models_dir};
+use candle_core::Device;
+
+use super::train::BarSink;
+use super::{Ctx, Outcome, print_json};
+
+/// Which model to evaluate.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Hit rates of the fingerprinter on degraded queries (Top-1/3/10, exact and near).
+    Fingerprint(FingerprintArgs),
+}
+
+/// Options of `eval fingerprint`.
+#[derive(Debug, clap::Args)]
+pub struct FingerprintArgs {
+    /// A folder of reference audio (any media); queries are cut from it.
+    #[arg(long, conflicts_with = "corpus", required_unless_present = "corpus")]
+    refs: Option<PathBuf>,
+    /// Or the training corpus: queries come from its held-out packages only.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    /// With --corpus: hours of training packages added to the index as distractors.
+    #[arg(long, default_value_t = 3.0)]
+    distractor_hours: f64,
+    /// Decoded-audio cache for --corpus (shared with training).
+    #[arg(long, default_value = "../train-state/fingerprint/cache")]
+    cache: PathBuf,
+    /// Model directory (default: the committed model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Queries per length and condition.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Query lengths in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "1,3,5")]
+    lengths: Vec<f32>,
+    /// Conditions: all (noise 0-10 dB + reverb + MP3), noise, reverb, codec, clean.
+    #[arg(long, value_delimiter = ',', default_value = "all,noise,reverb,codec,clean")]
+    conditions: Vec<String>,
+    /// Seed for query positions and degradations.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `eval`.
+pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let Command::Fingerprint(a) = cmd;
+    let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
+    let fp = Fingerprinter::load(&dir, &Device::Cpu)?;
+    let rate = fp.config().rate();
+    let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let sink = BarSink(bar.clone());
+    let (queries_from, distractors) = match (a.refs, a.corpus) {
+        (Some(refs), _) => (eval::sources_from_dir(&refs, rate, &sink)?, Vec::new()),
+        (None, Some(corpus)) => {
+            let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();
+            let c = train::load_corpus(&corpus, &a.cache, rate, &val, &sink)?;
+            // Distractors: whole training packages, smallest first, up to the asked hours.
+            let mut train = c.train;
+            train.sort_by_key(|s| s.clean.len());
+            let mut budget = a.distractor_hours * 3600.0 * f64::from(rate.0);
+            let distractors: Vec<_> = train
+                .into_iter()
+                .filter(|s| {
+                    let take = budget > 0.0;
+                    budget -= s.clean.len() as f64;
+                    take
+                })
+                .collect();
+            (c.val, distractors)
+        }
+        (None, None) => anyhow::bail!("give --refs DIR or --corpus DIR"),
+    };
+    let opts = EvalOptions {
+        queries: a.queries,
+        lengths: a.lengths,
+        conditions: a.conditions,
+        seed: a.seed,
+        ..EvalOptions::default()
+    };
+    let report = eval::evaluate(&fp, &queries_from, &distractors, &opts, &sink)?;
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,1006 @@
+//! [`CatalogIndex`]: the embedded [`VectorStore`], kept in the catalog's LMDB environment.
+//!
+//! Five databases, all named `index.*`:
+//!
+//! | database         | key                          | value                                        |
+//! |------------------|------------------------------|----------------------------------------------|
+//! | `index.meta`     | `"next_item"`                | next free item id (u64, big-endian)          |
+//! | `index.registry` | `"<model>\0<stem>"`          | JSON: key, arroy index number, dim, counts, generation |
+//! | `index.pieces`   | arroy index (u16 BE) + piece | first item (u32 LE), rows (u32 LE), rows x dim f32 LE |
+//! | `index.items`    | first item id (u32 BE)       | arroy index (u16 LE), rows (u32 LE), piece   |
+//! | `index.arroy`    | arroy's keys                 | arroy's items and trees (`Euclidean`)        |
+//!
+//! A piece's segments get consecutive item ids, so `index.items` maps an item to its
+//! [`SegmentRef`] with one range lookup instead of one record per vector, and `index.pieces`
+//! holds each piece's vectors contiguously for the exact scan. Item ids are never reused: a
+//! re-added piece gets fresh ids, so a stale id can never point at the wrong audio.
+//!
+//! Every write to an index bumps its generation in the registry, in the same transaction; the
+//! in-memory copy used by [`ExactSource::Memory`] is reloaded when the generation it was taken
+//! at is not the current one, so writes through any handle (or a transaction the caller composes
+//! with [`CatalogIndex::add_piece_in`]) invalidate it, and aborted writes do not.
+//!
+//! LMDB read transactions are bound to their thread and a thread may hold only one: searches
+//! open their own short read transactions inside each parallel task and never across a rayon
+//! call, so call them without holding a read transaction of the same catalog on the calling
+//! thread.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arroy::distances::Euclidean;
+use heed::byteorder::BE;
+use heed::types::{Bytes, DecodeIgnore, SerdeJson, Str, U32, U64};
+use heed::{CommitOrAbort, Database, RoTxn, RwTxn};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::flat::{self, BlockMeta, FlatMatrix, TopK};
+use super::{Hit, IndexKey, SearchKind, SegmentRef, VectorStore};
+use crate::catalog::Catalog;
+use crate::fingerprint::Fingerprints;
+use crate::progress::{NoProgress, Progress, Stage};
+use crate::{Error, Result};
+
+const NEXT_ITEM: &str = "next_item";
+/// Bytes before the vectors in an `index.pieces` value.
+const PIECE_HEADER: usize = 8;
+
+/// Where the exact search reads vectors from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExactSource {
+    /// Straight from the memory-mapped LMDB values, without copying them (they are aligned in
+    /// LMDB's overflow pages). Nothing stays on the heap; the OS page cache holds what is hot.
+    #[default]
+    Mapped,
+    /// From a contiguous heap copy of the index, loaded on first use and reloaded after a write
+    /// (512 MB per million 128-d vectors, on top of the page cache).
+    Memory,
+}
+
+/// Tuning of a [`CatalogIndex`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IndexOptions {
+    /// Trees in each arroy forest; `None` lets arroy choose (it adds trees until they hold about
+    /// as many nodes as there are items). More trees: better recall at the same `search_k`,
+    /// more disk.
+    pub n_trees: Option<usize>,
+    /// Leaf candidates arroy collects per query before ranking them by true distance (arroy's
+    /// `search_k`); at least `k x n_trees` is always used. The main recall/latency knob.
+    pub search_k: usize,
+    /// Where the exact search reads vectors from.
+    pub exact_source: ExactSource,
+    /// Seed of the tree-building RNG (mixed with the index generation), for reproducible forests.
+    pub seed: u64,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self { n_trees: None, search_k: 3000, exact_source: ExactSource::Mapped, seed: 0x5eed }
+    }
+}
+
+/// One index's registry record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Registered {
+    key: IndexKey,
+    /// The arroy index number (the u16 prefix of its keys).
+    index: u16,
+    /// Vector width.
+    dim: u32,
+    /// Vectors stored.
+    vectors: u64,
+    /// Pieces stored.
+    pieces: u64,
+    /// Bumped by every write to this index.
+    generation: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Dbs {
+    meta: Database<'static, Str, U64<BE>>,
+    registry: Database<'static, Str, SerdeJson<Registered>>,
+    pieces: Database<'static, Bytes, Bytes>,
+    items: Database<'static, U32<BE>, Bytes>,
+    arroy: arroy::Database<'static, Euclidean>,
+}
+
+impl Dbs {
+    /// Item id -> (arroy index, piece, segment) through the range map.
+    fn resolve(&self, rtxn: &RoTxn<'_>, item: u32) -> Result<Option<(u16, SegmentRef)>> {
+        let Some((first, value)) = self.items.get_lower_than_or_equal_to(rtxn, &item)? else {
+            return Ok(None);
+        };
+        let (index, n, piece) = decode_range(value)?;
+        let segment = item - first;
+        Ok((segment < n).then(|| (index, SegmentRef { piece: piece.to_owned(), segment })))
+    }
+}
+
+/// What one [`CatalogIndex::build`] did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BuildStats {
+    /// Whether anything had changed since the last build (else nothing was done).
+    pub changed: bool,
+    /// Vectors in the index.
+    pub items: u64,
+    /// Trees in the forest after the build.
+    pub trees: usize,
+    /// Wall time of the build transaction, seconds.
+    pub seconds: f64,
+}
+
+/// Bytes each part of the vector store takes in the LMDB file (pages in use, all indexes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    /// Raw vectors for the exact scan (`index.pieces`).
+    pub vectors: u64,
+    /// Item-range map (`index.items`) and registry.
+    pub mapping: u64,
+    /// arroy's copy of the vectors plus its trees (`index.arroy`).
+    pub arroy: u64,
+}
+
+impl DiskUsage {
+    /// Everything.
+    pub fn total(&self) -> u64 {
+        self.vectors + self.mapping + self.arroy
+    }
+}
+
+/// The embedded vector store: exact and arroy search over the vectors kept in a catalog's LMDB
+/// environment.
+///
+/// Generic over how it holds the catalog: `CatalogIndex<&Catalog>` for a pipeline that borrows
+/// one, `CatalogIndex<Arc<Catalog>>` for a worker thread that must own its handle (the TUI).
+/// Both are `Send + Sync`; searches may run from several threads at once, writes serialise on
+/// LMDB's writer lock.
+pub struct CatalogIndex<C: Borrow<Catalog>> {
+    catalog: C,
+    dbs: Dbs,
+    opts: IndexOptions,
+    cache: Mutex<HashMap<u16, Arc<FlatMatrix>>>,
+}
+
+impl<C: Borrow<Catalog>> std::fmt::Debug for CatalogIndex<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogIndex")
+            .field("catalog", &self.catalog().path())
+            .field("opts", &self.opts)
+            .finish()
+    }
+}
+
+impl<C: Borrow<Catalog>> CatalogIndex<C> {
+    /// Open (creating its databases if needed) the vector store of `catalog`, default options.
+    pub fn open(catalog: C) -> Result<Self> {
+        Self::with_options(catalog, IndexOptions::default())
+    }
+
+    /// Open the vector store of `catalog` with `opts`.
+    pub fn with_options(catalog: C, opts: IndexOptions) -> Result<Self> {
+        let env = catalog.borrow().env();
+        let wtxn = env.write_txn()?;
+        let (meta, registry, pieces, items, arroy) = env
+            .create_databases_and_commit(wtxn, |dbo, wtxn| -> heed::Result<_> {
+                let meta = dbo.create_database(wtxn, Some("index.meta"))?;
+                let registry = dbo.create_database(wtxn, Some("index.registry"))?;
+                let pieces = dbo.create_database(wtxn, Some("index.pieces"))?;
+                let items = dbo.create_database(wtxn, Some("index.items"))?;
+                let arroy = dbo.create_database(wtxn, Some("index.arroy"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((meta, registry, pieces, items, arroy)))
+            })?
+            .unwrap_commit();
+        Ok(Self {
+            catalog,
+            dbs: Dbs { meta, registry, pieces, items, arroy },
+            opts,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The catalog this store lives in.
+    pub fn catalog(&self) -> &Catalog {
+        self.catalog.borrow()
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &IndexOptions {
+        &self.opts
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&RoTxn<'_>) -> Result<T>) -> Result<T> {
+        let rtxn = self.catalog().env().read_txn()?;
+        f(&rtxn)
+    }
+
+    fn registered(&self, rtxn: &RoTxn<'_>, key: &IndexKey) -> Result<Option<Registered>> {
+        Ok(self.dbs.registry.get(rtxn, &registry_key(key))?)
+    }
+
+    fn all_registered(&self, rtxn: &RoTxn<'_>) -> Result<Vec<Registered>> {
+        self.dbs
+            .registry
+            .iter(rtxn)?
+            .map(|r| r.map(|(_, v)| v).map_err(Error::from))
+            .collect()
+    }
+
+    /// Get the registry record of `key`, creating it (with a fresh arroy index number) if new.
+    fn register(&self, wtxn: &mut RwTxn<'_>, key: &IndexKey, dim: usize) -> Result<Registered> {
+        if let Some(reg) = self.registered(wtxn, key)? {
+            if reg.dim as usize != dim {
+                return Err(Error::Invalid(format!(
+                    "index {key} holds {}-d vectors, got {dim}-d ones: a different fingerprint \
+                     model needs its own model name",
+                    reg.dim
+                )));
+            }
+            return Ok(reg);
+        }
+        let used: Vec<u16> = self.all_registered(wtxn)?.iter().map(|r| r.index).collect();
+        let index = (0..=u16::MAX).find(|i| !used.contains(i)).ok_or_else(|| {
+            Error::Invalid("the catalog already holds 65,536 vector indexes".into())
+        })?;
+        let dim32 = u32::try_from(dim)
+            .map_err(|_| Error::Invalid(format!("vector dimension {dim} is too large")))?;
+        Ok(Registered { key: key.clone(), index, dim: dim32, vectors: 0, pieces: 0, generation: 0 })
+    }
+
+    fn save(&self, wtxn: &mut RwTxn<'_>, reg: &Registered) -> Result<()> {
+        Ok(self.dbs.registry.put(wtxn, &registry_key(&reg.key), reg)?)
+    }
+
+    /// Reserve `n` consecutive item ids.
+    fn alloc_items(&self, wtxn: &mut RwTxn<'_>, n: u32) -> Result<u32> {
+        let next = self.dbs.meta.get(wtxn, NEXT_ITEM)?.unwrap_or(0);
+        let end = next + u64::from(n);
+        if end > u64::from(u32::MAX) + 1 {
+            return Err(Error::Invalid(
+                "the vector store has used up its 2^32 item ids: rebuild the catalog".into(),
+            ));
+        }
+        self.dbs.meta.put(wtxn, NEXT_ITEM, &end)?;
+        Ok(next as u32)
+    }
+
+    /// [`VectorStore::add_piece`] inside a write transaction the caller owns (to store a whole
+    /// episode, or catalog records with their vectors, atomically). The caller commits.
+    pub fn add_piece_in(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        key: &IndexKey,
+        piece: &str,
+        vectors: &Fingerprints,
+    ) -> Result<()> {
+        check_vectors(piece, vectors)?;
+        let mut reg = self.register(wtxn, key, vectors.dim)?;
+        self.remove_in(wtxn, &mut reg, piece)?;
+        let n = u32::try_from(vectors.len())
+            .map_err(|_| Error::Invalid(format!("piece {piece}: too many segments")))?;
+        if n > 0 {
+            let first = self.alloc_items(wtxn, n)?;
+            let mut value = Vec::with_capacity(PIECE_HEADER + vectors.data.len() * 4);
+            value.extend_from_slice(&first.to_le_bytes());
+            value.extend_from_slice(&n.to_le_bytes());
+            value.extend(vectors.data.iter().flat_map(|x| x.to_le_bytes()));
+            self.dbs.pieces.put(wtxn, &piece_key(reg.index, piece), &value)?;
+            self.dbs.items.put(wtxn, &first, &range_value(reg.index, n, piece))?;
+            let writer = arroy::Writer::new(self.dbs.arroy, reg.index, vectors.dim);
+            for i in 0..n {
+                writer.add_item(wtxn, first + i, vectors.row(i as usize)).map_err(arroy_err)?;
+            }
+            reg.vectors += u64::from(n);
+            reg.pieces += 1;
+        }
+        reg.generation += 1;
+        self.save(wtxn, &reg)
+    }
+
+    /// Remove `piece` from the index described by `reg` (updating its counts, not saving them).
+    fn remove_in(&self, wtxn: &mut RwTxn<'_>, reg: &mut Registered, piece: &str) -> Result<bool> {
+        let pkey = piece_key(reg.index, piece);
+        let Some((first, n)) = self.dbs.pieces.get(wtxn, &pkey)?.map(piece_header).transpose()?
+        else {
+            return Ok(false);
+        };
+        self.dbs.pieces.delete(wtxn, &pkey)?;
+        self.dbs.items.delete(wtxn, &first)?;
+        let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+        for i in 0..n {
+            writer.del_item(wtxn, first + i).map_err(arroy_err)?;
+        }
+        reg.vectors = reg.vectors.saturating_sub(u64::from(n));
+        reg.pieces = reg.pieces.saturating_sub(1);
+        reg.generation += 1;
+        Ok(true)
+    }
+
+    /// [`VectorStore::remove_piece`] inside the caller's write transaction.
+    pub fn remove_piece_in(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        key: &IndexKey,
+        piece: &str,
+    ) -> Result<bool> {
+        let Some(mut reg) = self.registered(wtxn, key)? else { return Ok(false) };
+        let removed = self.remove_in(wtxn, &mut reg, piece)?;
+        if removed {
+            self.save(wtxn, &reg)?;
+        }
+        Ok(removed)
+    }
+
+    /// [`VectorStore::remove_pieces_with_prefix`] inside the caller's write transaction.
+    pub fn remove_pieces_with_prefix_in(&self, wtxn: &mut RwTxn<'_>, prefix: &str) -> Result<u64> {
+        if prefix.is_empty() {
+            return Err(Error::Invalid(
+                "refusing to remove the vectors of every piece (empty prefix)".into(),
+            ));
+        }
+        let mut removed = 0;
+        for mut reg in self.all_registered(wtxn)? {
+            let start = piece_key(reg.index, prefix);
+            let pieces: Vec<String> = self
+                .dbs
+                .pieces
+                .remap_data_type::<DecodeIgnore>()
+                .prefix_iter(wtxn, &start)?
+                .map(|r| r.map(|(k, ())| piece_of_key(k)).map_err(Error::from))
+                .collect::<Result<_>>()?;
+            for piece in &pieces {
+                if self.remove_in(wtxn, &mut reg, piece)? {
+                    removed += 1;
+                }
+            }
+            if !pieces.is_empty() {
+                self.save(wtxn, &reg)?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether the arroy forest of `key` lags behind its vectors (ann then searches exactly).
+    pub fn needs_build(&self, key: &IndexKey) -> Result<bool> {
+        self.read(|rtxn| {
+            let Some(reg) = self.registered(rtxn, key)? else { return Ok(false) };
+            let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+            writer.need_build(rtxn).map_err(arroy_err)
+        })
+    }
+
+    /// Bring the arroy forest of `key` up to date. Incremental: arroy re-splits only the tree
+    /// nodes that hold added or removed items (and adds trees as the index grows). Runs in one
+    /// write transaction: other writers wait, readers keep searching the previous forest.
+    pub fn build(&self, key: &IndexKey) -> Result<BuildStats> {
+        self.build_with(key, &NoProgress)
+    }
+
+    /// [`CatalogIndex::build`] reporting to `progress` and stopping (with
+    /// [`Error::Cancelled`], nothing written) when it is cancelled.
+    pub fn build_with(&self, key: &IndexKey, progress: &dyn Progress) -> Result<BuildStats> {
+        let Some(reg) = self.read(|r| self.registered(r, key))? else {
+            return Err(Error::NotFound { kind: "vector index", id: key.to_string() });
+        };
+        progress.stage(Stage::Indexing);
+        let started = Instant::now();
+        let changed = self.catalog().write_txn(|wtxn| {
+            let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+            if !writer.need_build(wtxn).map_err(arroy_err)? {
+                return Ok(false);
+            }
+            let mut rng = StdRng::seed_from_u64(self.opts.seed ^ reg.generation);
+            let mut builder = writer.builder(&mut rng);
+            if let Some(n) = self.opts.n_trees {
+                builder.n_trees(n);
+            }
+            builder
+                .cancel(|| progress.is_cancelled())
+                .progress(|p| progress.message(&format!("{key}: {:?}", p.main)))
+                .build(wtxn)
+                .map_err(arroy_err)?;
+            Ok(true)
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        let trees = self.read(|rtxn| match arroy::Reader::open(rtxn, reg.index, self.dbs.arroy) {
+            Ok(r) => Ok(r.n_trees()),
+            Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => Ok(0),
+            Err(e) => Err(arroy_err(e)),
+        })?;
+        let items = self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))?;
+        if changed {
+            tracing::info!("built {key}: {items} vectors, {trees} trees in {seconds:.2} s");
+        }
+        Ok(BuildStats { changed, items, trees, seconds })
+    }
+
+    /// [`VectorStore::build_all`] reporting to `progress`.
+    pub fn build_all_with(&self, progress: &dyn Progress) -> Result<Vec<(IndexKey, BuildStats)>> {
+        let keys = self.read(|r| self.all_registered(r))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for reg in keys {
+            progress.check()?;
+            progress.item(&reg.key.to_string());
+            let stats = self.build_with(&reg.key, progress)?;
+            out.push((reg.key, stats));
+        }
+        Ok(out)
+    }
+
+    /// The pieces stored in `key` with their number of vectors, sorted by piece id.
+    pub fn pieces(&self, key: &IndexKey) -> Result<Vec<(String, u32)>> {
+        self.read(|rtxn| {
+            let Some(reg) = self.registered(rtxn, key)? else { return Ok(Vec::new()) };
+            self.dbs
+                .pieces
+                .prefix_iter(rtxn, &reg.index.to_be_bytes())?
+                .map(|r| {
+                    let (k, v) = r?;
+                    Ok((piece_of_key(k), piece_header(v)?.1))
+                })
+                .collect()
+        })
+    }
+
+    /// Where item `item` came from, and in which index; `None` if no stored vector has that id.
+    pub fn segment(&self, item: u32) -> Result<Option<(IndexKey, SegmentRef)>> {
+        self.read(|rtxn| {
+            let Some((index, seg)) = self.dbs.resolve(rtxn, item)? else { return Ok(None) };
+            let key = self.all_registered(rtxn)?.into_iter().find(|r| r.index == index);
+            Ok(key.map(|r| (r.key, seg)))
+        })
+    }
+
+    /// Pages in use by each part of the store.
+    pub fn disk_usage(&self) -> Result<DiskUsage> {
+        self.read(|rtxn| {
+            let size = |s: heed::DatabaseStat| s.non_free_page_size() as u64;
+            Ok(DiskUsage {
+                vectors: size(self.dbs.pieces.stat(rtxn)?),
+                mapping: size(self.dbs.items.stat(rtxn)?)
+                    + size(self.dbs.registry.stat(rtxn)?)
+                    + size(self.dbs.meta.stat(rtxn)?),
+                arroy: size(self.dbs.arroy.stat(rtxn)?),
+            })
+        })
+    }
+
+    /// Drop the in-memory copies used by [`ExactSource::Memory`] (they reload on next use).
+    pub fn clear_cache(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    /// Exact search of `queries` in the index `reg`.
+    fn search_exact(
+        &self,
+        reg: &Registered,
+        queries: &Fingerprints,
+        k: usize,
+    ) -> Result<Vec<Vec<Hit>>> {
+        match self.opts.exact_source {
+            ExactSource::Mapped => self.search_exact_mapped(reg, queries, k),
+            ExactSource::Memory => {
+                let matrix = self.matrix(reg)?;
+                Ok(search_matrix(&matrix, queries, k))
+            }
+        }
+    }
+
+    /// Scan the LMDB values in place. Each parallel task opens its own read transaction over its
+    /// share of the pieces (LMDB read transactions cannot cross threads).
+    fn search_exact_mapped(
+        &self,
+        reg: &Registered,
+        queries: &Fingerprints,
+        k: usize,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let keys: Vec<Vec<u8>> = self.read(|rtxn| {
+            self.dbs
+                .pieces
+                .remap_data_type::<DecodeIgnore>()
+                .prefix_iter(rtxn, &reg.index.to_be_bytes())?
+                .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
+                .collect()
+        })?;
+        let nq = queries.len();
+        let tasks = (rayon::current_num_threads() * 4).max(1);
+        let chunk = keys.len().div_ceil(tasks).max(1);
+        let (env, dbs) = (self.catalog().env(), self.dbs);
+        let partial: Vec<Vec<TopK>> = keys
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(c, keys)| -> Result<Vec<TopK>> {
+                let mut tops = vec![TopK::new(k); nq];
+                let mut buf = Vec::new();
+                let rtxn = env.read_txn()?;
+                for (j, pkey) in keys.iter().enumerate() {
+                    let Some(value) = dbs.pieces.get(&rtxn, pkey)? else { continue };
+                    let (first, _) = piece_header(value)?;
+                    let rows = flat::rows_of(&value[PIECE_HEADER..], &mut buf);
+                    let block = (c * chunk + j) as u32;
+                    flat::scan_block(&queries.data, queries.dim, block, first, rows, &mut tops);
+                }
+                Ok(tops)
+            })
+            .collect::<Result<_>>()?;
+        let tops = partial.into_iter().reduce(flat::merge_all).unwrap_or_default();
+        Ok(to_hits(tops, nq, |b| piece_of_key(&keys[b as usize])))
+    }
+
+    /// The in-memory copy of index `reg`, reloaded if a write happened since it was taken.
+    fn matrix(&self, reg: &Registered) -> Result<Arc<FlatMatrix>> {
+        let mut cache =
+            self.cache.lock().map_err(|_| Error::Invalid("vector cache poisoned".into()))?;
+        let rtxn = self.catalog().env().read_txn()?;
+        let Some(now) = self.registered(&rtxn, &reg.key)? else {
+            return Err(Error::NotFound { kind: "vector index", id: reg.key.to_string() });
+        };
+        if let Some(m) = cache.get(&now.index)
+            && m.generation == now.generation
+        {
+            return Ok(Arc::clone(m));
+        }
+        let dim = now.dim as usize;
+        let mut data = Vec::with_capacity(now.vectors as usize * dim);
+        let mut blocks = Vec::with_capacity(now.pieces as usize);
+        let mut buf = Vec::new();
+        for r in self.dbs.pieces.prefix_iter(&rtxn, &now.index.to_be_bytes())? {
+            let (k, v) = r?;
+            let (first_item, n) = piece_header(v)?;
+            let start_row = data.len() / dim.max(1);
+            data.extend_from_slice(flat::rows_of(&v[PIECE_HEADER..], &mut buf));
+            blocks.push(BlockMeta { piece: piece_of_key(k), first_item, start_row, n: n as usize });
+        }
+        let m = Arc::new(FlatMatrix { generation: now.generation, dim, data, blocks });
+        cache.insert(now.index, Arc::clone(&m));
+        Ok(m)
+    }
+
+    /// arroy search; `None` when the forest is not built for the latest writes.
+    fn search_ann(
+        &self,
+        reg: &Registered,
+        queries: &Fingerprints,
+        k: usize,
+    ) -> Result<Option<Vec<Vec<Hit>>>> {
+        let (env, dbs) = (self.catalog().env(), self.dbs);
+        let n_trees = {
+            let rtxn = env.read_txn()?;
+            match arroy::Reader::open(&rtxn, reg.index, self.dbs.arroy) {
+                Ok(r) => r.n_trees(),
+                Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(arroy_err(e)),
+            }
+        };
+        let search_k = self.opts.search_k.max(k.saturating_mul(n_trees)).max(1);
+        let search_k = NonZeroUsize::new(search_k).unwrap_or(NonZeroUsize::MIN);
+        let nq = queries.len();
+        let tasks = (rayon::current_num_threads() * 2).max(1);
+        let chunk = nq.div_ceil(tasks).max(1);
+        let parts: Vec<Option<Vec<Vec<Hit>>>> = queries
+            .data
+            .par_chunks(chunk * queries.dim)
+            .map(|qs| -> Result<Option<Vec<Vec<Hit>>>> {
+                let rtxn = env.read_txn()?;
+                let reader = match arroy::Reader::open(&rtxn, reg.index, dbs.arroy) {
+                    Ok(r) => r,
+                    Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(arroy_err(e)),
+                };
+                let mut out = Vec::with_capacity(qs.len() / queries.dim);
+                for q in qs.chunks_exact(queries.dim) {
+                    let found = reader
+                        .nns(k)
+                        .search_k(search_k)
+                        .by_vector(&rtxn, q)
+                        .map_err(arroy_err)?;
+                    let mut hits = Vec::with_capacity(found.len());
+                    for (item, distance) in found {
+                        if let Some((index, seg)) = dbs.resolve(&rtxn, item)?
+                            && index == reg.index
+                        {
+                            hits.push(Hit {
+                                item,
+                                piece: seg.piece,
+                                segment: seg.segment,
+                                distance,
+                            });
+                        }
+                    }
+                    out.push(hits);
+                }
+                Ok(Some(out))
+            })
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(nq);
+        for part in parts {
+            match part {
+                Some(hits) => out.extend(hits),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
+    fn add_piece(&self, key: &IndexKey, piece: &str, vectors: &Fingerprints) -> Result<()> {
+        check_vectors(piece, vectors)?;
+        self.catalog().write_txn(|wtxn| self.add_piece_in(wtxn, key, piece, vectors))
+    }
+
+    fn remove_piece(&self, key: &IndexKey, piece: &str) -> Result<bool> {
+        self.catalog().write_txn(|wtxn| self.remove_piece_in(wtxn, key, piece))
+    }
+
+    fn remove_pieces_with_prefix(&self, prefix: &str) -> Result<u64> {
+        self.catalog().write_txn(|wtxn| self.remove_pieces_with_prefix_in(wtxn, prefix))
+    }
+
+    fn build_all(&self) -> Result<()> {
+        self.build_all_with(&NoProgress).map(|_| ())
+    }
+
+    fn search_batch(
+        &self,
+        key: &IndexKey,
+        queries: &Fingerprints,
+        k: usize,
+        kind: SearchKind,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let nq = queries.len();
+        let Some(reg) = self.read(|r| self.registered(r, key))? else {
+            return Ok(vec![Vec::new(); nq]);
+        };
+        if nq > 0 && queries.dim != reg.dim as usize {
+            return Err(Error::Invalid(format!(
+                "query vectors are {}-d, index {key} holds {}-d vectors",
+                queries.dim, reg.dim
+            )));
+        }
+        if nq == 0 || k == 0 || reg.vectors == 0 {
+            return Ok(vec![Vec::new(); nq]);
+        }
+        match kind {
+            SearchKind::Exact => self.search_exact(&reg, queries, k),
+            SearchKind::Ann => match self.search_ann(&reg, queries, k)? {
+                Some(hits) => Ok(hits),
+                None => {
+                    tracing::warn!(
+                        "index {key} has changed since its arroy trees were built; searching \
+                         exactly (run the index build to get fast searches back)"
+                    );
+                    self.search_exact(&reg, queries, k)
+                }
+            },
+        }
+    }
+
+    fn len(&self, key: &IndexKey) -> Result<u64> {
+        self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))
+    }
+
+    fn keys(&self) -> Result<Vec<IndexKey>> {
+        let mut keys: Vec<IndexKey> =
+            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+/// Exact search over an in-memory copy.
+fn search_matrix(m: &FlatMatrix, queries: &Fingerprints, k: usize) -> Vec<Vec<Hit>> {
+    let nq = queries.len();
+    let tops = m
+        .blocks
+        .par_iter()
+        .enumerate()
+        .fold(
+            || vec![TopK::new(k); nq],
+            |mut tops, (b, meta)| {
+                let rows = m.rows(meta);
+                flat::scan_block(&queries.data, m.dim, b as u32, meta.first_item, rows, &mut tops);
+                tops
+            },
+        )
+        .reduce(|| vec![TopK::new(k); nq], flat::merge_all);
+    to_hits(tops, nq, |b| m.blocks[b as usize].piece.clone())
+}
+
+fn to_hits(tops: Vec<TopK>, nq: usize, piece: impl Fn(u32) -> String) -> Vec<Vec<Hit>> {
+    let mut out: Vec<Vec<Hit>> = tops
+        .into_iter()
+        .map(|t| {
+            t.into_vec()
+                .into_iter()
+                .map(|e| Hit {
+                    item: e.item,
+                    piece: piece(e.block),
+                    segment: e.segment,
+                    distance: e.d2.max(0.0).sqrt(),
+                })
+                .collect()
+        })
+        .collect();
+    out.resize(nq, Vec::new());
+    out
+}
+
+fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
+    if piece.is_empty() {
+        return Err(Error::Invalid("a piece id cannot be empty".into()));
+    }
+    if v.dim == 0 || v.data.len() % v.dim != 0 {
+        return Err(Error::Invalid(format!(
+            "piece {piece}: {} floats do not make {}-d vectors",
+            v.data.len(),
+            v.dim
+        )));
+    }
+    if let Some(i) = v.data.iter().position(|x| !x.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "piece {piece}: segment {} has a non-finite value",
+            i / v.dim
+        )));
+    }
+    Ok(())
+}
+
+fn registry_key(key: &IndexKey) -> String {
+    format!("{}\0{}", key.model, key.stem)
+}
+
+fn piece_key(index: u16, piece: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + piece.len());
+    k.extend_from_slice(&index.to_be_bytes());
+    k.extend_from_slice(piece.as_bytes());
+    k
+}
+
+fn piece_of_key(k: &[u8]) -> String {
+    String::from_utf8_lossy(k.get(2..).unwrap_or_default()).into_owned()
+}
+
+fn corrupt(reason: &str) -> Error {
+    Error::Record { what: "vector index", reason: reason.into() }
+}
+
+/// (first item, rows) of an `index.pieces` value.
+fn piece_header(v: &[u8]) -> Result<(u32, u32)> {
+    match v {
+        [a, b, c, d, e, f, g, h, ..] => {
+            Ok((u32::from_le_bytes([*a, *b, *c, *d]), u32::from_le_bytes([*e, *f, *g, *h])))
+        }
+        _ => Err(corrupt("piece value shorter than its header")),
+    }
+}
+
+fn range_value(index: u16, n: u32, piece: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(6 + piece.len());
+    v.extend_from_slice(&index.to_le_bytes());
+    v.extend_from_slice(&n.to_le_bytes());
+    v.extend_from_slice(piece.as_bytes());
+    v
+}
+
+fn decode_range(v: &[u8]) -> Result<(u16, u32, &str)> {
+    match v {
+        [a, b, c, d, e, f, rest @ ..] => Ok((
+            u16::from_le_bytes([*a, *b]),
+            u32::from_le_bytes([*c, *d, *e, *f]),
+            std::str::from_utf8(rest).map_err(|_| corrupt("piece id is not UTF-8"))?,
+        )),
+        _ => Err(corrupt("item range shorter than its header")),
+    }
+}
+
+/// arroy's errors in aniprint's terms; LMDB errors stay LMDB errors so that a full map is grown
+/// and the write retried by [`Catalog::write_txn`].
+fn arroy_err(e: arroy::Error) -> Error {
+    match e {
+        arroy::Error::Heed(h) => Error::Catalog(h),
+        arroy::Error::Io(io) => Error::io(std::env::temp_dir(), io),
+        arroy::Error::BuildCancelled => Error::Cancelled,
+        arroy::Error::InvalidVecDimension { expected, received } => {
+            Error::Invalid(format!("vector has {received} dimensions, the index {expected}"))
+        }
+        other => Error::Record { what: "vector index (arroy)", reason: other.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::index::bench::{perturb, random_unit};
+
+    fn piece(rng: &mut StdRng, n: usize, dim: usize) -> Fingerprints {
+        Fingerprints { dim, data: (0..n).flat_map(|_| random_unit(rng, dim)).collect() }
+    }
+
+    fn key(stem: super::super::Stem) -> IndexKey {
+        IndexKey::new("test-model", stem)
+    }
+
+    fn top1(index: &impl VectorStore, k: &IndexKey, q: &[f32], kind: SearchKind) -> Hit {
+        index.search(k, q, 1, kind).unwrap().remove(0)
+    }
+
+    #[test]
+    fn add_remove_readd() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let mix = key(super::super::Stem::Mix);
+        let voice = key(super::super::Stem::Voice);
+        let mut rng = StdRng::seed_from_u64(1);
+        let a = piece(&mut rng, 30, 16);
+        let b = piece(&mut rng, 20, 16);
+        index.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+        index.add_piece(&mix, "bbbb-000000000", &b).unwrap();
+        index.add_piece(&voice, "aaaa-000000000", &b).unwrap();
+        assert_eq!(index.len(&mix).unwrap(), 50);
+        assert_eq!(index.len(&voice).unwrap(), 20);
+        assert_eq!(index.keys().unwrap(), vec![mix.clone(), voice.clone()]);
+
+        let h = top1(&index, &mix, a.row(7), SearchKind::Exact);
+        assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 7));
+        assert!(h.distance < 1e-3);
+        assert_eq!(
+            index.segment(h.item).unwrap(),
+            Some((mix.clone(), SegmentRef { piece: "aaaa-000000000".into(), segment: 7 }))
+        );
+
+        // Not built yet: ann falls back to exact.
+        assert!(index.needs_build(&mix).unwrap());
+        assert_eq!(top1(&index, &mix, a.row(7), SearchKind::Ann).segment, 7);
+        index.build_all().unwrap();
+        assert!(!index.needs_build(&mix).unwrap());
+        assert_eq!(top1(&index, &mix, a.row(7), SearchKind::Ann).item, h.item);
+
+        // Re-adding replaces: same count, fresh ids, old ids resolve to nothing.
+        let a2 = piece(&mut rng, 30, 16);
+        index.add_piece(&mix, "aaaa-000000000", &a2).unwrap();
+        assert_eq!(index.len(&mix).unwrap(), 50);
+        assert_eq!(
+            index.pieces(&mix).unwrap(),
+            vec![("aaaa-000000000".to_string(), 30), ("bbbb-000000000".to_string(), 20)]
+        );
+        assert_eq!(index.segment(h.item).unwrap(), None);
+        let h2 = top1(&index, &mix, a2.row(7), SearchKind::Exact);
+        assert_eq!((h2.piece.as_str(), h2.segment), ("aaaa-000000000", 7));
+        assert_ne!(h2.item, h.item);
+        index.build(&mix).unwrap();
+        let all = index.search(&mix, a.row(7), 50, SearchKind::Ann).unwrap();
+        assert!(all.iter().all(|x| x.item != h.item), "a replaced vector came back");
+
+        // Removing an episode removes its pieces from every index, and only those.
+        assert_eq!(index.remove_episode("aaaa").unwrap(), 2);
+        assert_eq!(index.len(&mix).unwrap(), 20);
+        assert_eq!(index.len(&voice).unwrap(), 0);
+        index.build_all().unwrap();
+        for kind in [SearchKind::Exact, SearchKind::Ann] {
+            let all = index.search(&mix, a2.row(3), 100, kind).unwrap();
+            assert_eq!(all.len(), 20);
+            assert!(all.iter().all(|x| x.piece == "bbbb-000000000"), "{kind:?}");
+            assert!(index.search(&voice, b.row(0), 5, kind).unwrap().is_empty());
+        }
+        assert!(!index.remove_piece(&mix, "aaaa-000000000").unwrap());
+        assert!(matches!(index.remove_pieces_with_prefix(""), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn failed_transaction_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(2);
+        let a = piece(&mut rng, 10, 8);
+        let r: Result<()> = cat.write_txn(|w| {
+            index.add_piece_in(w, &k, "cccc-000000000", &a)?;
+            Err(Error::Invalid("killed".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(index.len(&k).unwrap(), 0);
+        assert!(index.keys().unwrap().is_empty());
+        assert!(index.search(&k, a.row(0), 3, SearchKind::Exact).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(3);
+        index.add_piece(&k, "dddd-000000000", &piece(&mut rng, 4, 8)).unwrap();
+        let wrong = piece(&mut rng, 4, 6);
+        assert!(matches!(index.add_piece(&k, "eeee-000000000", &wrong), Err(Error::Invalid(_))));
+        assert!(matches!(
+            index.search(&k, wrong.row(0), 1, SearchKind::Exact),
+            Err(Error::Invalid(_))
+        ));
+        let nan = Fingerprints { dim: 8, data: vec![f32::NAN; 8] };
+        assert!(matches!(index.add_piece(&k, "eeee-000000000", &nan), Err(Error::Invalid(_))));
+        assert!(matches!(index.build(&key(super::super::Stem::Voice)), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn memory_copy_follows_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let opts = IndexOptions { exact_source: ExactSource::Memory, ..IndexOptions::default() };
+        let index = CatalogIndex::with_options(&cat, opts).unwrap();
+        let mapped = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Background);
+        let mut rng = StdRng::seed_from_u64(4);
+        let a = piece(&mut rng, 12, 32);
+        let b = piece(&mut rng, 12, 32);
+        index.add_piece(&k, "ffff-000000000", &a).unwrap();
+        assert_eq!(top1(&index, &k, a.row(5), SearchKind::Exact).segment, 5);
+        // A write through another handle invalidates this handle's copy.
+        mapped.add_piece(&k, "ffff-000000000", &b).unwrap();
+        let h = top1(&index, &k, b.row(5), SearchKind::Exact);
+        assert_eq!(h, top1(&mapped, &k, b.row(5), SearchKind::Exact));
+        assert!(h.distance < 1e-3);
+        mapped.remove_piece(&k, "ffff-000000000").unwrap();
+        assert!(index.search(&k, b.row(5), 3, SearchKind::Exact).unwrap().is_empty());
+    }
+
+    /// arroy agrees with the exact search on ~20k random unit vectors, queried with stored
+    /// vectors plus small noise, at the default search_k.
+    #[test]
+    fn ann_agrees_with_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(5);
+        let dim = 128;
+        let pieces: Vec<Fingerprints> = (0..56).map(|_| piece(&mut rng, 359, dim)).collect();
+        cat.write_txn(|w| {
+            for (i, p) in pieces.iter().enumerate() {
+                index.add_piece_in(w, &k, &format!("{i:012x}-000000000"), p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(index.len(&k).unwrap(), 56 * 359);
+        let stats = index.build(&k).unwrap();
+        assert!(stats.changed && stats.trees > 0);
+        let mut data = Vec::new();
+        for _ in 0..300 {
+            let p = &pieces[rand::RngExt::random_range(&mut rng, 0..56)];
+            let row = rand::RngExt::random_range(&mut rng, 0..359);
+            data.extend(perturb(&mut rng, p.row(row), 0.3));
+        }
+        let queries = Fingerprints { dim, data };
+        let exact = index.search_batch(&k, &queries, 1, SearchKind::Exact).unwrap();
+        let ann = index.search_batch(&k, &queries, 1, SearchKind::Ann).unwrap();
+        let same = exact.iter().zip(&ann).filter(|(e, a)| e[0].item == a[0].item).count();
+        let recall = same as f64 / exact.len() as f64;
+        eprintln!("ann recall@1 {recall}");
+        assert!(recall >= 0.99, "recall@1 {recall}");
+        for (e, a) in exact.iter().zip(&ann) {
+            if e[0].item == a[0].item {
+                assert!((e[0].distance - a[0].distance).abs() < 1e-4);
+            }
+        }
+    }
+}
