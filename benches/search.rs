@@ -1,4 +1,4 @@
-//! Vector-search benchmark: `cargo bench --bench search -- [VECTORS] [SEARCH_K] [N_TREES]`.
+//! Vector-search benchmark: `cargo bench --bench search -- [VECTORS] [SEARCH_K,...] [N_TREES]`.
 //!
 //! A thin wrapper over [`aniprint::index::bench::run`] (the same code `aniprint bench search`
 //! runs): builds a synthetic index in a temporary catalog and prints latency percentiles, recall
@@ -14,8 +14,8 @@ fn main() -> aniprint::Result<()> {
     if let Some(n) = args.first().and_then(|a| a.parse().ok()) {
         cfg.vectors = n;
     }
-    if let Some(k) = args.get(1).and_then(|a| a.parse().ok()) {
-        cfg.options.search_k = k;
+    if let Some(ks) = args.get(1) {
+        cfg.search_ks = ks.split(',').filter_map(|k| k.parse().ok()).collect();
     }
     if let Some(t) = args.get(2).and_then(|a| a.parse().ok()) {
         cfg.options.n_trees = Some(t);

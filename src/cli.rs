@@ -8,6 +8,9 @@ mod info;
 mod ingest;
 mod ls;
 mod pieces;
+mod report;
+mod review;
+mod rights;
 mod table;
 mod train;
 mod eval;
@@ -66,6 +69,14 @@ pub enum Command {
     /// Measure a model: hit rates under degradations.
     #[command(subcommand)]
     Eval(eval::Command),
+    /// Ownership records: import, add, list, remove, export.
+    #[command(subcommand)]
+    Rights(rights::Command),
+    /// Review matches: list, set a status, undo, show the audit log.
+    #[command(subcommand)]
+    Review(review::Command),
+    /// Write the match report CSV (one row per match x ownership record).
+    Report(report::Args),
 }
 
 /// How a command ended when it did not fail outright.
@@ -139,6 +150,9 @@ pub fn run(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Catalog(cmd) => catalog_cmd::run(cmd, ctx),
         Command::Train(cmd) => train::run(cmd, ctx),
         Command::Eval(cmd) => eval::run(cmd, ctx),
+        Command::Rights(cmd) => rights::run(cmd, ctx),
+        Command::Review(cmd) => review::run(cmd, ctx),
+        Command::Report(args) => report::run(args, ctx),
     }
 }
 

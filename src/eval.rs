@@ -41,7 +41,10 @@ impl Default for EvalOptions {
         Self {
             queries: 1000,
             lengths: vec![1.0, 3.0, 5.0],
-            conditions: ["all", "noise", "reverb", "codec", "clean"].iter().map(|s| s.to_string()).collect(),
+            conditions: ["all", "noise", "reverb", "codec", "clean"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             top_k: 20,
             seed: 7,
         }
@@ -57,7 +60,11 @@ pub fn condition(name: &str) -> Result<Degrade> {
         "reverb" => Degrade::reverb_only(),
         "codec" => Degrade::codec_only(),
         "clean" => Degrade::clean(),
-        other => return Err(Error::Invalid(format!("unknown condition {other:?} (all, noise, reverb, codec, clean)"))),
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown condition {other:?} (all, noise, reverb, codec, clean)"
+            )));
+        }
     })
 }
 
@@ -106,7 +113,13 @@ impl Report {
         for r in &self.rows {
             s.push_str(&format!(
                 "{:<9} {:>5.0} s {:>8} {:>10.1}% {:>9.1}% {:>10.1}% {:>11.1}%\n",
-                r.condition, r.length_s, r.queries, r.top1_exact, r.top1_near, r.top3_exact, r.top10_exact
+                r.condition,
+                r.length_s,
+                r.queries,
+                r.top1_exact,
+                r.top1_near,
+                r.top3_exact,
+                r.top10_exact
             ));
         }
         s
@@ -115,7 +128,11 @@ impl Report {
 
 /// Reference sources from a folder of media files (each decoded at the model's rate, with an
 /// MP3 round-trip copy for the codec condition).
-pub fn sources_from_dir(dir: &Path, rate: SampleRate, progress: &dyn Progress) -> Result<Vec<Source>> {
+pub fn sources_from_dir(
+    dir: &Path,
+    rate: SampleRate,
+    progress: &dyn Progress,
+) -> Result<Vec<Source>> {
     let (files, _) = crate::ingest::collect_inputs(&[dir.to_path_buf()], true);
     progress.stage(Stage::Decoding);
     progress.set_total(files.len() as u64);
@@ -201,10 +218,18 @@ pub fn evaluate(
                     if augment::rms(&s.clean[start..start + len]) < 3e-3 {
                         continue;
                     }
-                    let q = degrade.apply(&mut rng, &mut conv, s, start, len, distractors_or(distractors, queries_from));
+                    let q = degrade.apply(
+                        &mut rng,
+                        &mut conv,
+                        s,
+                        start,
+                        len,
+                        distractors_or(distractors, queries_from),
+                    );
                     qs.push((si, start, q));
                 }
-                let fps: Vec<Fingerprints> = qs.iter().map(|(_, _, q)| fp.fingerprint(q)).collect::<Result<_>>()?;
+                let fps: Vec<Fingerprints> =
+                    qs.iter().map(|(_, _, q)| fp.fingerprint(q)).collect::<Result<_>>()?;
                 let rows_q: Vec<f32> = fps.iter().flat_map(|f| f.data.iter().copied()).collect();
                 let nq = rows_q.len() / dim;
                 let q_t = Tensor::from_vec(rows_q, (nq, dim), &device)?;
@@ -222,7 +247,8 @@ pub fn evaluate(
                     let truth_name = &queries_from[*si].package;
                     let is_at = |c: &crate::index::vote::Candidate, tol: f64| {
                         &c.piece == truth_name
-                            && ((c.offset_segments as f64) * cfg.hop as f64 - *start as f64).abs() < tol * cfg.hop as f64
+                            && ((c.offset_segments as f64) * cfg.hop as f64 - *start as f64).abs()
+                                < tol * cfg.hop as f64
                     };
                     if cands.first().is_some_and(|c| is_at(c, 1.0)) {
                         counts[0] += 1;
@@ -253,7 +279,9 @@ pub fn evaluate(
             });
         }
     }
-    let secs = |v: &[&Source]| v.iter().map(|s| s.clean.len() as f64).sum::<f64>() / f64::from(rate.0) / 3600.0;
+    let secs = |v: &[&Source]| {
+        v.iter().map(|s| s.clean.len() as f64).sum::<f64>() / f64::from(rate.0) / 3600.0
+    };
     Ok(Report {
         model: fp.card().name.clone(),
         reference_hours: secs(&all),
@@ -268,7 +296,8 @@ fn distractors_or<'a>(distractors: &'a [Source], fallback: &'a [Source]) -> &'a 
 }
 
 fn hash_str(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    s.bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 /// A source (weighted by length) and a start with `len` samples inside it.

@@ -154,7 +154,8 @@ pub trait AudioSource {
 }
 
 /// Extensions read by symphonia first (plain audio); everything else goes to FFmpeg.
-const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga", "m4a", "aac"];
+// m4a/aac go to FFmpeg: symphonia keeps the AAC priming samples (a 46 ms offset on uploads).
+const PLAIN_AUDIO: &[&str] = &["wav", "flac", "mp3", "ogg", "oga"];
 
 /// File extensions aniprint picks up when it walks a directory.
 pub const MEDIA_EXTENSIONS: &[&str] = &[

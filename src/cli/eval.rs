@@ -60,8 +60,10 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let rate = fp.config().rate();
     let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let sink = BarSink(bar.clone());
     let (queries_from, distractors) = match (a.refs, a.corpus) {

@@ -17,6 +17,12 @@ pub enum Command {
         /// The new status.
         #[arg(long, value_enum)]
         status: PieceStatus,
+        /// Free-text note for the audit log.
+        #[arg(long)]
+        note: Option<String>,
+        /// Who to name in the audit log (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        who: Option<String>,
     },
     /// Mark every unreviewed piece `keep` (dropped pieces stay dropped).
     KeepAll {
@@ -26,11 +32,15 @@ pub enum Command {
     },
 }
 
-/// Change statuses in one transaction: all or nothing.
+/// Change statuses in one transaction, audited: all or nothing.
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let catalog = ctx.open_catalog()?;
+    let (mut who, mut note) = (None, None);
     let (ids, status) = match cmd {
-        Command::Set { ids, status } => (expand(&catalog, &ids)?, status),
+        Command::Set { ids, status, note: n, who: w } => {
+            (who, note) = (w, n);
+            (expand(&catalog, &ids)?, status)
+        }
         Command::KeepAll { episode } => {
             let pieces = if episode.is_empty() {
                 catalog.pieces()?
@@ -50,7 +60,14 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             (ids, PieceStatus::Keep)
         }
     };
-    let changed = catalog.set_pieces_status(&ids, status)?;
+    let who = who.unwrap_or_else(aniprint::review::default_who);
+    let changed = catalog.set_pieces_status_audited(
+        &ids,
+        status,
+        &who,
+        note.as_deref(),
+        aniprint::catalog::now_ms(),
+    )?;
     if !ctx.quiet {
         writeln!(std::io::stdout(), "{} pieces set to {}", changed.len(), status.as_str())?;
     }

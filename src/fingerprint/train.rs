@@ -557,7 +557,10 @@ impl Adam {
         let c1 = 1.0 - b1.powi(t as i32);
         let c2 = 1.0 - b2.powi(t as i32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            // Detached: a gradient computed from variables carries the step's whole graph, and
+            // moments built from it would keep every past step alive.
+            let Some(g) = grads.get(var.as_tensor()).map(Tensor::detach) else { continue };
+            let g = &g;
             self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
@@ -715,14 +718,7 @@ impl Validation {
             if augment::rms(&s.clean[at + local..at + local + cfg.segment]) < 3e-3 {
                 continue;
             }
-            let q = degrade.apply(
-                &mut rng,
-                &mut conv,
-                s,
-                at + local,
-                cfg.segment,
-                &corpus.val,
-            );
+            let q = degrade.apply(&mut rng, &mut conv, s, at + local, cfg.segment, &corpus.val);
             queries.push((off + local, q));
         }
         Self { reference, queries }

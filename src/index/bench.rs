@@ -15,7 +15,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{CatalogIndex, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote};
+use super::{
+    CatalogIndex, ExactSource, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote,
+};
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
 use crate::progress::{Progress, Stage};
@@ -49,8 +51,10 @@ pub struct SearchBenchConfig {
     pub clip_segments: usize,
     /// Nearest neighbours per query segment fed to voting.
     pub k: usize,
-    /// Also time the exact search.
+    /// Also time the exact search (from the mapped LMDB values and from a heap copy).
     pub exact: bool,
+    /// arroy `search_k` values to time (empty: the one in `options`).
+    pub search_ks: Vec<usize>,
     /// Pieces written per write transaction while filling the index.
     pub pieces_per_txn: usize,
     /// Pieces of the episode added and removed to time an incremental build (8 pieces ~ 24 min).
@@ -75,6 +79,7 @@ impl Default for SearchBenchConfig {
             clip_segments: 5,
             k: 10,
             exact: true,
+            search_ks: Vec::new(),
             pieces_per_txn: 32,
             incremental_pieces: 8,
             seed: 7,
@@ -83,9 +88,11 @@ impl Default for SearchBenchConfig {
     }
 }
 
-/// Latency percentiles of one search kind, milliseconds per clip (search + voting).
+/// Latency percentiles of one search setting, milliseconds per clip (search + voting).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
+    /// What was timed: `exact (mapped)`, `exact (memory)`, `ann (search_k N)`.
+    pub name: String,
     /// Median.
     pub p50_ms: f64,
     /// 99th percentile.
@@ -95,6 +102,9 @@ pub struct Latency {
     /// Clips whose best voted candidate was the right piece within one segment of the right
     /// offset, as a fraction.
     pub top1: f64,
+    /// Fraction of query segments whose nearest neighbour is the exact one (`None` for exact
+    /// searches, or when exact was not timed).
+    pub recall_at_1: Option<f64>,
 }
 
 /// What [`run`] measured.
@@ -124,17 +134,10 @@ pub struct SearchBenchReport {
     pub bytes_per_hour: f64,
     /// Size of the LMDB file.
     pub file_bytes: u64,
-    /// Exact search, if timed.
-    pub exact: Option<Latency>,
-    /// arroy search.
-    pub ann: Latency,
-    /// Fraction of query segments whose arroy nearest neighbour is the exact one (only when the
-    /// exact search was timed).
-    pub ann_recall_at_1: Option<f64>,
+    /// Each timed setting: exact ones first, then arroy at each search_k.
+    pub searches: Vec<Latency>,
     /// Peak resident memory of the process, MiB (Linux only).
     pub peak_rss_mib: Option<f64>,
-    /// search_k used.
-    pub search_k: usize,
 }
 
 impl std::fmt::Display for SearchBenchReport {
@@ -167,22 +170,20 @@ impl std::fmt::Display for SearchBenchReport {
             mib(self.file_bytes),
             self.bytes_per_hour / (1u64 << 20) as f64
         )?;
-        let line = |f: &mut std::fmt::Formatter<'_>, name: &str, l: &Latency| {
-            writeln!(
+        for l in &self.searches {
+            write!(
                 f,
-                "{name:<18} p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms, top-1 {:.1}%",
+                "{:<22} p50 {:6.2} ms  p99 {:6.2} ms  mean {:6.2} ms  clip top-1 {:5.1}%",
+                l.name,
                 l.p50_ms,
                 l.p99_ms,
                 l.mean_ms,
                 l.top1 * 100.0
-            )
-        };
-        if let Some(e) = &self.exact {
-            line(f, "exact", e)?;
-        }
-        line(f, &format!("ann (search_k {})", self.search_k), &self.ann)?;
-        if let Some(r) = self.ann_recall_at_1 {
-            writeln!(f, "ann recall@1       {:.2}% of segments", r * 100.0)?;
+            )?;
+            match l.recall_at_1 {
+                Some(r) => writeln!(f, "  segment recall@1 {:.2}%", r * 100.0)?,
+                None => writeln!(f)?,
+            }
         }
         if let Some(m) = self.peak_rss_mib {
             writeln!(f, "peak RSS           {m:.0} MiB")?;
@@ -251,6 +252,11 @@ fn piece_id(i: u64) -> String {
     format!("{:012x}-{:09}", 0xbe0c_0000_0000u64 + i / 8, (i % 8) * 180_000)
 }
 
+struct Timed {
+    lat: Latency,
+    first: Vec<Option<u32>>,
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -268,7 +274,11 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Build an index of `cfg.vectors` synthetic vectors in a fresh catalog at `dir` and time
 /// queries against it. `dir` must not hold a catalog with a `bench` index already.
-pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Result<SearchBenchReport> {
+pub fn run(
+    dir: &Path,
+    cfg: &SearchBenchConfig,
+    progress: &dyn Progress,
+) -> Result<SearchBenchReport> {
     if cfg.dim == 0 || cfg.piece_segments < cfg.clip_segments.max(1) || cfg.k == 0 {
         return Err(Error::Invalid("bench: dim, k and piece length must be positive".into()));
     }
@@ -282,7 +292,8 @@ pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Resu
         )));
     }
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let centers: Vec<Vec<f32>> = (0..cfg.clusters).map(|_| random_unit(&mut rng, cfg.dim)).collect();
+    let centers: Vec<Vec<f32>> =
+        (0..cfg.clusters).map(|_| random_unit(&mut rng, cfg.dim)).collect();
     let n_pieces = cfg.vectors.div_ceil(cfg.piece_segments) as u64;
 
     // Fill.
@@ -349,9 +360,9 @@ pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Resu
         .collect();
 
     progress.stage(Stage::Searching);
-    let time = |kind: SearchKind| -> Result<(Latency, Vec<Option<u32>>)> {
+    let time = |name: String, index: &CatalogIndex<&Catalog>, kind: SearchKind| -> Result<Timed> {
         for (_, _, q) in clips.iter().take(3) {
-            index.search_batch(&key, q, cfg.k, kind)?; // warm the page cache
+            index.search_batch(&key, q, cfg.k, kind)?; // warm the page cache and any copy
         }
         let mut ms = Vec::with_capacity(clips.len());
         let mut right = 0usize;
@@ -362,7 +373,9 @@ pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Resu
             let hits = index.search_batch(&key, q, cfg.k, kind)?;
             let best = vote(&hits, 1);
             ms.push(t.elapsed().as_secs_f64() * 1e3);
-            if best.first().is_some_and(|c| c.piece == *piece && (c.offset_segments - offset).abs() <= 1)
+            if best
+                .first()
+                .is_some_and(|c| c.piece == *piece && (c.offset_segments - offset).abs() <= 1)
             {
                 right += 1;
             }
@@ -371,19 +384,42 @@ pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Resu
         let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
         ms.sort_by(f64::total_cmp);
         let lat = Latency {
+            name,
             p50_ms: percentile(&ms, 0.5),
             p99_ms: percentile(&ms, 0.99),
             mean_ms: mean,
             top1: right as f64 / clips.len().max(1) as f64,
+            recall_at_1: None,
         };
-        Ok((lat, first))
+        Ok(Timed { lat, first })
     };
-    let exact = if cfg.exact { Some(time(SearchKind::Exact)?) } else { None };
-    let (ann, ann_first) = time(SearchKind::Ann)?;
-    let ann_recall_at_1 = exact.as_ref().map(|(_, ex)| {
-        let same = ex.iter().zip(&ann_first).filter(|(a, b)| a.is_some() && a == b).count();
-        same as f64 / ex.len().max(1) as f64
-    });
+    let mut searches = Vec::new();
+    let mut exact_first: Option<Vec<Option<u32>>> = None;
+    if cfg.exact {
+        for source in [ExactSource::Mapped, ExactSource::Memory] {
+            let opts = IndexOptions { exact_source: source, ..cfg.options.clone() };
+            let handle = CatalogIndex::with_options(&catalog, opts)?;
+            let name = format!(
+                "exact ({})",
+                if source == ExactSource::Mapped { "mapped" } else { "memory" }
+            );
+            let t = time(name, &handle, SearchKind::Exact)?;
+            exact_first.get_or_insert(t.first);
+            searches.push(t.lat);
+        }
+    }
+    let search_ks =
+        if cfg.search_ks.is_empty() { vec![cfg.options.search_k] } else { cfg.search_ks.clone() };
+    for search_k in search_ks {
+        let opts = IndexOptions { search_k, ..cfg.options.clone() };
+        let handle = CatalogIndex::with_options(&catalog, opts)?;
+        let mut t = time(format!("ann (search_k {search_k})"), &handle, SearchKind::Ann)?;
+        t.lat.recall_at_1 = exact_first.as_ref().map(|ex| {
+            let same = ex.iter().zip(&t.first).filter(|(a, b)| a.is_some() && a == b).count();
+            same as f64 / ex.len().max(1) as f64
+        });
+        searches.push(t.lat);
+    }
 
     Ok(SearchBenchReport {
         vectors,
@@ -398,10 +434,34 @@ pub fn run(dir: &Path, cfg: &SearchBenchConfig, progress: &dyn Progress) -> Resu
         arroy_bytes: usage.arroy,
         bytes_per_hour: usage.total() as f64 / hours.max(1e-9),
         file_bytes: catalog.env().real_disk_size()?,
-        exact: exact.map(|e| e.0),
-        ann,
-        ann_recall_at_1,
+        searches,
         peak_rss_mib: peak_rss_mib(),
-        search_k: cfg.options.search_k,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    #[test]
+    fn bench_runs_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = SearchBenchConfig {
+            vectors: 3_000,
+            clusters: 16,
+            clips: 20,
+            incremental_pieces: 2,
+            search_ks: vec![200, 2000],
+            ..SearchBenchConfig::default()
+        };
+        let r = run(dir.path(), &cfg, &NoProgress).unwrap();
+        eprintln!("{r}");
+        assert_eq!(r.vectors, 9 * 359);
+        assert_eq!(r.searches.len(), 4);
+        assert!(r.searches.iter().all(|l| l.top1 >= 0.9), "{r}");
+        assert!(r.searches[3].recall_at_1.unwrap() >= 0.9, "{r}");
+        assert!(r.bytes_per_hour > 0.0 && r.trees > 0);
+        assert!(matches!(run(dir.path(), &cfg, &NoProgress), Err(Error::Invalid(_))));
+    }
 }

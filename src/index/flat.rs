@@ -121,7 +121,7 @@ pub(crate) fn scan_block(
             for (q, query) in tile.chunks_exact(dim).enumerate() {
                 let d2 = l2sq(row, query);
                 let top = &mut tops[q];
-                if d2 < top.bound() || top.entries.len() < top.k {
+                if d2 <= top.bound() {
                     top.push(Entry {
                         d2,
                         item: first_item.wrapping_add(i as u32),
@@ -201,8 +201,11 @@ mod tests {
         let queries: Vec<f32> = rows[8..16].to_vec(); // rows 2 and 3
         let mut tops = vec![TopK::new(1), TopK::new(1)];
         scan_block(&queries, dim, 7, 100, &rows, &mut tops);
-        let got: Vec<(u32, u32, u32)> =
-            tops.into_iter().map(|t| t.into_vec()[0]).map(|e| (e.item, e.block, e.segment)).collect();
+        let got: Vec<(u32, u32, u32)> = tops
+            .into_iter()
+            .map(|t| t.into_vec()[0])
+            .map(|e| (e.item, e.block, e.segment))
+            .collect();
         assert_eq!(got, vec![(102, 7, 2), (103, 7, 3)]);
     }
 

@@ -226,11 +226,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     }
 
     fn all_registered(&self, rtxn: &RoTxn<'_>) -> Result<Vec<Registered>> {
-        self.dbs
-            .registry
-            .iter(rtxn)?
-            .map(|r| r.map(|(_, v)| v).map_err(Error::from))
-            .collect()
+        self.dbs.registry.iter(rtxn)?.map(|r| r.map(|(_, v)| v).map_err(Error::from)).collect()
     }
 
     /// Get the registry record of `key`, creating it (with a fresh arroy index number) if new.
@@ -409,11 +405,12 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             Ok(true)
         })?;
         let seconds = started.elapsed().as_secs_f64();
-        let trees = self.read(|rtxn| match arroy::Reader::open(rtxn, reg.index, self.dbs.arroy) {
-            Ok(r) => Ok(r.n_trees()),
-            Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => Ok(0),
-            Err(e) => Err(arroy_err(e)),
-        })?;
+        let trees =
+            self.read(|rtxn| match arroy::Reader::open(rtxn, reg.index, self.dbs.arroy) {
+                Ok(r) => Ok(r.n_trees()),
+                Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => Ok(0),
+                Err(e) => Err(arroy_err(e)),
+            })?;
         let items = self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))?;
         if changed {
             tracing::info!("built {key}: {items} vectors, {trees} trees in {seconds:.2} s");
@@ -586,8 +583,9 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         let search_k = self.opts.search_k.max(k.saturating_mul(n_trees)).max(1);
         let search_k = NonZeroUsize::new(search_k).unwrap_or(NonZeroUsize::MIN);
         let nq = queries.len();
-        let tasks = (rayon::current_num_threads() * 2).max(1);
-        let chunk = nq.div_ceil(tasks).max(1);
+        // A query costs milliseconds: one per task balances best; long batches share a
+        // transaction and reader among a few hundred.
+        let chunk = (nq / (rayon::current_num_threads() * 8)).max(1);
         let parts: Vec<Option<Vec<Vec<Hit>>>> = queries
             .data
             .par_chunks(chunk * queries.dim)
@@ -602,11 +600,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 };
                 let mut out = Vec::with_capacity(qs.len() / queries.dim);
                 for q in qs.chunks_exact(queries.dim) {
-                    let found = reader
-                        .nns(k)
-                        .search_k(search_k)
-                        .by_vector(&rtxn, q)
-                        .map_err(arroy_err)?;
+                    let found =
+                        reader.nns(k).search_k(search_k).by_vector(&rtxn, q).map_err(arroy_err)?;
                     let mut hits = Vec::with_capacity(found.len());
                     for (item, distance) in found {
                         if let Some((index, seg)) = dbs.resolve(&rtxn, item)?
@@ -904,6 +899,30 @@ mod tests {
         assert!(matches!(index.remove_pieces_with_prefix(""), Err(Error::Invalid(_))));
     }
 
+    /// Pieces bigger than half a page live in LMDB overflow pages, so their vectors can be
+    /// scanned in place.
+    #[test]
+    fn stored_vectors_are_aligned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(6);
+        for (i, n) in [359, 7, 1, 200].into_iter().enumerate() {
+            index.add_piece(&k, &format!("{i:012x}-000000000"), &piece(&mut rng, n, 128)).unwrap();
+        }
+        let rtxn = cat.env().read_txn().unwrap();
+        let mut big = 0;
+        for r in index.dbs.pieces.iter(&rtxn).unwrap() {
+            let (_, v) = r.unwrap();
+            if v.len() > 4096 {
+                big += 1;
+                assert_eq!(v[PIECE_HEADER..].as_ptr() as usize % 4, 0);
+            }
+        }
+        assert_eq!(big, 2);
+    }
+
     #[test]
     fn failed_transaction_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -938,7 +957,10 @@ mod tests {
         ));
         let nan = Fingerprints { dim: 8, data: vec![f32::NAN; 8] };
         assert!(matches!(index.add_piece(&k, "eeee-000000000", &nan), Err(Error::Invalid(_))));
-        assert!(matches!(index.build(&key(super::super::Stem::Voice)), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            index.build(&key(super::super::Stem::Voice)),
+            Err(Error::NotFound { .. })
+        ));
     }
 
     #[test]

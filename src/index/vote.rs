@@ -101,9 +101,9 @@ pub fn vote(hits: &[Vec<Hit>], top: usize) -> Vec<Candidate> {
         if out.len() >= top {
             break;
         }
-        let shadowed = out.iter().any(|c| {
-            c.piece == s.piece && (c.offset_segments - s.offset).abs() <= 2 * TOLERANCE
-        });
+        let shadowed = out
+            .iter()
+            .any(|c| c.piece == s.piece && (c.offset_segments - s.offset).abs() <= 2 * TOLERANCE);
         if !shadowed {
             out.push(Candidate {
                 piece: s.piece.to_owned(),
@@ -341,7 +341,14 @@ pub fn regions(hits: &[Vec<Hit>], params: &RegionParams) -> Vec<Region> {
                         pieces.len() as u32 - 1
                     });
                     let grid = i64::from(h.segment) - q as i64;
-                    Obs { q: q as u32, track: id, grid, exact: grid as f64, sim: h.similarity(), piece: id }
+                    Obs {
+                        q: q as u32,
+                        track: id,
+                        grid,
+                        exact: grid as f64,
+                        sim: h.similarity(),
+                        piece: id,
+                    }
                 })
                 .collect()
         })
@@ -447,5 +454,220 @@ pub fn episode_regions(
 }
 
 fn mean_sim(r: &Run) -> f32 {
-    if r.obs.is_empty() { 0.0 } else { r.obs.iter().map(|o| o.sim).sum::<f32>() / r.obs.len() as f32 }
+    if r.obs.is_empty() {
+        0.0
+    } else {
+        r.obs.iter().map(|o| o.sim).sum::<f32>() / r.obs.len() as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn hit(piece: &str, segment: u32, sim: f32) -> Hit {
+        // sim = 1 - d^2/2  =>  d = sqrt(2 (1 - sim))
+        Hit { item: 0, piece: piece.into(), segment, distance: (2.0 * (1.0 - sim)).max(0.0).sqrt() }
+    }
+
+    /// A tiny deterministic generator for distractor hits.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    /// `nq` query segments, each with `noise` random distractors from 500 pieces, plus the
+    /// planted matches `(q range, piece, reference segment of the range's first q)`.
+    fn upload(
+        nq: u32,
+        noise: usize,
+        planted: &[(std::ops::RangeInclusive<u32>, &str, u32)],
+    ) -> Vec<Vec<Hit>> {
+        let mut rng = Lcg(nq as u64);
+        (0..nq)
+            .map(|q| {
+                let mut hs: Vec<Hit> = (0..noise)
+                    .map(|_| {
+                        let p = format!("noise{:03}-000000000", rng.next() % 500);
+                        hit(&p, (rng.next() % 359) as u32, 0.2 + (rng.next() % 40) as f32 / 100.0)
+                    })
+                    .collect();
+                for (range, piece, seg0) in planted {
+                    if range.contains(&q) {
+                        let jitter = (rng.next() % 2) as u32; // half-hop grid shift
+                        hs.push(hit(piece, seg0 + (q - range.start()) + jitter, 0.85));
+                    }
+                }
+                hs.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+                hs
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vote_finds_clip() {
+        let hits = upload(5, 9, &[(0..=4, "ep1-000000000", 100)]);
+        let c = &vote(&hits, 3)[0];
+        assert_eq!(c.piece, "ep1-000000000");
+        assert!((c.offset_segments - 100).abs() <= 1);
+        assert_eq!((c.votes, c.first_q, c.last_q), (5, 0, 4));
+        assert!(vote(&[], 3).is_empty());
+    }
+
+    fn params() -> RegionParams {
+        RegionParams { min_segments: 4, ..RegionParams::default() }
+    }
+
+    fn spans(rs: &[Region]) -> Vec<(&str, i64, u32, u32)> {
+        rs.iter().map(|r| (r.piece.as_str(), r.offset_segments, r.q_start, r.q_end)).collect()
+    }
+
+    #[test]
+    fn regions_at_start_and_end() {
+        let hits = upload(60, 10, &[(0..=9, "A-000000000", 50), (48..=59, "B-000000000", 0)]);
+        let rs = regions(&hits, &params());
+        assert_eq!(rs.len(), 2, "{rs:?}");
+        assert_eq!((rs[0].piece.as_str(), rs[0].q_start, rs[0].q_end), ("A-000000000", 0, 9));
+        assert!((rs[0].offset_segments - 50).abs() <= 1);
+        assert_eq!((rs[1].piece.as_str(), rs[1].q_start, rs[1].q_end), ("B-000000000", 48, 59));
+        assert!((rs[1].offset_segments + 48).abs() <= 1);
+        assert!(rs.iter().all(|r| r.score > 0.8 && r.votes == r.q_end - r.q_start + 1));
+    }
+
+    #[test]
+    fn same_clip_twice_gives_two_regions() {
+        let hits = upload(80, 10, &[(5..=15, "A-000000000", 100), (40..=50, "A-000000000", 100)]);
+        let rs = regions(&hits, &params());
+        let got: Vec<(u32, u32)> = rs.iter().map(|r| (r.q_start, r.q_end)).collect();
+        assert_eq!(got, vec![(5, 15), (40, 50)], "{rs:?}");
+        assert!((rs[0].offset_segments - 95).abs() <= 1);
+        assert!((rs[1].offset_segments - 60).abs() <= 1);
+    }
+
+    #[test]
+    fn back_to_back_episodes() {
+        let hits = upload(40, 10, &[(0..=19, "A-000000000", 10), (20..=39, "B-000000000", 200)]);
+        let rs = regions(&hits, &params());
+        let got: Vec<(&str, u32, u32)> =
+            rs.iter().map(|r| (r.piece.as_str(), r.q_start, r.q_end)).collect();
+        assert_eq!(got, vec![("A-000000000", 0, 19), ("B-000000000", 20, 39)], "{rs:?}");
+    }
+
+    #[test]
+    fn gaps_are_bridged_up_to_the_limit() {
+        // Two missing segments inside: one region. Five missing: two regions.
+        let mut hits = upload(30, 6, &[(0..=29, "A-000000000", 0)]);
+        for q in [10, 11] {
+            hits[q].retain(|h| h.piece != "A-000000000");
+        }
+        assert_eq!(spans(&regions(&hits, &params())).len(), 1);
+        for hs in &mut hits[12..15] {
+            hs.retain(|h| h.piece != "A-000000000");
+        }
+        let rs = regions(&hits, &params());
+        let got: Vec<(u32, u32)> = rs.iter().map(|r| (r.q_start, r.q_end)).collect();
+        assert_eq!(got, vec![(0, 9), (15, 29)], "{rs:?}");
+    }
+
+    #[test]
+    fn short_runs_are_dropped() {
+        let hits = upload(30, 10, &[(10..=12, "A-000000000", 0)]);
+        assert!(regions(&hits, &params()).is_empty());
+        let p = RegionParams { min_segments: 3, ..params() };
+        assert_eq!(regions(&hits, &p).len(), 1);
+    }
+
+    #[test]
+    fn episode_regions_cross_piece_boundaries() {
+        // Episode E: piece 0 starts at 0 s (359 segments), piece 1 at 179.73 s. The upload
+        // reuses episode time 170 s .. 190 s from its 4th second on.
+        let hop = 0.5;
+        let p1_start = 179.73;
+        let mut hits = upload(50, 8, &[]);
+        for q in 8..48u32 {
+            let t = 170.0 + f64::from(q - 8) * hop; // episode time of query segment q
+            let (piece, seg) = if t + 1.0 <= 179.5 {
+                ("E-000000000", (t / hop).round() as u32)
+            } else if t >= p1_start {
+                ("E-000179730", ((t - p1_start) / hop).round() as u32)
+            } else {
+                continue; // straddles the cut: no good match in either piece
+            };
+            hits[q as usize].insert(0, hit(piece, seg, 0.9));
+        }
+        let place = |p: &str| match p {
+            "E-000000000" => Some(PiecePlacement { episode: "E".into(), start_s: 0.0 }),
+            "E-000179730" => Some(PiecePlacement { episode: "E".into(), start_s: p1_start }),
+            _ => None,
+        };
+        let piecewise = regions(&hits, &params());
+        assert_eq!(piecewise.len(), 2, "{piecewise:?}");
+        let rs = episode_regions(&hits, &params(), place);
+        assert_eq!(rs.len(), 1, "{rs:?}");
+        let r = &rs[0];
+        assert_eq!((r.episode.as_str(), r.q_start, r.q_end), ("E", 8, 47));
+        assert_eq!(r.pieces, vec!["E-000000000".to_string(), "E-000179730".to_string()]);
+        assert!((r.offset_s - 166.0).abs() <= 0.5, "{}", r.offset_s);
+        assert!((r.query_start_s - 4.0).abs() < 1e-9 && (r.query_end_s - 24.5).abs() < 1e-9);
+        assert!((r.episode_start_s - 170.0).abs() <= 0.5);
+    }
+
+    #[test]
+    fn unknown_pieces_are_ignored_in_episode_time() {
+        let hits = upload(20, 10, &[(0..=19, "A-000000000", 0)]);
+        assert!(episode_regions(&hits, &params(), |_| None).is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// A planted alignment wins over random distractors, even when some segments miss it.
+        #[test]
+        fn vote_recovers_planted_offset(
+            nq in 5u32..40,
+            offset in 0u32..300,
+            k in 1usize..12,
+            seed in any::<u64>(),
+            present in proptest::collection::vec(any::<bool>(), 40),
+        ) {
+            let mut rng = Lcg(seed);
+            let mut hits: Vec<Vec<Hit>> = Vec::new();
+            let mut planted = 0;
+            for q in 0..nq {
+                let mut hs: Vec<Hit> = (0..k).map(|_| {
+                    let p = format!("p{:03}-000000000", rng.next() % 200);
+                    hit(&p, (rng.next() % 400) as u32, (rng.next() % 70) as f32 / 100.0)
+                }).collect();
+                // At least 3 and at least 60% of the segments carry the true hit.
+                if present[q as usize] || planted < 3 || planted * 5 < (q + 1) * 3 {
+                    planted += 1;
+                    let seg = q + offset + (rng.next() % 2) as u32;
+                    hs.push(hit("true-000000000", seg, 0.7 + (rng.next() % 30) as f32 / 100.0));
+                }
+                hits.push(hs);
+            }
+            let c = &vote(&hits, 5)[0];
+            prop_assert_eq!(c.piece.as_str(), "true-000000000");
+            prop_assert!((c.offset_segments - i64::from(offset)).abs() <= 1);
+            prop_assert_eq!(c.votes, planted);
+        }
+
+        /// Pure noise never builds a candidate with more than 4 agreeing segments.
+        #[test]
+        fn vote_rejects_noise(nq in 1u32..40, k in 1usize..10, seed in any::<u64>()) {
+            let mut rng = Lcg(seed);
+            let hits: Vec<Vec<Hit>> = (0..nq).map(|_| (0..k).map(|_| {
+                let p = format!("p{:03}-000000000", rng.next() % 200);
+                hit(&p, (rng.next() % 400) as u32, (rng.next() % 100) as f32 / 100.0)
+            }).collect()).collect();
+            let cands = vote(&hits, 10);
+            prop_assert!(cands.iter().all(|c| c.votes <= 4), "{:?}", cands.first());
+            prop_assert!(regions(&hits, &params()).is_empty());
+        }
+    }
 }
