@@ -125,7 +125,10 @@ impl Catalog {
                     dbo.create_database(wtxn, Some("audit"))?,
                     dbo.create_database(wtxn, Some("audit_by_target"))?,
                 );
-                Ok(CommitOrAbort::<_, ()>::Commit(((meta, series, episodes, by_hash, pieces), review)))
+                Ok(CommitOrAbort::<_, ()>::Commit((
+                    (meta, series, episodes, by_hash, pieces),
+                    review,
+                )))
             })?
             .unwrap_commit();
         let ((meta, series, episodes, by_hash, pieces), review) = dbs;
@@ -219,6 +222,17 @@ impl Catalog {
     /// Store an episode with its pieces (and its series if new) in one transaction. If an
     /// episode with the same content is already there, nothing is written and it is returned.
     pub fn insert_episode(&self, episode: &Episode, pieces: &[Piece]) -> Result<Option<Episode>> {
+        self.insert_episode_with(episode, pieces, |_| Ok(()))
+    }
+
+    /// [`Catalog::insert_episode`] that also runs `extra` (e.g. storing the pieces' vectors) in
+    /// the same transaction, only when the episode is new: all of it lands, or none.
+    pub fn insert_episode_with(
+        &self,
+        episode: &Episode,
+        pieces: &[Piece],
+        extra: impl Fn(&mut RwTxn<'_>) -> Result<()>,
+    ) -> Result<Option<Episode>> {
         self.write(|w, d| {
             if let Some(id) = d.by_hash.get(w, &episode.sha256)? {
                 return Ok(d.episodes.get(w, id)?);
@@ -232,6 +246,7 @@ impl Catalog {
             for p in pieces {
                 d.pieces.put(w, &p.id, p)?;
             }
+            extra(w)?;
             Ok(None)
         })
     }

@@ -3,6 +3,8 @@
 
 mod bars;
 mod catalog_cmd;
+mod demo;
+mod eval;
 mod export;
 mod info;
 mod ingest;
@@ -11,9 +13,10 @@ mod pieces;
 mod report;
 mod review;
 mod rights;
+mod scan;
+mod separate;
 mod table;
 mod train;
-mod eval;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,9 +69,18 @@ pub enum Command {
     /// Train a model from the Debian training corpus (reproducible, resumable).
     #[command(subcommand)]
     Train(train::Command),
+    /// Scan uploads for reused audio, per stem; store the regions as pending matches.
+    Scan(scan::ScanArgs),
+    /// Find where a short clip comes from (ranked answers).
+    Query(scan::QueryArgs),
+    /// The README's main job: ingest the fixture episodes into a fresh catalog, scan the
+    /// fixture uploads, print the regions beside the ground truth.
+    Demo(demo::Args),
     /// Measure a model: hit rates under degradations.
     #[command(subcommand)]
     Eval(eval::Command),
+    /// Split media into voice and background stems (the separator model).
+    Separate(separate::Args),
     /// Ownership records: import, add, list, remove, export.
     #[command(subcommand)]
     Rights(rights::Command),
@@ -149,7 +161,11 @@ pub fn run(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::ExportPieces(args) => export::run(args, ctx),
         Command::Catalog(cmd) => catalog_cmd::run(cmd, ctx),
         Command::Train(cmd) => train::run(cmd, ctx),
+        Command::Scan(args) => scan::run_scan(args, ctx),
+        Command::Query(args) => scan::run_query(args, ctx),
+        Command::Demo(args) => demo::run(args, ctx),
         Command::Eval(cmd) => eval::run(cmd, ctx),
+        Command::Separate(args) => separate::run(args, ctx),
         Command::Rights(cmd) => rights::run(cmd, ctx),
         Command::Review(cmd) => review::run(cmd, ctx),
         Command::Report(args) => report::run(args, ctx),

@@ -5,7 +5,7 @@
 //! The narrow seam is the [`VectorStore`] trait: the scan pipeline only adds pieces, removes
 //! them, and asks for the `k` nearest stored segments of each query segment. [`CatalogIndex`] is
 //! the embedded implementation inside the catalog's LMDB environment; a distributed vector
-//! engine can sit behind the same trait later. [`vote`] and [`regions`](vote::regions) work on
+//! engine can sit behind the same trait later. [`vote()`] and [`regions`] work on
 //! plain [`Hit`]s and do not care which store produced them.
 //!
 //! ```no_run
@@ -34,8 +34,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::fingerprint::Fingerprints;
-pub use store::{CatalogIndex, ExactSource, IndexOptions};
-pub use vote::{Candidate, EpisodeRegion, PiecePlacement, Region, RegionParams, regions, vote};
+pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions};
+pub use vote::{
+    Candidate, EpisodeRegion, PiecePlacement, Region, RegionParams, episode_regions, regions, vote,
+};
 
 /// Which signal a fingerprint was computed from: the full mix or one separated stem.
 #[derive(

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::analyze::Analyzer;
 use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
+use crate::fingerprint::Fingerprints;
+use crate::index::{CatalogIndex, IndexKey, Stem};
 use crate::media::crop::{CropConfig, Cropper, CutPiece};
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -91,11 +94,33 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Ingest every media file under `paths` into `catalog`.
+/// Models and vector store for fingerprinting pieces as they are ingested.
+#[derive(Debug)]
+pub struct Indexing<'a> {
+    /// Separator + fingerprinter.
+    pub analyzer: &'a Analyzer,
+    /// Where the vectors go (the same catalog).
+    pub index: &'a CatalogIndex<&'a Catalog>,
+}
+
+/// Ingest every media file under `paths` into `catalog` (records only, no fingerprints).
 pub fn ingest_paths(
     catalog: &Catalog,
     paths: &[PathBuf],
     opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<IngestReport> {
+    ingest_paths_indexed(catalog, paths, opts, None, progress)
+}
+
+/// Ingest every media file under `paths`; with `indexing`, every piece is separated and
+/// fingerprinted and its vectors stored in the same transaction as the episode, and the
+/// approximate indexes are brought up to date at the end of the batch.
+pub fn ingest_paths_indexed(
+    catalog: &Catalog,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+    indexing: Option<&Indexing<'_>>,
     progress: &dyn Progress,
 ) -> Result<IngestReport> {
     let (files, errors) = collect_inputs(paths, opts.recursive);
@@ -103,7 +128,7 @@ pub fn ingest_paths(
     for path in files {
         progress.check()?;
         progress.item(&path.to_string_lossy());
-        match ingest_file(catalog, &path, opts, progress) {
+        match ingest_file_indexed(catalog, &path, opts, indexing, progress) {
             Ok(Outcome::Ingested(ep)) => report.ok.push((path, ep)),
             Ok(Outcome::AlreadyPresent(ep)) => report.skipped.push((path, ep)),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
@@ -114,6 +139,10 @@ pub fn ingest_paths(
                 report.failed.push((path, e));
             }
         }
+    }
+    if let Some(ix) = indexing.filter(|_| !report.ok.is_empty()) {
+        progress.stage(Stage::Indexing);
+        ix.index.build_all_with(progress)?;
     }
     Ok(report)
 }
@@ -137,11 +166,23 @@ pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Ingest one file.
+/// Ingest one file (records only).
 pub fn ingest_file(
     catalog: &Catalog,
     path: &Path,
     opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    ingest_file_indexed(catalog, path, opts, None, progress)
+}
+
+/// Ingest one file; with `indexing`, fingerprint its pieces (at the analyzer's rate, which
+/// then is the working rate) and store their vectors atomically with the episode.
+pub fn ingest_file_indexed(
+    catalog: &Catalog,
+    path: &Path,
+    opts: &IngestOptions,
+    indexing: Option<&Indexing<'_>>,
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let size_bytes = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
@@ -157,7 +198,7 @@ pub fn ingest_file(
     let decode = DecodeOptions {
         stream: media::StreamSelect::Index(stream.index),
         channels: 1,
-        ..opts.decode.clone()
+        rate: indexing.map_or(opts.decode.rate, |ix| ix.analyzer.rate()),
     };
     let rate = decode.rate;
 
@@ -168,20 +209,30 @@ pub fn ingest_file(
     let mut cropper = Cropper::new(opts.crop, rate);
     let mut cut: Vec<CutPiece> = Vec::new();
     let mut stats = Vec::new();
+    let mut vectors: Vec<Vec<(Stem, Fingerprints)>> = Vec::new();
     let mut decoded = 0u64;
+    // Keep only each piece's level statistics and fingerprints, not its samples: memory stays
+    // bounded whatever the episode's length.
+    let mut take = |p: CutPiece| -> Result<()> {
+        stats.push(PieceStats::of(&p));
+        if let Some(ix) = indexing {
+            progress.stage(Stage::Fingerprinting);
+            vectors.push(ix.analyzer.analyze(&p.samples)?);
+            progress.stage(Stage::Decoding);
+        }
+        cut.push(CutPiece { samples: Vec::new(), ..p });
+        Ok(())
+    };
     while let Some(chunk) = src.next_chunk()? {
         progress.check()?;
         decoded += chunk.len() as u64;
         progress.advance(chunk.len() as u64);
-        // Keep only each piece's level statistics, not its samples: memory stays bounded.
         for p in cropper.push(&chunk) {
-            stats.push(PieceStats::of(&p));
-            cut.push(CutPiece { samples: Vec::new(), ..p });
+            take(p)?;
         }
     }
     for p in cropper.finish() {
-        stats.push(PieceStats::of(&p));
-        cut.push(CutPiece { samples: Vec::new(), ..p });
+        take(p)?;
     }
     if decoded == 0 {
         return Err(Error::BadAudio {
@@ -252,7 +303,17 @@ pub fn ingest_file(
         ingested_ms: now_ms(),
     };
     progress.stage(Stage::Storing);
-    match catalog.insert_episode(&episode, &pieces)? {
+    let store_vectors = |w: &mut heed::RwTxn<'_>| -> Result<()> {
+        let Some(ix) = indexing else { return Ok(()) };
+        for (piece, stems) in pieces.iter().zip(&vectors) {
+            for (stem, fps) in stems {
+                let key = IndexKey::new(ix.analyzer.model(), *stem);
+                ix.index.add_piece_in(w, &key, &piece.id, fps)?;
+            }
+        }
+        Ok(())
+    };
+    match catalog.insert_episode_with(&episode, &pieces, store_vectors)? {
         Some(existing) => Ok(Outcome::AlreadyPresent(existing)),
         None => Ok(Outcome::Ingested(episode)),
     }

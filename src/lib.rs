@@ -17,11 +17,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analyze;
 pub mod catalog;
 pub mod config;
 pub mod dsp;
-pub mod eval;
 mod error;
+pub mod eval;
 pub mod fingerprint;
 pub mod index;
 pub mod ingest;
@@ -30,6 +31,8 @@ pub mod progress;
 pub mod report;
 pub mod review;
 pub mod rights;
+pub mod scan;
+pub mod separate;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -9,8 +9,9 @@
 //! still gets a row, with the rights columns empty and `owner_missing` = `true`. An ownership
 //! record joins a region when its scope overlaps the matched reference range
 //! ([`crate::rights::Scope::overlaps`]) and it is valid on the day the upload was scanned.
-//! `row_hash` is the SHA-256 of the row's other cells (unescaped, joined by U+001F), for
-//! tamper evidence.
+//! `row_hash` is the SHA-256 of the row's other cells except `report_id` (unescaped, joined by
+//! U+001F), for tamper evidence: the same facts hash the same in every report generated at the
+//! same time.
 
 use std::borrow::Cow;
 use std::io::Write;

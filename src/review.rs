@@ -26,8 +26,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::date::Date;
-use crate::catalog::{Catalog, MatchRegion, MatchStatus, StatusChange, Stem};
 use crate::catalog::matches::{Band, Undone};
+use crate::catalog::{Catalog, MatchRegion, MatchStatus, StatusChange, Stem};
 use crate::{Error, Result};
 
 /// Reason codes for dismissals.
@@ -110,8 +110,7 @@ impl ReviewConfig {
     /// Refuse rules that would make a transition `pending` does not allow, or lack a name.
     pub fn validate(&self) -> Result<()> {
         for r in &self.rules {
-            if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(Error::Invalid(format!(
                     "review rule {:?}: name it with letters, digits and _",
                     r.name
@@ -214,7 +213,13 @@ pub fn set_status(
 }
 
 /// Revert the last change of a match (see [`Catalog::undo_match`]).
-pub fn undo(catalog: &Catalog, id: &str, who: &str, note: Option<&str>, now_ms: u64) -> Result<Undone> {
+pub fn undo(
+    catalog: &Catalog,
+    id: &str,
+    who: &str,
+    note: Option<&str>,
+    now_ms: u64,
+) -> Result<Undone> {
     catalog.undo_match(id, who, note, now_ms)
 }
 
@@ -231,6 +236,24 @@ mod tests {
         assert!(check_reason(MatchStatus::Disputed, Some("fair_use")).is_ok());
         assert!(check_reason(MatchStatus::Confirmed, Some("ok_by_label")).is_ok());
         assert!(check_reason(MatchStatus::Confirmed, Some("Bad Code")).is_err());
+    }
+
+    #[test]
+    fn the_review_section_parses_and_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aniprint.toml");
+        let text = "[review]\ndispute_days = 14\n\n[[review.rules]]\nname = \"long_mix\"\n\
+                    min_band = \"medium\"\nmin_duration_s = 60.0\nstems = [\"mix\"]\n";
+        std::fs::write(&p, text).unwrap();
+        let cfg = crate::config::Config::load(&p).unwrap().review;
+        assert_eq!(cfg.dispute_days, 14);
+        assert_eq!(cfg.rules.len(), 1);
+        let rule = &cfg.rules[0];
+        assert_eq!((rule.min_band, rule.status), (Band::Medium, MatchStatus::Confirmed));
+        std::fs::write(&p, "[[review.rules]]\nname = \"x\"\nstatus = \"escalated\"\n").unwrap();
+        assert!(crate::config::Config::load(&p).unwrap_err().to_string().contains("cannot become"));
+        std::fs::write(&p, "[review]\nrules = []\n").unwrap();
+        assert!(crate::config::Config::load(&p).unwrap().review.rules.is_empty());
     }
 
     #[test]

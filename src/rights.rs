@@ -338,7 +338,9 @@ pub fn parse_record(
     let mut episode = opt("episode");
     if let Some(e) = &episode {
         match lookup.episodes.get(e) {
-            None => err("episode", format!("unknown episode id {e:?} (see `aniprint ls episodes`)")),
+            None => {
+                err("episode", format!("unknown episode id {e:?} (see `aniprint ls episodes`)"))
+            }
             Some(ep) if ep.series != series && !series.is_empty() => err(
                 "episode",
                 format!("episode {e} belongs to series {:?}, not {series:?}", ep.series),
@@ -538,8 +540,7 @@ pub fn conflicts(
     lookup: &Lookup,
     involving: &BTreeSet<String>,
 ) -> Vec<Conflict> {
-    let mut groups: BTreeMap<(String, String, RightsType), Vec<(&OwnershipRecord, Scope)>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<(&OwnershipRecord, Scope)>> = BTreeMap::new();
     for r in records {
         groups
             .entry((r.series.clone(), work_key(r), r.rights_type))
@@ -550,7 +551,8 @@ pub fn conflicts(
     let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
     for ((_, work, rights_type), group) in groups {
         if group.len() < 2
-            || (!involving.is_empty() && !group.iter().any(|(r, _)| involving.contains(&r.rights_id)))
+            || (!involving.is_empty()
+                && !group.iter().any(|(r, _)| involving.contains(&r.rights_id)))
         {
             continue;
         }
@@ -615,7 +617,11 @@ pub fn conflicts(
                             total_pct: (total * 1000.0).round() / 1000.0,
                             work: work.clone(),
                             rights_type,
-                            territory: if terr.is_empty() { "other".into() } else { terr.to_string() },
+                            territory: if terr.is_empty() {
+                                "other".into()
+                            } else {
+                                terr.to_string()
+                            },
                             date: *d,
                             episode: ep.map(String::from),
                         });
@@ -626,6 +632,9 @@ pub fn conflicts(
     }
     out
 }
+
+/// Records whose shares add up: series, work, rights type.
+type GroupKey = (String, String, RightsType);
 
 fn work_key(r: &OwnershipRecord) -> String {
     let id = match r.work_kind {
@@ -740,7 +749,8 @@ pub fn import(
     who: &str,
     now_ms: u64,
 ) -> Result<RightsStored> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::None).from_reader(input);
+    let mut rdr =
+        csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::None).from_reader(input);
     let header: Vec<String> =
         rdr.headers()?.iter().map(|h| unescape_cell(h).trim().to_string()).collect();
     let mut problems = Vec::new();
@@ -803,9 +813,9 @@ pub fn import(
 /// [`import`] from a file.
 pub fn import_file(catalog: &Catalog, path: &Path, who: &str, now_ms: u64) -> Result<RightsStored> {
     let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| {
-        n.to_string_lossy().into_owned()
-    });
+    let name = path
+        .file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     import(catalog, std::io::BufReader::new(f), &name, who, now_ms)
 }
 

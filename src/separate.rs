@@ -95,7 +95,10 @@ pub struct Separator {
 
 impl std::fmt::Debug for Separator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Separator").field("card", &self.card.name).field("plan", &self.plan).finish()
+        f.debug_struct("Separator")
+            .field("card", &self.card.name)
+            .field("plan", &self.plan)
+            .finish()
     }
 }
 
@@ -205,11 +208,8 @@ impl Separator {
             }
             // Frames below `final_to` take no more contributions: emit the audio they settle.
             let final_to = if k + 1 == n_chunks { total } else { b1 - half };
-            let n1 = if k + 1 == n_chunks {
-                len
-            } else {
-                (((final_to - 1) * hop + 1).saturating_sub(pad)).min(len)
-            };
+            let n1 =
+                if k + 1 == n_chunks { len } else { (final_to * hop).saturating_sub(pad).min(len) };
             if n1 > emitted {
                 let a = (emitted / hop).saturating_sub(pad.div_ceil(hop)).max(buf_start);
                 let b = ((n1 - 1 + pad) / hop + 1).min(final_to);
@@ -274,11 +274,25 @@ impl Separator {
     }
 }
 
+impl crate::analyze::StemSplitter for Separator {
+    fn split(&self, mix: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.separate(mix)
+    }
+
+    fn rate(&self) -> SampleRate {
+        Separator::rate(self)
+    }
+
+    fn name(&self) -> String {
+        self.card.name.clone()
+    }
+}
+
 /// Weight of chunk `[b0, b1)`'s mask at frame `t`: a linear cross-fade of `2 * half` frames
 /// centred on each inner chunk boundary, so the weights of neighbours sum to one.
 fn fade_weight(t: usize, b0: usize, b1: usize, half: usize, first: bool, last: bool) -> f32 {
     if half == 0 {
-        return f32::from(u8::from(t >= b0 && t < b1 || (first && t < b0) || (last && t >= b1)));
+        return 1.0;
     }
     let width = (2 * half) as f32;
     if !first && t < b0 + half {
@@ -315,7 +329,7 @@ pub fn spectrum(stft: &Stft, x: &[f32], s: usize, e: usize) -> Vec<Complex32> {
         .collect();
     let nb = stft.n_bins();
     let full = stft.forward(&y);
-    full[(lead + lead) * nb..(lead + lead + e - s) * nb].to_vec()
+    full[lead * nb..(lead + e - s) * nb].to_vec()
 }
 
 #[cfg(test)]
@@ -324,7 +338,7 @@ mod tests {
 
     #[test]
     fn spectrum_excerpts_equal_the_whole_stft() {
-        let x: Vec<f32> = (0..5000).map(|i| ((i * 37 % 101) as f32 / 101.0 - 0.5)).collect();
+        let x: Vec<f32> = (0..5000).map(|i| (i * 37 % 101) as f32 / 101.0 - 0.5).collect();
         let stft = Stft::new(512, 128);
         let whole = stft.forward(&x);
         let nb = stft.n_bins();
@@ -343,7 +357,7 @@ mod tests {
 
     #[test]
     fn fade_weights_sum_to_one() {
-        let (core, half, total) = (64, 8, 256);
+        let (core, half, total) = (64usize, 8usize, 256usize);
         let n = total / core;
         for t in 0..total {
             let mut sum = 0.0;

@@ -71,15 +71,47 @@ fn small_catalog() -> (tempfile::TempDir, Catalog) {
         note: Some("=cmd|' /C calc'!A0".into()),
         ..Decision::default()
     };
-    review::set_status(&cat, &cfg, &by(EP01, 30.0), MatchStatus::Confirmed, Decision::default(), "alice", NOW + 2 * MIN)
-        .unwrap();
-    review::set_status(&cat, &cfg, &by(EP02, 100.0), MatchStatus::Confirmed, Decision::default(), "alice", NOW + 2 * MIN)
-        .unwrap();
-    review::set_status(&cat, &cfg, &by(EP02, 100.0), MatchStatus::Disputed, dispute, "bob", NOW + 3 * MIN)
-        .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &by(EP01, 30.0),
+        MatchStatus::Confirmed,
+        Decision::default(),
+        "alice",
+        NOW + 2 * MIN,
+    )
+    .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &by(EP02, 100.0),
+        MatchStatus::Confirmed,
+        Decision::default(),
+        "alice",
+        NOW + 2 * MIN,
+    )
+    .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &by(EP02, 100.0),
+        MatchStatus::Disputed,
+        dispute,
+        "bob",
+        NOW + 3 * MIN,
+    )
+    .unwrap();
     let dismiss = Decision { reason: Some("false_positive".into()), ..Decision::default() };
-    review::set_status(&cat, &cfg, &by(EP01, 200.0), MatchStatus::Dismissed, dismiss, "alice", NOW + 4 * MIN)
-        .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &by(EP01, 200.0),
+        MatchStatus::Dismissed,
+        dismiss,
+        "alice",
+        NOW + 4 * MIN,
+    )
+    .unwrap();
     (d, cat)
 }
 
@@ -182,7 +214,8 @@ fn time_scoped_rights_join_only_overlapping_ranges() {
             .rows
             .iter()
             .find(|r| {
-                r[col("episode")] == EP01 && r[col("ref_start_s")] == format!("{:.3}", range.0)
+                r[col("episode")] == EP01
+                    && r[col("ref_start_s")] == format!("{:.3}", range.0)
                     && r[col("ref_end_s")] == format!("{:.3}", range.1)
             })
             .unwrap();

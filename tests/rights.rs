@@ -169,8 +169,16 @@ fn import_is_all_or_nothing() {
 
 #[test]
 fn share_conflicts_need_the_same_work_type_territory_date_and_scope() {
-    let row = |holder: &str, title: &str, ep: &str, range: &str, ty: &str, share: u32, terr: &str,
-               mode: &str, from: &str, to: &str| {
+    let row = |holder: &str,
+               title: &str,
+               ep: &str,
+               range: &str,
+               ty: &str,
+               share: u32,
+               terr: &str,
+               mode: &str,
+               from: &str,
+               to: &str| {
         format!(
             "{holder},{title},composition,{SERIES},{ep},{range},{ty},{share},\"{terr}\",{mode},\
              {from},{to},track\n"

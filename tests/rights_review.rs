@@ -91,7 +91,9 @@ fn every_transition_is_allowed_or_refused_as_the_workflow_says() {
     let err = set(&cat, &id, Disputed, NOW).unwrap_err().to_string();
     assert_eq!(
         err,
-        format!("match {id}: cannot go from pending to disputed (allowed from pending: confirmed, dismissed)")
+        format!(
+            "match {id}: cannot go from pending to disputed (allowed from pending: confirmed, dismissed)"
+        )
     );
 }
 
@@ -102,7 +104,10 @@ fn reasons_deadlines_and_exclude_are_checked() {
     let bad = |d: Decision, to: MatchStatus| {
         review::set_status(&cat, &cfg, &id, to, d, "rev", NOW).unwrap_err().to_string()
     };
-    let e = bad(Decision { reason: Some("fair_use".into()), ..Decision::default() }, MatchStatus::Dismissed);
+    let e = bad(
+        Decision { reason: Some("fair_use".into()), ..Decision::default() },
+        MatchStatus::Dismissed,
+    );
     assert!(e.contains("false_positive"), "{e}");
     let e = bad(Decision { exclude: true, ..Decision::default() }, MatchStatus::Confirmed);
     assert!(e.contains("--exclude"), "{e}");
@@ -123,7 +128,8 @@ fn put_scan_replaces_pending_keeps_reviewed_and_applies_rules() {
     let up = fixture::upload('b', 120.0, NOW);
     let cfg = ReviewConfig::default();
     let long_high = fixture::region(&up, Stem::Mix, EP01, 0.0, (10.0, 50.0), 0.95, Band::High);
-    let short_high = fixture::region(&up, Stem::Voice, EP01, 60.0, (100.0, 120.0), 0.95, Band::High);
+    let short_high =
+        fixture::region(&up, Stem::Voice, EP01, 60.0, (100.0, 120.0), 0.95, Band::High);
     let long_medium =
         fixture::region(&up, Stem::Background, EP02, 80.0, (0.0, 40.0), 0.7, Band::Medium);
     let first = cat
@@ -134,7 +140,10 @@ fn put_scan_replaces_pending_keeps_reviewed_and_applies_rules() {
     let all = cat.matches(&MatchFilter::default()).unwrap();
     let status = |stem: Stem| all.iter().find(|m| m.stem == stem).unwrap().clone();
     let auto = status(Stem::Mix);
-    assert_eq!((auto.status, auto.rule.as_deref()), (MatchStatus::Confirmed, Some("auto:high_long")));
+    assert_eq!(
+        (auto.status, auto.rule.as_deref()),
+        (MatchStatus::Confirmed, Some("auto:high_long"))
+    );
     assert_eq!(status(Stem::Voice).status, MatchStatus::Pending);
     assert_eq!(status(Stem::Background).status, MatchStatus::Pending);
     assert_eq!(auto.id, long_high.computed_id());
@@ -149,7 +158,12 @@ fn put_scan_replaces_pending_keeps_reviewed_and_applies_rules() {
     shifted.score = 0.99;
     let new = fixture::region(&up, Stem::Mix, EP02, 100.0, (200.0, 210.0), 0.6, Band::Low);
     let second = cat
-        .put_scan(&up, &[shifted, long_medium, new, long_high], &ReviewConfig::none(), NOW + 2 * MIN)
+        .put_scan(
+            &up,
+            &[shifted, long_medium, new, long_high],
+            &ReviewConfig::none(),
+            NOW + 2 * MIN,
+        )
         .unwrap();
     // Pending background replaced; dismissed voice and auto-confirmed mix kept as reviewed.
     assert_eq!((second.replaced, second.kept_reviewed, second.stored), (1, 2, 2));
@@ -268,18 +282,86 @@ fn audit_log_is_complete_after_a_sequence_of_actions() {
         exclude,
         deadline_ms: None,
     };
-    review::set_status(&cat, &cfg, &a, MatchStatus::Disputed, dec(Some("fair_use"), Some("uploader claims parody"), false), "alice", at(1)).unwrap();
-    review::set_status(&cat, &cfg, &a, MatchStatus::Escalated, dec(None, Some("to legal"), false), "bob", at(2)).unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &a,
+        MatchStatus::Disputed,
+        dec(Some("fair_use"), Some("uploader claims parody"), false),
+        "alice",
+        at(1),
+    )
+    .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &a,
+        MatchStatus::Escalated,
+        dec(None, Some("to legal"), false),
+        "bob",
+        at(2),
+    )
+    .unwrap();
     review::undo(&cat, &a, "bob", Some("too early"), at(3)).unwrap();
-    review::set_status(&cat, &cfg, &b, MatchStatus::Dismissed, dec(Some("own_content"), None, true), "alice", at(4)).unwrap();
-    review::set_status(&cat, &cfg, &b, MatchStatus::Pending, dec(None, Some("reopened"), false), "carol", at(5)).unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &b,
+        MatchStatus::Dismissed,
+        dec(Some("own_content"), None, true),
+        "alice",
+        at(4),
+    )
+    .unwrap();
+    review::set_status(
+        &cat,
+        &cfg,
+        &b,
+        MatchStatus::Pending,
+        dec(None, Some("reopened"), false),
+        "carol",
+        at(5),
+    )
+    .unwrap();
     // A refused change leaves no trace.
-    assert!(review::set_status(&cat, &cfg, &b, MatchStatus::Escalated, Decision::default(), "mallory", at(6)).is_err());
+    assert!(
+        review::set_status(
+            &cat,
+            &cfg,
+            &b,
+            MatchStatus::Escalated,
+            Decision::default(),
+            "mallory",
+            at(6)
+        )
+        .is_err()
+    );
     let piece = cat.pieces_of(EP01).unwrap()[0].id.clone();
-    cat.set_pieces_status_audited(&[piece.clone()], PieceStatus::Drop, "alice", Some("clipping"), at(7)).unwrap();
+    cat.set_pieces_status_audited(
+        std::slice::from_ref(&piece),
+        PieceStatus::Drop,
+        "alice",
+        Some("clipping"),
+        at(7),
+    )
+    .unwrap();
     // Setting the same status again is not a change.
-    cat.set_pieces_status_audited(&[piece.clone()], PieceStatus::Drop, "alice", None, at(8)).unwrap();
-    cat.set_pieces_status_audited(&[piece.clone()], PieceStatus::Keep, "bob", None, at(9)).unwrap();
+    cat.set_pieces_status_audited(
+        std::slice::from_ref(&piece),
+        PieceStatus::Drop,
+        "alice",
+        None,
+        at(8),
+    )
+    .unwrap();
+    cat.set_pieces_status_audited(
+        std::slice::from_ref(&piece),
+        PieceStatus::Keep,
+        "bob",
+        None,
+        at(9),
+    )
+    .unwrap();
 
     let log = cat.audit_log().unwrap();
     assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1 && w[1].at_ms >= w[0].at_ms));

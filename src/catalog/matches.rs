@@ -30,40 +30,9 @@ pub const RULE_ACTOR: &str = "aniprint";
 /// A range counts as excluded when at least this fraction of it lies in one excluded range.
 pub const EXCLUDED_FRACTION: f64 = 0.5;
 
-/// Which stem of the upload (and of the reference) a match was found in.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Stem {
-    /// The full mix.
-    Mix,
-    /// The separated voice (dialogue) stem.
-    Voice,
-    /// The separated background (music and effects) stem.
-    Background,
-}
-
-impl Stem {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stem::Mix => "mix",
-            Stem::Voice => "voice",
-            Stem::Background => "background",
-        }
-    }
-}
+/// Which stem of the upload (and of the reference) a match was found in: the index's stem
+/// type, so scan results go into the catalog without conversion.
+pub use crate::index::Stem;
 
 /// Confidence band of a match score; ordered `Low < Medium < High`. The scan decides the band
 /// (its thresholds belong to the fingerprint model).
@@ -468,6 +437,8 @@ impl Catalog {
     ///   reviewed match is kept as it was reviewed (counted in `kept_reviewed`);
     /// - a region whose reference range is excluded ([`Catalog::is_excluded`]) is dropped;
     /// - two regions with the same id: the higher score is kept;
+    /// - a region with an empty or reversed time range, or into an episode the catalog does
+    ///   not hold, fails the whole call (nothing is written);
     /// - the first auto-review rule of `review` that applies ([`ReviewConfig::decide`]) sets
     ///   the status (e.g. `confirmed`), `rule` = `auto:<name>`, and writes an audit record by
     ///   [`RULE_ACTOR`]; a reviewer can `review undo` it like any other change.
@@ -488,6 +459,15 @@ impl Catalog {
         let mut batch: BTreeMap<String, MatchRegion> = BTreeMap::new();
         let mut duplicates = 0;
         for r in regions {
+            let ok = |a: Seconds, b: Seconds| {
+                a.0.is_finite() && b.0.is_finite() && 0.0 <= a.0 && a.0 < b.0
+            };
+            if !ok(r.upload_start, r.upload_end) || !ok(r.episode_start, r.episode_end) {
+                return Err(Error::Invalid(format!(
+                    "put_scan: region {}-{} of the upload / {}-{} of episode {} is not a time range",
+                    r.upload_start, r.upload_end, r.episode_start, r.episode_end, r.episode
+                )));
+            }
             let mut m = r.clone();
             m.upload = upload.id.clone();
             m.id = m.computed_id();
@@ -532,6 +512,9 @@ impl Catalog {
                 }
             }
             for m in batch.values() {
+                if d.episodes.get(w, &m.episode)?.is_none() {
+                    return Err(Error::NotFound { kind: "episode", id: m.episode.clone() });
+                }
                 if reviewed.contains(&m.id) {
                     out.kept_reviewed += 1;
                     continue;
@@ -838,10 +821,7 @@ fn effective_changes(history: &[AuditRecord]) -> Vec<AuditRecord> {
 }
 
 fn status_of(s: &Option<String>) -> Result<MatchStatus> {
-    s.as_deref()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| Error::Record { what: "audit", reason: e })
+    s.as_deref().unwrap_or_default().parse().map_err(|e| Error::Record { what: "audit", reason: e })
 }
 
 fn allowed_list(from: MatchStatus) -> String {

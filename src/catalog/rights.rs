@@ -291,7 +291,9 @@ impl Catalog {
     /// One ownership record by id.
     pub fn rights_record(&self, id: &str) -> Result<OwnershipRecord> {
         self.read(|r, d| {
-            d.rights.get(r, id)?.ok_or_else(|| Error::NotFound { kind: "rights record", id: id.into() })
+            d.rights
+                .get(r, id)?
+                .ok_or_else(|| Error::NotFound { kind: "rights record", id: id.into() })
         })
     }
 

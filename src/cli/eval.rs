@@ -15,6 +15,8 @@ use super::{Ctx, Outcome, print_json};
 pub enum Command {
     /// Hit rates of the fingerprinter on degraded queries (Top-1/3/10, exact and near).
     Fingerprint(FingerprintArgs),
+    /// SDR/SIR of the separator beside the mixture and Ideal Ratio Mask baselines.
+    Separator(super::separate::EvalArgs),
 }
 
 /// Options of `eval fingerprint`.
@@ -54,7 +56,10 @@ pub struct FingerprintArgs {
 
 /// Run `eval`.
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let Command::Fingerprint(a) = cmd;
+    let a = match cmd {
+        Command::Fingerprint(a) => a,
+        Command::Separator(a) => return super::separate::eval(a, ctx),
+    };
     let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     let fp = Fingerprinter::load(&dir, &Device::Cpu)?;
     let rate = fp.config().rate();

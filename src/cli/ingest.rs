@@ -28,6 +28,12 @@ pub struct Args {
     /// Decode the first audio stream tagged with this language (ISO 639-2: jpn, eng, ...).
     #[arg(long, value_name = "LANG")]
     audio_lang: Option<String>,
+    /// Only catalog records: no fingerprints (the episode cannot be matched until re-ingested).
+    #[arg(long)]
+    no_index: bool,
+    /// Fingerprint only the mix: do not separate voice and background.
+    #[arg(long)]
+    no_separate: bool,
 }
 
 /// Ingest and print what happened to each file; failures make the outcome partial.
@@ -50,7 +56,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     // plain files (and still reports any that vanish before their turn).
     let (files, mut failed) = ingest::collect_inputs(&args.paths, opts.recursive);
     let bars = Bars::new(&ctx.multi, files.len() as u64, "files", true);
-    let result = ingest::ingest_paths(&catalog, &files, &opts, &bars);
+    let result = if args.no_index {
+        ingest::ingest_paths(&catalog, &files, &opts, &bars)
+    } else {
+        let analyzer = super::scan::load_analyzer(args.no_separate)?;
+        let index = aniprint::index::CatalogIndex::open(&catalog)?;
+        let ix = ingest::Indexing { analyzer: &analyzer, index: &index };
+        ingest::ingest_paths_indexed(&catalog, &files, &opts, Some(&ix), &bars)
+    };
     bars.finish();
     let report = result?;
     failed.extend(report.failed);

@@ -102,8 +102,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 return super::print_json(&matches).map(|()| Outcome::Ok);
             }
             let mut t = Table::new(&[
-                "MATCH", "STATUS", "BAND", "SCORE", "STEM", "UPLOAD", "UPLOAD AT", "EPISODE",
-                "EPISODE AT", "DUR",
+                "MATCH",
+                "STATUS",
+                "BAND",
+                "SCORE",
+                "STEM",
+                "UPLOAD",
+                "UPLOAD AT",
+                "EPISODE",
+                "EPISODE AT",
+                "DUR",
             ])
             .right(&[3, 9]);
             for m in &matches {
@@ -162,9 +170,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         Command::Log { id, json } => {
             let log: Vec<AuditRecord> = match &id {
-                Some(id) => {
-                    catalog.audit_log()?.into_iter().filter(|r| &r.target == id).collect()
-                }
+                Some(id) => catalog.audit_log()?.into_iter().filter(|r| &r.target == id).collect(),
                 None => catalog.audit_log()?,
             };
             if json {
@@ -173,7 +179,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 return super::print_json(&rows).map(|()| Outcome::Ok);
             }
             let mut t = Table::new(&[
-                "#", "WHEN (UTC)", "WHO", "KIND", "ID", "ACTION", "FROM", "TO", "REASON", "NOTE",
+                "#",
+                "WHEN (UTC)",
+                "WHO",
+                "KIND",
+                "ID",
+                "ACTION",
+                "FROM",
+                "TO",
+                "REASON",
+                "NOTE",
             ])
             .right(&[0]);
             for r in &log {

@@ -236,7 +236,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             let who = who.unwrap_or_else(default_who);
             let rec = catalog.remove_rights(&id, &who, now_ms())?;
             if !ctx.quiet {
-                writeln!(out, "removed {} ({} / {})", rec.rights_id, rec.rights_holder, rec.work_title)?;
+                writeln!(
+                    out,
+                    "removed {} ({} / {})",
+                    rec.rights_id, rec.rights_holder, rec.work_title
+                )?;
             }
         }
         Command::Export { out: path } => {

@@ -14,6 +14,8 @@ use super::{Ctx, Outcome};
 pub enum Command {
     /// The contrastive fingerprinter (NT-Xent on clean/degraded pairs).
     Fingerprint(FingerprintArgs),
+    /// The voice/background separator (U-Net + ECA, L1 loss on masked magnitudes).
+    Separator(super::separate::TrainArgs),
 }
 
 /// Options of `train fingerprint`.
@@ -53,7 +55,10 @@ pub struct FingerprintArgs {
 
 /// Run `train`.
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let Command::Fingerprint(a) = cmd;
+    let a = match cmd {
+        Command::Fingerprint(a) => a,
+        Command::Separator(a) => return super::separate::train(a, ctx),
+    };
     let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     opts.steps = a.steps;

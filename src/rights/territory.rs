@@ -35,9 +35,7 @@ pub fn parse_list(s: &str) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     for part in s.split([',', ';', ' ', '|']).map(str::trim).filter(|p| !p.is_empty()) {
         let code = part.to_ascii_uppercase();
-        if code == WORLDWIDE {
-            out.push(code);
-        } else if is_country(&code) {
+        if code == WORLDWIDE || is_country(&code) {
             out.push(code);
         } else {
             let hint = match code.as_str() {

@@ -72,8 +72,7 @@ pub fn pieces(ep: &Episode) -> Vec<Piece> {
 pub fn catalog() -> (tempfile::TempDir, Catalog) {
     let dir = tempfile::tempdir().unwrap();
     let cat = Catalog::open(dir.path()).unwrap();
-    for (id, title, dur) in
-        [(EP01, "ep01", 240.02), (EP02, "ep02", 240.0), (EP03, "ep03", 215.01)]
+    for (id, title, dur) in [(EP01, "ep01", 240.02), (EP02, "ep02", 240.0), (EP03, "ep03", 215.01)]
     {
         let ep = episode(id, SERIES, title, dur);
         cat.insert_episode(&ep, &pieces(&ep)).unwrap();

@@ -1,0 +1,86 @@
+//! Audio to per-stem fingerprints: the models' half of every pipeline. Ingest runs it on each
+//! piece of an episode, scan and query on an upload, so both sides of a match go through the
+//! same separation and the same front end.
+
+use crate::Result;
+use crate::fingerprint::{Fingerprinter, Fingerprints};
+use crate::index::{IndexKey, Stem};
+use crate::units::SampleRate;
+
+/// Splits a mixture into (voice, background), same length and rate as the input.
+pub trait StemSplitter: Send + Sync {
+    /// Separate `mix` (mono, at [`StemSplitter::rate`]).
+    fn split(&self, mix: &[f32]) -> Result<(Vec<f32>, Vec<f32>)>;
+    /// The rate the splitter works at.
+    fn rate(&self) -> SampleRate;
+    /// Model name, for records.
+    fn name(&self) -> String;
+}
+
+/// The fingerprinter, and the separator when stems are wanted.
+pub struct Analyzer {
+    fingerprinter: Fingerprinter,
+    splitter: Option<Box<dyn StemSplitter>>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("fingerprint", &self.fingerprinter.card().name)
+            .field("separator", &self.splitter.as_ref().map(|s| s.name()))
+            .finish()
+    }
+}
+
+impl Analyzer {
+    /// An analyzer from loaded models; without a splitter only the mix is fingerprinted.
+    pub fn new(fingerprinter: Fingerprinter, splitter: Option<Box<dyn StemSplitter>>) -> Self {
+        Self { fingerprinter, splitter }
+    }
+
+    /// The rate audio must be given at.
+    pub fn rate(&self) -> SampleRate {
+        self.fingerprinter.config().rate()
+    }
+
+    /// The fingerprint model's name (part of every index key).
+    pub fn model(&self) -> &str {
+        &self.fingerprinter.card().name
+    }
+
+    /// The separator's name, if one is used.
+    pub fn separator(&self) -> Option<String> {
+        self.splitter.as_ref().map(|s| s.name())
+    }
+
+    /// The fingerprinter.
+    pub fn fingerprinter(&self) -> &Fingerprinter {
+        &self.fingerprinter
+    }
+
+    /// The stems this analyzer produces.
+    pub fn stems(&self) -> Vec<Stem> {
+        if self.splitter.is_some() {
+            vec![Stem::Mix, Stem::Voice, Stem::Background]
+        } else {
+            vec![Stem::Mix]
+        }
+    }
+
+    /// The index key of `stem` for this model.
+    pub fn key(&self, stem: Stem) -> IndexKey {
+        IndexKey::new(self.model(), stem)
+    }
+
+    /// Fingerprints of the mix and, with a separator, of each stem. `audio` is mono at
+    /// [`Analyzer::rate`].
+    pub fn analyze(&self, audio: &[f32]) -> Result<Vec<(Stem, Fingerprints)>> {
+        let mut out = vec![(Stem::Mix, self.fingerprinter.fingerprint(audio)?)];
+        if let Some(s) = &self.splitter {
+            let (voice, background) = s.split(audio)?;
+            out.push((Stem::Voice, self.fingerprinter.fingerprint(&voice)?));
+            out.push((Stem::Background, self.fingerprinter.fingerprint(&background)?));
+        }
+        Ok(out)
+    }
+}

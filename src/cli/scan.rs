@@ -1,0 +1,178 @@
+//! `aniprint scan` and `aniprint query`: find where uploads and clips reuse indexed audio.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use aniprint::analyze::Analyzer;
+use aniprint::fingerprint::Fingerprinter;
+use aniprint::index::vote::RegionParams;
+use aniprint::index::{CatalogIndex, SearchKind};
+use aniprint::media::StreamSelect;
+use aniprint::scan::{self, ScanOptions};
+use candle_core::Device;
+
+use super::bars::Bars;
+use super::{Ctx, Outcome, print_json};
+
+/// Load the default models: the fingerprinter, and the separator unless `no_separate`.
+pub fn load_analyzer(no_separate: bool) -> anyhow::Result<Analyzer> {
+    let fp = Fingerprinter::load_default(&Device::Cpu)?;
+    let splitter = if no_separate { None } else { super::separate::default_splitter()? };
+    Ok(Analyzer::new(fp, splitter))
+}
+
+/// Arguments of `aniprint scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Uploads to scan (any media FFmpeg reads; folders are walked).
+    #[arg(required = true, value_name = "UPLOAD")]
+    paths: Vec<PathBuf>,
+    /// Drop regions shorter than this, seconds.
+    #[arg(long, default_value_t = 2.5)]
+    min_duration: f64,
+    /// Drop regions whose mean similarity is below this.
+    #[arg(long, default_value_t = 0.55)]
+    threshold: f32,
+    /// Exact (flat L2) or approximate (arroy) search.
+    #[arg(long, value_enum, default_value_t = SearchKind::Exact)]
+    search: SearchKind,
+    /// Only the mix: do not separate voice and background.
+    #[arg(long)]
+    no_separate: bool,
+    /// Audio stream of the upload by index (default: the default stream).
+    #[arg(long)]
+    audio_stream: Option<usize>,
+    /// Print JSON (one object per upload) instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Scan each upload, store its regions as pending matches and print them.
+pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let config = ctx.config()?;
+    let catalog = ctx.open_catalog()?;
+    let index = CatalogIndex::open(&catalog)?;
+    let analyzer = load_analyzer(args.no_separate)?;
+    let opts = ScanOptions {
+        search: args.search,
+        min_duration_s: args.min_duration,
+        threshold: args.threshold,
+        stream: args.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
+        region: RegionParams { min_similarity: 0.45, ..RegionParams::default() },
+        ..ScanOptions::default()
+    };
+    let (files, mut failed) = aniprint::ingest::collect_inputs(&args.paths, true);
+    let bars = Bars::new(&ctx.multi, files.len() as u64, "uploads", true);
+    let mut outcomes = Vec::new();
+    for f in &files {
+        bars_item(&bars, f);
+        match scan::scan_file(&catalog, &index, &analyzer, f, &opts, &config.review, &bars) {
+            Ok(o) => outcomes.push(o),
+            Err(e @ aniprint::Error::Catalog(_)) => return Err(e.into()),
+            Err(e) => failed.push((f.clone(), e)),
+        }
+    }
+    bars.finish();
+    if args.json {
+        print_json(&outcomes)?;
+    } else if !ctx.quiet {
+        let mut out = std::io::stdout().lock();
+        for o in &outcomes {
+            writeln!(
+                out,
+                "{}  ({}, {:.1} s): {} region(s)",
+                o.upload.path,
+                o.upload.id,
+                o.upload.duration.0,
+                o.regions.len()
+            )?;
+            for r in &o.regions {
+                let ep = catalog.episode(&r.episode).ok();
+                writeln!(
+                    out,
+                    "  {}  {} - {}  <-  {} {} {} - {}  {:<10}  score {:.2} ({})  {}",
+                    r.id,
+                    r.upload_start.hms(),
+                    r.upload_end.hms(),
+                    ep.as_ref().map_or("?", |e| e.series.as_str()),
+                    ep.as_ref().map_or(r.episode.as_str(), |e| e.title.as_str()),
+                    r.episode_start.hms(),
+                    r.episode_end.hms(),
+                    r.stem.as_str(),
+                    r.score,
+                    r.band.as_str(),
+                    r.status,
+                )?;
+            }
+        }
+    }
+    for (_, e) in &failed {
+        eprintln!("failed: {e}");
+    }
+    Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
+}
+
+fn bars_item(bars: &Bars, f: &std::path::Path) {
+    use aniprint::progress::Progress;
+    bars.item(&f.to_string_lossy());
+}
+
+/// Arguments of `aniprint query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// A short clip (a few seconds) to look up.
+    clip: PathBuf,
+    /// Answers to print.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Exact (flat L2) or approximate (arroy) search.
+    #[arg(long, value_enum, default_value_t = SearchKind::Exact)]
+    search: SearchKind,
+    /// Only the mix: do not separate voice and background.
+    #[arg(long)]
+    no_separate: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Look a clip up and print the ranked answers.
+pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let catalog = ctx.open_catalog()?;
+    let index = CatalogIndex::open(&catalog)?;
+    let analyzer = load_analyzer(args.no_separate)?;
+    let answers = scan::query_file(
+        &catalog,
+        &index,
+        &analyzer,
+        &args.clip,
+        args.top,
+        args.search,
+        &aniprint::progress::NoProgress,
+    )?;
+    if args.json {
+        print_json(&answers)?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    if answers.is_empty() {
+        writeln!(out, "no match")?;
+    }
+    for a in &answers {
+        writeln!(
+            out,
+            "{}. {} / {} ({})  at {} ({:.3} s)  piece {}  {}  score {:.2}, {} segments",
+            a.rank,
+            a.series,
+            a.title,
+            a.episode,
+            aniprint::units::Seconds(a.offset_s).hms(),
+            a.offset_s,
+            a.piece,
+            a.stem.as_str(),
+            a.score,
+            a.votes
+        )?;
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,343 @@
+//! Scanning uploads: decode, separate and fingerprint an upload the way episodes were, search
+//! each stem in its own index, chain the segment hits into match regions (upload range <->
+//! episode range), and store them as pending matches. Also `query`, the retrieval primitive
+//! for a short clip.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::analyze::Analyzer;
+use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
+use crate::fingerprint::Fingerprints;
+use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
+use crate::index::{CatalogIndex, Hit, SearchKind, Stem, VectorStore};
+use crate::media::{self, DecodeOptions, StreamSelect};
+use crate::progress::{Progress, Stage};
+use crate::review::ReviewConfig;
+use crate::units::{Samples, Seconds};
+use crate::{Error, Result};
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Exact or approximate search.
+    pub search: SearchKind,
+    /// Hits kept per query segment.
+    pub top_k: usize,
+    /// How hits chain into regions.
+    pub region: RegionParams,
+    /// Regions shorter than this are dropped, seconds.
+    pub min_duration_s: f64,
+    /// Regions whose mean similarity is below this are dropped.
+    pub threshold: f32,
+    /// Mean similarity at or above which a region is `medium`, and `high`.
+    pub bands: (f32, f32),
+    /// Which audio stream of the upload.
+    pub stream: StreamSelect,
+    /// Seconds of audio analysed at a time (bounds memory on long uploads).
+    pub window_s: f64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            search: SearchKind::Exact,
+            top_k: 10,
+            region: RegionParams { min_similarity: 0.45, ..RegionParams::default() },
+            min_duration_s: 2.5,
+            threshold: 0.55,
+            bands: (0.65, 0.8),
+            stream: StreamSelect::Default,
+            window_s: 300.0,
+        }
+    }
+}
+
+impl ScanOptions {
+    /// The confidence band of a mean similarity.
+    pub fn band(&self, score: f32) -> Band {
+        if score >= self.bands.1 {
+            Band::High
+        } else if score >= self.bands.0 {
+            Band::Medium
+        } else {
+            Band::Low
+        }
+    }
+}
+
+/// What one scan found and stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanOutcome {
+    /// The upload record.
+    pub upload: Upload,
+    /// The regions found, by upload time (as stored; ids and statuses filled in).
+    pub regions: Vec<MatchRegion>,
+    /// What the catalog did with them.
+    #[serde(skip)]
+    pub stored: ScanStored,
+}
+
+/// Decode `path` at the analyzer's rate and fingerprint every stem, a window at a time.
+/// Returns the per-stem fingerprints of the whole file and its decoded length in samples.
+pub fn fingerprint_file(
+    analyzer: &Analyzer,
+    path: &Path,
+    stream: &StreamSelect,
+    window_s: f64,
+    progress: &dyn Progress,
+) -> Result<(Vec<(Stem, Fingerprints)>, u64)> {
+    let rate = analyzer.rate();
+    let cfg = analyzer.fingerprinter().config().clone();
+    let info = media::probe(path)?;
+    let chosen = info.select(path, stream)?.index;
+    let opts = DecodeOptions { stream: StreamSelect::Index(chosen), rate, channels: 1 };
+    let mut src = media::open(path, &opts)?;
+    progress.stage(Stage::Decoding);
+    progress.set_total(info.duration.map(|d| rate.samples(d).0).unwrap_or(0));
+    // Windows start on the segment grid and carry (segment - hop) samples of overlap, so every
+    // segment of the file is fingerprinted exactly once, whole.
+    let window = ((window_s * f64::from(rate.0)) as usize / cfg.hop).max(1) * cfg.hop;
+    let carry = cfg.segment.saturating_sub(cfg.hop);
+    let mut buf: Vec<f32> = Vec::new();
+    let mut out: Vec<(Stem, Fingerprints)> = Vec::new();
+    let mut total = 0u64;
+    let push = |audio: &[f32], last: bool, out: &mut Vec<(Stem, Fingerprints)>| -> Result<()> {
+        // Whole segments only, except at the very end where the tail is zero-padded.
+        let usable = if last { audio.len() } else { window + carry };
+        let stems = analyzer.analyze(&audio[..usable.min(audio.len())])?;
+        let keep = if last { usize::MAX } else { window / cfg.hop };
+        for (stem, f) in stems {
+            let n = f.len().min(keep);
+            match out.iter_mut().find(|(s, _)| *s == stem) {
+                Some((_, all)) => all.data.extend_from_slice(&f.data[..n * f.dim]),
+                None => out
+                    .push((stem, Fingerprints { dim: f.dim, data: f.data[..n * f.dim].to_vec() })),
+            }
+        }
+        Ok(())
+    };
+    while let Some(chunk) = src.next_chunk()? {
+        progress.check()?;
+        progress.advance(chunk.len() as u64);
+        total += chunk.len() as u64;
+        buf.extend_from_slice(&chunk);
+        while buf.len() >= window + carry {
+            progress.stage(Stage::Fingerprinting);
+            push(&buf, false, &mut out)?;
+            buf.drain(..window);
+            progress.stage(Stage::Decoding);
+        }
+    }
+    if total == 0 {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: "no audio samples decoded".into(),
+        });
+    }
+    if !buf.is_empty() {
+        progress.stage(Stage::Fingerprinting);
+        push(&buf, true, &mut out)?;
+    }
+    Ok((out, total))
+}
+
+/// Where each piece sits in its episode, looked up once per piece.
+struct Placements<'a> {
+    catalog: &'a Catalog,
+    cache: HashMap<String, Option<PiecePlacement>>,
+}
+
+impl Placements<'_> {
+    fn get(&mut self, piece: &str) -> Option<PiecePlacement> {
+        if let Some(p) = self.cache.get(piece) {
+            return p.clone();
+        }
+        let found = self.catalog.piece(piece).ok().and_then(|p| {
+            let ep = self.catalog.episode(&p.episode).ok()?;
+            Some(PiecePlacement {
+                episode: p.episode.clone(),
+                start_s: ep.work_rate.seconds(p.start).0,
+            })
+        });
+        self.cache.insert(piece.to_string(), found.clone());
+        found
+    }
+}
+
+/// Scan one upload: find every stretch that reuses indexed audio, per stem, and store the
+/// regions as pending matches (replacing the pending matches of an earlier scan of it).
+pub fn scan_file(
+    catalog: &Catalog,
+    index: &CatalogIndex<&Catalog>,
+    analyzer: &Analyzer,
+    path: &Path,
+    opts: &ScanOptions,
+    review: &ReviewConfig,
+    progress: &dyn Progress,
+) -> Result<ScanOutcome> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() == 0 {
+        return Err(Error::media(path, "empty file (0 bytes)"));
+    }
+    let sha256 = crate::ingest::sha256_file(path, progress)?;
+    let (stems, total) = fingerprint_file(analyzer, path, &opts.stream, opts.window_s, progress)?;
+    if opts.search == SearchKind::Ann {
+        progress.stage(Stage::Indexing);
+        index.build_all_with(progress)?;
+    }
+    let rate = analyzer.rate();
+    let upload = Upload {
+        id: Upload::make_id(&sha256),
+        path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
+        source: None,
+        sha256,
+        size_bytes: meta.len(),
+        duration: rate.seconds(Samples(total)),
+        scanned_ms: now_ms(),
+        models: ScanModels {
+            fingerprint: analyzer.model().to_string(),
+            separator: analyzer.separator().unwrap_or_default(),
+            index: format!("arroy-0.9/{}", opts.search.as_str()),
+            score_threshold: opts.threshold,
+        },
+    };
+    let regions = find_regions(catalog, index, analyzer, &stems, upload.duration, opts, progress)?;
+    let regions: Vec<MatchRegion> =
+        regions.into_iter().map(|(stem, r)| to_match(&upload.id, stem, &r, opts)).collect();
+    progress.stage(Stage::Storing);
+    let stored = catalog.put_scan(&upload, &regions, review, upload.scanned_ms)?;
+    let filter =
+        crate::catalog::MatchFilter { upload: Some(upload.id.clone()), ..Default::default() };
+    let mut regions = catalog.matches(&filter)?;
+    regions.sort_by(|a, b| a.upload_start.0.total_cmp(&b.upload_start.0).then(a.stem.cmp(&b.stem)));
+    Ok(ScanOutcome { upload, regions, stored })
+}
+
+/// Search every stem's fingerprints and chain the hits into episode regions, filtered by
+/// duration and score.
+pub fn find_regions(
+    catalog: &Catalog,
+    index: &CatalogIndex<&Catalog>,
+    analyzer: &Analyzer,
+    stems: &[(Stem, Fingerprints)],
+    duration: Seconds,
+    opts: &ScanOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<(Stem, EpisodeRegion)>> {
+    progress.stage(Stage::Searching);
+    let mut places = Placements { catalog, cache: HashMap::new() };
+    let mut out = Vec::new();
+    for (stem, fps) in stems {
+        let hits = index.search_batch(&analyzer.key(*stem), fps, opts.top_k, opts.search)?;
+        for mut r in vote::episode_regions(&hits, &opts.region, |p| places.get(p)) {
+            r.query_end_s = r.query_end_s.min(duration.0);
+            let len = r.query_end_s - r.query_start_s;
+            if len + 1e-9 >= opts.min_duration_s && r.score >= opts.threshold {
+                out.push((*stem, r));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn to_match(upload: &str, stem: Stem, r: &EpisodeRegion, opts: &ScanOptions) -> MatchRegion {
+    let seg = opts.region.segment_s;
+    let hop = opts.region.hop_s;
+    // Longest run of consecutive query segments is not tracked per region; the voted span is
+    // the conservative stand-in.
+    let longest = Seconds(
+        ((f64::from(r.votes.max(1)) - 1.0) * hop + seg).min(r.query_end_s - r.query_start_s),
+    );
+    MatchRegion {
+        id: String::new(),
+        upload: upload.to_string(),
+        stem,
+        upload_start: Seconds(r.query_start_s),
+        upload_end: Seconds(r.query_end_s),
+        episode: r.episode.clone(),
+        pieces: r.pieces.clone(),
+        episode_start: Seconds(r.episode_start_s.max(0.0)),
+        episode_end: Seconds(r.episode_end_s),
+        score: r.score,
+        band: opts.band(r.score),
+        longest_contiguous: longest,
+        segments_voted: r.votes,
+        evidence: None,
+        status: Default::default(),
+        rule: None,
+        review: None,
+        created_ms: 0,
+        updated_ms: 0,
+    }
+}
+
+/// One answer to a query.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryAnswer {
+    /// Rank, from 1.
+    pub rank: usize,
+    /// Stem the match was found in.
+    pub stem: Stem,
+    /// Series name.
+    pub series: String,
+    /// Episode id.
+    pub episode: String,
+    /// Episode title.
+    pub title: String,
+    /// Episode source path.
+    pub source: String,
+    /// Piece id.
+    pub piece: String,
+    /// Where the clip starts in the episode, seconds.
+    pub offset_s: f64,
+    /// Sum of agreeing similarities (sequence-voting score).
+    pub score: f32,
+    /// Query segments that agree.
+    pub votes: u32,
+}
+
+/// Find where a short clip comes from: per stem, top-k per segment, sequence voting, the
+/// best `top` answers over all stems by score.
+pub fn query_file(
+    catalog: &Catalog,
+    index: &CatalogIndex<&Catalog>,
+    analyzer: &Analyzer,
+    path: &Path,
+    top: usize,
+    search: SearchKind,
+    progress: &dyn Progress,
+) -> Result<Vec<QueryAnswer>> {
+    let (stems, _) = fingerprint_file(analyzer, path, &StreamSelect::Default, 3600.0, progress)?;
+    progress.stage(Stage::Searching);
+    let hop = analyzer.fingerprinter().config().hop_seconds().0;
+    let mut places = Placements { catalog, cache: HashMap::new() };
+    let mut all = Vec::new();
+    for (stem, fps) in &stems {
+        let hits: Vec<Vec<Hit>> = index.search_batch(&analyzer.key(*stem), fps, 20, search)?;
+        for c in vote::vote(&hits, top) {
+            let Some(place) = places.get(&c.piece) else { continue };
+            let ep = catalog.episode(&place.episode)?;
+            all.push(QueryAnswer {
+                rank: 0,
+                stem: *stem,
+                series: ep.series.clone(),
+                episode: ep.id.clone(),
+                title: ep.title.clone(),
+                source: ep.path.clone(),
+                piece: c.piece.clone(),
+                offset_s: place.start_s + c.offset_segments as f64 * hop,
+                score: c.score,
+                votes: c.votes,
+            });
+        }
+    }
+    all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    all.truncate(top);
+    for (i, a) in all.iter_mut().enumerate() {
+        a.rank = i + 1;
+    }
+    Ok(all)
+}
