@@ -33,7 +33,9 @@ use crate::{Error, Result};
 
 /// Schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
-const INITIAL_MAP: usize = 256 << 20;
+// A large virtual map: the file stays sparse, and the map rarely has to grow (growing while
+// other threads hold read transactions would invalidate their memory).
+const INITIAL_MAP: usize = 64 << 30;
 const MAX_DBS: u32 = 32;
 
 /// The default catalog directory: `ANIPRINT_CATALOG`, else `./catalog`.
@@ -253,6 +255,16 @@ impl Catalog {
 
     /// Remove an episode and its pieces.
     pub fn remove_episode(&self, id: &str) -> Result<()> {
+        self.remove_episode_with(id, |_| Ok(()))
+    }
+
+    /// [`Catalog::remove_episode`] that also runs `extra` (e.g. removing the episode's vectors)
+    /// in the same transaction.
+    pub fn remove_episode_with(
+        &self,
+        id: &str,
+        extra: impl Fn(&mut RwTxn<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.write(|w, d| {
             let ep = d
                 .episodes
@@ -269,7 +281,7 @@ impl Catalog {
             }
             d.by_hash.delete(w, &ep.sha256)?;
             d.episodes.delete(w, id)?;
-            Ok(())
+            extra(w)
         })
     }
 

@@ -17,6 +17,7 @@ mod scan;
 mod separate;
 mod table;
 mod train;
+mod tui;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,9 +45,9 @@ pub struct Cli {
     /// No progress bars and no summaries; errors still go to stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
-    /// What to do.
+    /// What to do (none: open the terminal UI, like `aniprint tui`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// aniprint's subcommands.
@@ -89,6 +90,8 @@ pub enum Command {
     Review(review::Command),
     /// Write the match report CSV (one row per match x ownership record).
     Report(report::Args),
+    /// Open the terminal UI: library, jobs, review, rights, reports (also `aniprint` alone).
+    Tui(tui::Args),
 }
 
 /// How a command ended when it did not fail outright.
@@ -152,7 +155,8 @@ impl Ctx {
 }
 
 /// Run one subcommand.
-pub fn run(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub fn run(command: Option<Command>, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let Some(command) = command else { return tui::run(tui::Args::default(), ctx) };
     match command {
         Command::Ingest(args) => ingest::run(args, ctx),
         Command::Ls(args) => ls::run(args, ctx),
@@ -169,6 +173,7 @@ pub fn run(command: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Rights(cmd) => rights::run(cmd, ctx),
         Command::Review(cmd) => review::run(cmd, ctx),
         Command::Report(args) => report::run(args, ctx),
+        Command::Tui(args) => tui::run(args, ctx),
     }
 }
 
@@ -183,6 +188,11 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// Log to stderr through the progress bars (so lines never tear them), filtered by RUST_LOG or,
 /// without it, by -v/--quiet.
 pub fn init_logging(cli: &Cli, ctx: &Ctx) {
+    // The TUI owns the screen: its logs go to a file.
+    if let None | Some(Command::Tui(_)) = &cli.command {
+        tui::init_logging(cli, ctx);
+        return;
+    }
     use tracing_subscriber::EnvFilter;
     let default = match (cli.quiet, cli.verbose) {
         // Per-file failures are reported in each command's summary, not as log lines.

@@ -33,6 +33,7 @@ pub mod review;
 pub mod rights;
 pub mod scan;
 pub mod separate;
+pub mod tui;
 pub mod units;
 
 pub use error::{Error, Result};

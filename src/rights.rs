@@ -660,12 +660,13 @@ struct Located {
     raw: RawRecord,
 }
 
-/// Validate and store records, all or nothing; `what` names the source in errors and the
-/// audit log.
+/// Validate and store records, all or nothing; `what` names the source in errors, `note` goes
+/// to the audit log.
 fn store(
     catalog: &Catalog,
     rows: Vec<Located>,
     what: &str,
+    note: &str,
     who: &str,
     now_ms: u64,
 ) -> Result<RightsStored> {
@@ -705,7 +706,7 @@ fn store(
     if !problems.is_empty() {
         return Err(Error::Rejected { what: what.into(), problems });
     }
-    catalog.put_rights(&records, who, what, now_ms, |all, new| {
+    catalog.put_rights(&records, who, note, now_ms, |all, new| {
         let new_ids: BTreeSet<String> = new.iter().map(|r| r.rights_id.clone()).collect();
         let found = conflicts(all, &lookup, &new_ids);
         if found.is_empty() {
@@ -807,7 +808,7 @@ pub fn import(
         }
         rows.push(Located { row: Some(i + 1), line: rec.position().map(|p| p.line()), raw });
     }
-    store(catalog, rows, source, who, now_ms)
+    store(catalog, rows, source, &format!("import {source}"), who, now_ms)
 }
 
 /// [`import`] from a file.
@@ -822,7 +823,7 @@ pub fn import_file(catalog: &Catalog, path: &Path, who: &str, now_ms: u64) -> Re
 /// Validate and store one record (from `rights add`); returns it with its id.
 pub fn add(catalog: &Catalog, raw: RawRecord, who: &str, now_ms: u64) -> Result<OwnershipRecord> {
     let rows = vec![Located { row: None, line: None, raw }];
-    let mut stored = store(catalog, rows, "rights add", who, now_ms)?;
+    let mut stored = store(catalog, rows, "rights add", "rights add", who, now_ms)?;
     stored.records.pop().ok_or_else(|| Error::Invalid("nothing stored".into()))
 }
 

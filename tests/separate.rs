@@ -140,6 +140,7 @@ fn chunked_separation_equals_whole_signal_separation() {
     for plan in [ChunkPlan { core: 256, context: 160, crossfade: 16 }, ChunkPlan::default()] {
         let (cv, cb) = sep.separate_with(mix, plan).unwrap();
         let (ev, eb) = (relative_error_db(&cv, &wv), relative_error_db(&cb, &wb));
+        eprintln!("{plan:?}: chunked vs whole {ev:.1} / {eb:.1} dB");
         assert!(ev < -40.0 && eb < -40.0, "{plan:?}: voice {ev:.1} dB, background {eb:.1} dB");
     }
     // The stems are not trivial: neither is silent, and they differ.
@@ -162,6 +163,7 @@ fn a_tiny_training_run_lowers_the_loss_and_writes_a_loadable_model() {
     assert!(state.val_sdr.is_finite(), "validation ran at the last step");
     let sep = Separator::load(&opts.out, &dev).unwrap();
     let after = train::batch_loss(sep.net(), &opts, &pools, &held, &dev).unwrap();
+    eprintln!("held-out loss {before:.4} -> {after:.4}");
     assert!(after < 0.85 * before, "loss {before:.4} -> {after:.4}");
     let card = std::fs::read_to_string(opts.out.join("card.toml")).unwrap();
     assert!(card.contains("speech-train") && card.contains("wall_time_s"), "{card}");
@@ -256,4 +258,57 @@ fn the_cli_writes_both_stems() {
         let decoded = aniprint::media::decode(&path, &opts).unwrap();
         assert_eq!(decoded.len(), audio.len(), "{stem}");
     }
+}
+
+/// Speed figures for sizing (not a timed test): `GLIBC_TUNABLES=... cargo test --release --test
+/// separate -- --ignored --nocapture speed`. `SEP_BATCH` sets the training batch (default 8).
+#[test]
+#[ignore]
+fn speed() {
+    use std::time::Instant;
+    let dev = Device::Cpu;
+    let cfg = Config::default();
+    let (map, net) = train::init_model(&cfg, 11, &dev).unwrap();
+    eprintln!("parameters: {}", aniprint::separate::model::parameter_count(&map));
+    let x = candle_core::Tensor::randn(0f32, 1.0, (1, 256, 256), &dev).unwrap();
+    net.forward(&x).unwrap();
+    let t = Instant::now();
+    for _ in 0..3 {
+        net.forward(&x).unwrap();
+    }
+    let per_patch = t.elapsed().as_secs_f64() / 3.0;
+    eprintln!(
+        "forward 1x256x256: {:.1} ms ({:.1}x real time per 4.1 s patch)",
+        per_patch * 1e3,
+        4.096 / per_patch
+    );
+    let card =
+        ModelCard { name: "random".into(), config: cfg.clone(), provenance: toml::Table::new() };
+    let sep = Separator::from_parts(card, net, dev.clone());
+    let mut rng = StdRng::seed_from_u64(3);
+    let mix: Vec<f32> =
+        speechy(&mut rng, 60.0).iter().zip(musicy(&mut rng, 60.0)).map(|(a, b)| a + b).collect();
+    let t = Instant::now();
+    sep.separate(&mix).unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    eprintln!("separate 60 s: {wall:.2} s ({:.1}x real time)", 60.0 / wall);
+    let corpus = corpus();
+    let pools = Pools::new(&corpus.train);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = TrainOptions::new(tmp.path().into(), tmp.path().join("s"), tmp.path().join("m"));
+    opts.batch = std::env::var("SEP_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    let t = Instant::now();
+    let (xb, mb, tb) = train::make_batch(&opts, &pools, 0, &dev).unwrap();
+    let data = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for _ in 0..2 {
+        let (m, _) = sep.net().forward_t(&xb, true).unwrap();
+        let l = aniprint::separate::model::loss(&m, &mb, &tb, cfg.loss).unwrap();
+        let _g = l.backward().unwrap();
+    }
+    let step = t.elapsed().as_secs_f64() / 2.0;
+    eprintln!(
+        "train step batch {}: data {:.2} s, forward+backward {:.2} s",
+        opts.batch, data, step
+    );
 }

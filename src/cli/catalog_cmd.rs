@@ -91,7 +91,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         Command::Remove { ids } => {
             for id in &ids {
-                catalog.remove_episode(id)?;
+                let index = aniprint::index::CatalogIndex::open(&catalog)?;
+                let prefix = format!("{id}-");
+                catalog.remove_episode_with(id, |w| {
+                    index.remove_pieces_with_prefix_in(w, &prefix).map(|_| ())
+                })?;
                 if !ctx.quiet {
                     writeln!(out, "removed {id}")?;
                 }

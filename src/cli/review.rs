@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use aniprint::catalog::date::{parse_utc, utc_iso};
+use aniprint::catalog::date::{Date, parse_utc, utc_iso};
 use aniprint::catalog::{AuditRecord, MatchFilter, MatchStatus, now_ms};
 use aniprint::review::{self, Decision, default_who};
 use serde::Serialize;
@@ -47,8 +47,8 @@ pub enum Command {
         /// With dismissed: stop later scans from matching this reference range.
         #[arg(long)]
         exclude: bool,
-        /// With disputed: the deadline (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ, UTC); default from
-        /// the settings' review.dispute_days.
+        /// With disputed: the deadline (YYYY-MM-DD, meaning the end of that day, or
+        /// YYYY-MM-DDTHH:MM:SSZ; UTC); default from the settings' review.dispute_days.
         #[arg(long, value_name = "DATE")]
         deadline: Option<String>,
         /// Who to name in the audit log (default: $USER).
@@ -136,8 +136,12 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         Command::Set { id, status, reason, note, exclude, deadline, who } => {
             let cfg = ctx.config()?;
+            // A date alone means the end of that day (UTC).
             let deadline_ms = deadline
-                .map(|d| parse_utc(&d).map_err(|e| anyhow::anyhow!("--deadline: {e}")))
+                .map(|d| match d.parse::<Date>() {
+                    Ok(day) => Ok(day.add_days(1).start_ms() - 1000),
+                    Err(_) => parse_utc(&d).map_err(|e| anyhow::anyhow!("--deadline: {e}")),
+                })
                 .transpose()?;
             let who = who.unwrap_or_else(default_who);
             let decision = Decision { reason, note, exclude, deadline_ms };

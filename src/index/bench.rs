@@ -456,7 +456,6 @@ mod tests {
             ..SearchBenchConfig::default()
         };
         let r = run(dir.path(), &cfg, &NoProgress).unwrap();
-        eprintln!("{r}");
         assert_eq!(r.vectors, 9 * 359);
         assert_eq!(r.searches.len(), 4);
         assert!(r.searches.iter().all(|l| l.top1 >= 0.9), "{r}");

@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::ops::{im2col3x3, pixel_shuffle2, upsample2};
+use super::ops::{col2im3x3, group_norm_relu, im2col3x3, pixel_shuffle2, upsample2};
 
 /// Normalisation after each convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +139,8 @@ struct Conv3 {
     w: Tensor,
     b: Option<Tensor>,
     stride: usize,
+    /// Tap order reversed, for the matmul-first path.
+    mirror: Tensor,
 }
 
 impl Conv3 {
@@ -153,10 +155,34 @@ impl Conv3 {
         let std = gain * (1.0 / (9 * c_in) as f64).sqrt();
         let w = vb.get_with_hints((9 * c_in, c_out), "w", normal(std))?;
         let b = if bias { Some(vb.get_with_hints(c_out, "b", Init::Const(0.0))?) } else { None };
-        Ok(Self { w, b, stride })
+        let mirror = Tensor::new(&[8u32, 7, 6, 5, 4, 3, 2, 1, 0], vb.device())?;
+        Ok(Self { w, b, stride, mirror })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, h, w, c_in) = x.dims4()?;
+        let c_out = self.w.dim(1)?;
+        if self.stride == 1 && c_out < c_in && x.device().is_cpu() {
+            // Matmul first, then shift-and-sum the nine taps: the intermediate has 9 * C_out
+            // channels instead of im2col's 9 * C_in.
+            let wm = self
+                .w
+                .reshape((9, c_in * c_out))?
+                .index_select(&self.mirror, 0)?
+                .reshape((9, c_in, c_out))?
+                .transpose(0, 1)?
+                .reshape((c_in, 9 * c_out))?;
+            let z = x.reshape((b * h * w, c_in))?.matmul(&wm)?.reshape((b, h, w, 9 * c_out))?;
+            let y = col2im3x3(&z, 1, h, w)?;
+            return match &self.b {
+                Some(bias) => y.broadcast_add(bias),
+                None => Ok(y),
+            };
+        }
+        self.forward_im2col(x)
+    }
+
+    fn forward_im2col(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let cols = im2col3x3(x, self.stride)?;
         let (b, h, w, k) = cols.dims4()?;
         let y = cols.reshape((b * h * w, k))?.matmul(&self.w)?;
@@ -208,25 +234,17 @@ impl Norm {
         })
     }
 
-    fn forward(
+    /// Normalise, scale and shift, then ReLU.
+    fn forward_relu(
         &self,
         x: &Tensor,
         train: bool,
         stats: &mut Vec<BatchStats>,
     ) -> candle_core::Result<Tensor> {
-        let (b, t, f, c) = x.dims4()?;
-        let y = match self {
-            Norm::Group { groups, .. } => {
-                // Statistics per (item, frame, group), over frequency and the group's channels.
-                let g = *groups;
-                let xg = x.reshape((b * t, f, g, c / g))?;
-                let n = (f * (c / g)) as f64;
-                let mean = (xg.sum_keepdim(3)?.sum_keepdim(1)? / n)?;
-                let xc = xg.broadcast_sub(&mean)?;
-                let var = (xc.sqr()?.sum_keepdim(3)?.sum_keepdim(1)? / n)?;
-                xc.broadcast_div(&(var + EPS)?.sqrt()?)?.reshape((b, t, f, c))?
-            }
-            Norm::Batch { mean, var, prefix, .. } => {
+        match self {
+            Norm::Group { gamma, beta, groups } => group_norm_relu(x, gamma, beta, *groups, EPS),
+            Norm::Batch { gamma, beta, mean, var, prefix } => {
+                let (b, t, f, c) = x.dims4()?;
                 let flat = x.reshape((b * t * f, c))?;
                 let (m, v) = if train {
                     let m = flat.mean_keepdim(0)?;
@@ -240,13 +258,10 @@ impl Norm {
                 } else {
                     (mean.unsqueeze(0)?, var.unsqueeze(0)?)
                 };
-                flat.broadcast_sub(&m)?.broadcast_div(&(v + EPS)?.sqrt()?)?.reshape((b, t, f, c))?
+                let y = flat.broadcast_sub(&m)?.broadcast_div(&(v + EPS)?.sqrt()?)?;
+                y.broadcast_mul(gamma)?.broadcast_add(beta)?.reshape((b, t, f, c))?.relu()
             }
-        };
-        let (gamma, beta) = match self {
-            Norm::Group { gamma, beta, .. } | Norm::Batch { gamma, beta, .. } => (gamma, beta),
-        };
-        y.broadcast_mul(gamma)?.broadcast_add(beta)
+        }
     }
 }
 
@@ -302,7 +317,7 @@ impl Block {
         train: bool,
         stats: &mut Vec<BatchStats>,
     ) -> candle_core::Result<Tensor> {
-        let y = self.norm.forward(&self.conv.forward(x)?, train, stats)?.relu()?;
+        let y = self.norm.forward_relu(&self.conv.forward(x)?, train, stats)?;
         match &self.eca {
             Some(eca) => eca.forward(&y),
             None => Ok(y),
@@ -557,6 +572,29 @@ mod tests {
             loss: LossKind::L2,
             ..tiny()
         });
+    }
+
+    #[test]
+    fn both_convolution_paths_agree_with_gradients() {
+        let dev = Device::Cpu;
+        let map = VarMap::new();
+        let vb = VarBuilder::from_varmap(&map, DType::F32, &dev);
+        let conv = Conv3::new(&vb, 6, 4, 1, true, 1.0).unwrap();
+        let b = map.data().lock().unwrap().get("b").unwrap().clone();
+        b.set(&Tensor::new(&[0.1f32, -0.2, 0.3, 0.0], &dev).unwrap()).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 5, 7, 6), &dev).unwrap()).unwrap();
+        let wts = Tensor::randn(0f32, 1.0, (2, 5, 7, 4), &dev).unwrap();
+        let a = conv.forward(x.as_tensor()).unwrap();
+        let r = conv.forward_im2col(x.as_tensor()).unwrap();
+        let diff = |p: &Tensor, q: &Tensor| {
+            (p - q).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!(diff(&a, &r) < 1e-4);
+        let ga = (&a * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+        let gr = (&r * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+        for t in [x.as_tensor(), &conv.w, b.as_tensor()] {
+            assert!(diff(ga.get(t).unwrap(), gr.get(t).unwrap()) < 1e-3);
+        }
     }
 
     #[test]

@@ -152,6 +152,23 @@ impl CustomOp1 for Col2Im {
         }
         Ok((CpuStorage::F32(out), Shape::from((b, h, w, c))))
     }
+
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Im2Col { stride: self.stride })?))
+    }
+}
+
+/// The adjoint of [`im2col3x3`] (CPU only): `(B, Ho, Wo, 9 * C)` back to `(B, H, W, C)`, each
+/// tap added to the pixel it reads. With stride 1 and the taps mirrored, this is the "shift and
+/// sum" half of a convolution computed as `x @ W` first: cheaper than im2col when the
+/// convolution has fewer output than input channels (the decoder's).
+pub fn col2im3x3(z: &Tensor, stride: usize, h: usize, w: usize) -> candle_core::Result<Tensor> {
+    z.contiguous()?.apply_op1(Col2Im { stride, h, w })
 }
 
 /// Nearest-neighbour 2x upsampling of both spatial axes, `(B, H, W, C) -> (B, 2H, 2W, C)`, by a
@@ -167,6 +184,212 @@ pub fn pixel_shuffle2(x: &Tensor) -> candle_core::Result<Tensor> {
     let (b, h, w, c4) = x.dims4()?;
     let k = c4 / 4;
     x.reshape((b, h, w, 2, 2, k))?.permute((0, 1, 3, 2, 4, 5))?.reshape((b, 2 * h, 2 * w, k))
+}
+
+/// Per-frame GroupNorm, affine and ReLU in one pass: `x` is `(B, T, F, C)`, statistics are
+/// taken per `(b, t, group)` over `F x C / groups` values, `gamma` and `beta` are `(C)`.
+/// On CPU a custom op (forward and backward each one parallel pass over the data, instead of the
+/// dozen elementwise passes the composed version makes); elsewhere the composed ops.
+pub fn group_norm_relu(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        let (_, _, f, c) = x.dims4()?;
+        let op = GroupNormRelu { groups, eps: eps as f32, f, c };
+        x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+    } else {
+        group_norm_relu_generic(x, gamma, beta, groups, eps)
+    }
+}
+
+/// The composed (differentiable, any-device) version of [`group_norm_relu`].
+pub fn group_norm_relu_generic(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    let (b, t, f, c) = x.dims4()?;
+    let g = groups;
+    let xg = x.reshape((b * t, f, g, c / g))?;
+    let n = (f * (c / g)) as f64;
+    let mean = (xg.sum_keepdim(3)?.sum_keepdim(1)? / n)?;
+    let xc = xg.broadcast_sub(&mean)?;
+    let var = (xc.sqr()?.sum_keepdim(3)?.sum_keepdim(1)? / n)?;
+    let y = xc.broadcast_div(&(var + eps)?.sqrt()?)?.reshape((b, t, f, c))?;
+    y.broadcast_mul(gamma)?.broadcast_add(beta)?.relu()
+}
+
+#[derive(Clone, Copy)]
+struct GroupNormRelu {
+    groups: usize,
+    eps: f32,
+    f: usize,
+    c: usize,
+}
+
+/// Frames per block of the parameter-gradient reduction: fixed, so sums do not depend on how
+/// rayon schedules the blocks (training stays bit-for-bit reproducible).
+const FRAMES_PER_BLOCK: usize = 16;
+
+impl GroupNormRelu {
+    /// Mean and 1/std of each group of one frame.
+    fn stats(&self, frame: &[f32], out: &mut [(f32, f32)]) {
+        let (g, cg) = (self.groups, self.c / self.groups);
+        let n = (self.f * cg) as f32;
+        for (gi, st) in out.iter_mut().enumerate().take(g) {
+            let mut sum = 0f32;
+            for fi in 0..self.f {
+                sum += frame[fi * self.c + gi * cg..][..cg].iter().sum::<f32>();
+            }
+            let mean = sum / n;
+            let mut var = 0f32;
+            for fi in 0..self.f {
+                var += frame[fi * self.c + gi * cg..][..cg]
+                    .iter()
+                    .map(|&v| (v - mean) * (v - mean))
+                    .sum::<f32>();
+            }
+            *st = (mean, 1.0 / (var / n + self.eps).sqrt());
+        }
+    }
+}
+
+impl candle_core::CustomOp3 for GroupNormRelu {
+    fn name(&self) -> &'static str {
+        "group-norm-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, gamma, beta) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let frame = self.f * self.c;
+        let cg = self.c / self.groups;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(frame).zip(x.par_chunks(frame)).for_each(|(o, xf)| {
+            let mut st = vec![(0f32, 0f32); self.groups];
+            self.stats(xf, &mut st);
+            for (oc, xc) in o.chunks_exact_mut(self.c).zip(xf.chunks_exact(self.c)) {
+                for ch in 0..self.c {
+                    let (mean, rstd) = st[ch / cg];
+                    oc[ch] = ((xc[ch] - mean) * rstd * gamma[ch] + beta[ch]).max(0.0);
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let gb = Tensor::stack(&[gamma, beta], 0)?;
+        let all = x.apply_op3_no_bwd(&gb, &grad.contiguous()?, &GroupNormReluBwd(*self))?;
+        let n = x.elem_count();
+        let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dgamma = all.narrow(0, n, self.c)?;
+        let dbeta = all.narrow(0, n + self.c, self.c)?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// Backward of [`GroupNormRelu`] on `(x, [gamma; beta], dy)`: `[dx..., dgamma..., dbeta...]`.
+struct GroupNormReluBwd(GroupNormRelu);
+
+impl candle_core::CustomOp3 for GroupNormReluBwd {
+    fn name(&self) -> &'static str {
+        "group-norm-relu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let p = self.0;
+        let (x, gb, dy) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let (gamma, beta) = gb.split_at(p.c);
+        let frame = p.f * p.c;
+        let cg = p.c / p.groups;
+        let n = (p.f * cg) as f32;
+        let block = FRAMES_PER_BLOCK * frame;
+        let mut dx = vec![0f32; x.len()];
+        // Per block: (dgamma, dbeta) partial sums.
+        let partial: Vec<Vec<f32>> = dx
+            .par_chunks_mut(block)
+            .zip(x.par_chunks(block).zip(dy.par_chunks(block)))
+            .map(|(dxb, (xb, dyb))| {
+                let mut acc = vec![0f32; 2 * p.c];
+                let mut st = vec![(0f32, 0f32); p.groups];
+                let mut sums = vec![(0f32, 0f32); p.groups];
+                for ((dxf, xf), dyf) in
+                    dxb.chunks_mut(frame).zip(xb.chunks(frame)).zip(dyb.chunks(frame))
+                {
+                    p.stats(xf, &mut st);
+                    sums.iter_mut().for_each(|s| *s = (0.0, 0.0));
+                    // Pass 1: masked dy, parameter sums, and the group sums of dxhat and
+                    // dxhat * xhat. dx holds dxhat for now.
+                    for ((dxc, xc), dyc) in dxf
+                        .chunks_exact_mut(p.c)
+                        .zip(xf.chunks_exact(p.c))
+                        .zip(dyf.chunks_exact(p.c))
+                    {
+                        for ch in 0..p.c {
+                            let (mean, rstd) = st[ch / cg];
+                            let xhat = (xc[ch] - mean) * rstd;
+                            let on = xhat * gamma[ch] + beta[ch] > 0.0;
+                            let g = if on { dyc[ch] } else { 0.0 };
+                            acc[ch] += g * xhat;
+                            acc[p.c + ch] += g;
+                            let dxhat = g * gamma[ch];
+                            dxc[ch] = dxhat;
+                            let s = &mut sums[ch / cg];
+                            s.0 += dxhat;
+                            s.1 += dxhat * xhat;
+                        }
+                    }
+                    // Pass 2: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+                    for (dxc, xc) in dxf.chunks_exact_mut(p.c).zip(xf.chunks_exact(p.c)) {
+                        for ch in 0..p.c {
+                            let (mean, rstd) = st[ch / cg];
+                            let xhat = (xc[ch] - mean) * rstd;
+                            let (s0, s1) = sums[ch / cg];
+                            dxc[ch] = rstd * (dxc[ch] - s0 / n - xhat * s1 / n);
+                        }
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut out = dx;
+        let mut params = vec![0f32; 2 * p.c];
+        for acc in partial {
+            params.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
+        }
+        out.extend(params);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +421,44 @@ mod tests {
             let gb = (&b * &wts).unwrap().sum_all().unwrap().backward().unwrap();
             let (ga, gb) = (ga.get(x.as_tensor()).unwrap(), gb.get(x.as_tensor()).unwrap());
             assert!(max_abs_diff(ga, gb) < 1e-5, "stride {s}");
+        }
+    }
+
+    #[test]
+    fn fused_group_norm_relu_matches_the_composed_ops_and_their_gradients() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&ramp((2, 5, 8, 6))).unwrap();
+        let gamma =
+            Var::from_tensor(&Tensor::new(&[1.0f32, 0.5, -0.7, 2.0, 1.2, 0.9], &dev).unwrap())
+                .unwrap();
+        let beta =
+            Var::from_tensor(&Tensor::new(&[0.1f32, -0.2, 0.0, 0.3, -0.1, 0.05], &dev).unwrap())
+                .unwrap();
+        let wts = ramp((2, 5, 8, 6));
+        for groups in [1, 2, 3] {
+            let a = group_norm_relu(&x, &gamma, &beta, groups, 1e-5).unwrap();
+            let b = group_norm_relu_generic(&x, &gamma, &beta, groups, 1e-5).unwrap();
+            assert!(max_abs_diff(&a, &b) < 1e-5, "forward, {groups} groups");
+            let ga = (&a * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (&b * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &gamma, &beta] {
+                let (da, db) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+                assert!(max_abs_diff(da, db) < 1e-4, "gradient, {groups} groups");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), g> == <x, col2im(g)> for both strides.
+        for s in [1, 2] {
+            let x = ramp((2, 6, 5, 3));
+            let cols = im2col3x3(&x, s).unwrap();
+            let g = ramp(cols.dims4().unwrap());
+            let lhs = (&cols * &g).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            let back = col2im3x3(&g, s, 6, 5).unwrap();
+            let rhs = (&x * &back).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!((lhs - rhs).abs() < 1e-3, "stride {s}: {lhs} vs {rhs}");
         }
     }
 

@@ -1,0 +1,705 @@
+//! The model: everything the TUI shows and remembers, as plain data (no terminal, no threads).
+//! [`Data`] is a snapshot of the catalog, reloaded after each change; the rest is UI state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::Result;
+use crate::catalog::{
+    Catalog, Episode, MatchRegion, MatchStatus, OwnershipRecord, Piece, Series, Upload,
+};
+use crate::progress::Stage;
+use crate::rights::{Conflict, Lookup, RawRecord};
+
+use super::action::{JobId, JobResult, JobSpec, Preview, Toast};
+use super::theme::Theme;
+
+/// The five screens, in tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Screen {
+    /// Series, episodes, pieces; ingest and dataset export.
+    #[default]
+    Library,
+    /// Running and finished jobs.
+    Jobs,
+    /// Uploads and their match regions.
+    Review,
+    /// Ownership records.
+    Rights,
+    /// The match report.
+    Reports,
+}
+
+impl Screen {
+    /// Every screen, in tab order.
+    pub const ALL: [Screen; 5] =
+        [Screen::Library, Screen::Jobs, Screen::Review, Screen::Rights, Screen::Reports];
+
+    /// Tab title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Library => "Library",
+            Screen::Jobs => "Jobs",
+            Screen::Review => "Review",
+            Screen::Rights => "Rights",
+            Screen::Reports => "Reports",
+        }
+    }
+
+    /// Position in [`Screen::ALL`].
+    pub fn index(self) -> usize {
+        Screen::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// What the keyboard is talking to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Mode {
+    /// Lists and single-key commands.
+    #[default]
+    Normal,
+    /// Typing the current screen's filter.
+    Filter,
+    /// The help overlay.
+    Help(HelpState),
+    /// The command palette.
+    Palette(PaletteState),
+    /// A one-line text prompt.
+    Prompt(Prompt),
+    /// A review decision that needs a reason code and a note.
+    Decision(DecisionForm),
+    /// Adding or editing a rights record.
+    RightsForm(RightsForm),
+    /// A yes/no question.
+    Confirm(Confirm),
+}
+
+/// A one-line text field.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TextInput {
+    /// The text.
+    pub text: String,
+    /// Cursor position, in chars.
+    pub cursor: usize,
+}
+
+impl TextInput {
+    /// A field holding `text`, cursor at the end.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let cursor = text.chars().count();
+        Self { text, cursor }
+    }
+
+    fn byte(&self, char_idx: usize) -> usize {
+        self.text.char_indices().nth(char_idx).map_or(self.text.len(), |(b, _)| b)
+    }
+
+    /// Insert a char at the cursor.
+    pub fn insert(&mut self, c: char) {
+        let b = self.byte(self.cursor);
+        self.text.insert(b, c);
+        self.cursor += 1;
+    }
+
+    /// Delete the char before the cursor.
+    pub fn backspace(&mut self) {
+        if self.cursor > 0 {
+            self.cursor -= 1;
+            let b = self.byte(self.cursor);
+            self.text.remove(b);
+        }
+    }
+
+    /// Delete the char under the cursor.
+    pub fn delete(&mut self) {
+        if self.cursor < self.text.chars().count() {
+            let b = self.byte(self.cursor);
+            self.text.remove(b);
+        }
+    }
+
+    /// Move the cursor by `d` chars.
+    pub fn move_by(&mut self, d: isize) {
+        let n = self.text.chars().count() as isize;
+        self.cursor = (self.cursor as isize + d).clamp(0, n) as usize;
+    }
+
+    /// Cursor to the start (`false`) or end (`true`).
+    pub fn home_end(&mut self, end: bool) {
+        self.cursor = if end { self.text.chars().count() } else { 0 };
+    }
+
+    /// Clear the field.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.cursor = 0;
+    }
+}
+
+/// The help overlay's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HelpState {
+    /// Only bindings whose key or label contains this.
+    pub filter: TextInput,
+    /// Typing into the filter.
+    pub typing: bool,
+    /// First line shown.
+    pub scroll: usize,
+}
+
+/// The command palette's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaletteState {
+    /// Fuzzy query.
+    pub query: TextInput,
+    /// Selected entry among the matches.
+    pub cursor: usize,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    /// A file or folder to ingest.
+    Ingest,
+    /// Uploads to scan.
+    Scan,
+    /// Folder to export the dataset to.
+    ExportDataset,
+    /// Rights CSV to import.
+    ImportRights,
+    /// Report output file.
+    ReportPath,
+    /// Report `since` date.
+    ReportSince,
+}
+
+impl PromptKind {
+    /// The question shown.
+    pub fn question(self) -> &'static str {
+        match self {
+            PromptKind::Ingest => "Ingest (file or folder, several separated by ';')",
+            PromptKind::Scan => "Scan uploads (file or folder, several separated by ';')",
+            PromptKind::ExportDataset => "Export kept pieces to folder",
+            PromptKind::ImportRights => "Import rights CSV file",
+            PromptKind::ReportPath => "Report file",
+            PromptKind::ReportSince => "Only matches since (YYYY-MM-DD, empty: any time)",
+        }
+    }
+}
+
+/// A one-line prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// What it is for.
+    pub kind: PromptKind,
+    /// The answer so far.
+    pub input: TextInput,
+    /// Why the last answer was refused.
+    pub error: Option<String>,
+}
+
+/// A review decision waiting for its reason code and note.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionForm {
+    /// The status to set.
+    pub to: MatchStatus,
+    /// Dismissal: exclude the reference range too.
+    pub exclude: bool,
+    /// The matches it applies to.
+    pub ids: Vec<String>,
+    /// The reason codes offered.
+    pub reasons: &'static [&'static str],
+    /// The chosen reason.
+    pub reason: usize,
+    /// Free-text note (typing goes here; the arrows choose the reason).
+    pub note: TextInput,
+}
+
+/// Adding or editing a rights record, validated on every keystroke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RightsForm {
+    /// The id of the record being edited (none: a new record).
+    pub editing: Option<String>,
+    /// One field per rights CSV column, in [`crate::rights::COLUMNS`] order.
+    pub fields: Vec<(&'static str, TextInput)>,
+    /// The field with the cursor.
+    pub cursor: usize,
+    /// Validation problems by column (inline).
+    pub errors: BTreeMap<String, String>,
+    /// Problems not tied to a column (share conflicts found on save).
+    pub general: Vec<String>,
+}
+
+impl RightsForm {
+    /// The record as text.
+    pub fn raw(&self) -> RawRecord {
+        let mut raw = RawRecord::default();
+        for (col, input) in &self.fields {
+            if !input.text.trim().is_empty() {
+                raw.set(col, input.text.clone());
+            }
+        }
+        raw
+    }
+}
+
+/// A yes/no question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirm {
+    /// Quit while jobs run: cancel them, wait for them, or go back.
+    Quit,
+    /// Delete a rights record.
+    DeleteRights(String),
+}
+
+/// The catalog, as the screens show it.
+#[derive(Debug, Clone, Default)]
+pub struct Data {
+    /// Series, by name.
+    pub series: Vec<Series>,
+    /// Episodes, by series then title.
+    pub episodes: Vec<Episode>,
+    /// Pieces by episode id, in time order.
+    pub pieces: BTreeMap<String, Vec<Piece>>,
+    /// Uploads, by id.
+    pub uploads: Vec<Upload>,
+    /// Every match, by upload then time.
+    pub matches: Vec<MatchRegion>,
+    /// Every ownership record, by id.
+    pub rights: Vec<OwnershipRecord>,
+    /// Catalog lookups for rights validation and joins.
+    pub lookup: Lookup,
+    /// Share conflicts among the stored records.
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Data {
+    /// Read everything the screens need.
+    pub fn load(catalog: &Catalog) -> Result<Self> {
+        let mut pieces: BTreeMap<String, Vec<Piece>> = BTreeMap::new();
+        for p in catalog.pieces()? {
+            pieces.entry(p.episode.clone()).or_default().push(p);
+        }
+        let rights = catalog.rights()?;
+        let lookup = Lookup::load(catalog)?;
+        let conflicts = crate::rights::conflicts(&rights, &lookup, &BTreeSet::new());
+        Ok(Self {
+            series: catalog.series()?,
+            episodes: catalog.episodes()?,
+            pieces,
+            uploads: catalog.uploads()?,
+            matches: catalog.matches(&Default::default())?,
+            rights,
+            lookup,
+            conflicts,
+        })
+    }
+
+    /// An episode by id.
+    pub fn episode(&self, id: &str) -> Option<&Episode> {
+        self.episodes.iter().find(|e| e.id == id)
+    }
+
+    /// An upload by id.
+    pub fn upload(&self, id: &str) -> Option<&Upload> {
+        self.uploads.iter().find(|u| u.id == id)
+    }
+
+    /// A match by id.
+    pub fn match_(&self, id: &str) -> Option<&MatchRegion> {
+        self.matches.iter().find(|m| m.id == id)
+    }
+}
+
+/// A row of the library tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LibRow {
+    /// A series heading.
+    Series(String),
+    /// An episode (index into [`Data::episodes`]).
+    Episode(usize),
+}
+
+/// Which library pane has the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LibFocus {
+    /// Series and episodes.
+    #[default]
+    Tree,
+    /// Pieces of the selected episode.
+    Pieces,
+}
+
+/// The library screen's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LibraryState {
+    /// Cursor in the tree.
+    pub tree_cursor: usize,
+    /// Cursor in the pieces list.
+    pub piece_cursor: usize,
+    /// Focused pane.
+    pub focus: LibFocus,
+    /// Pieces marked for a bulk action.
+    pub marked: BTreeSet<String>,
+    /// Filter on series and episode titles.
+    pub filter: TextInput,
+}
+
+/// A row of the review list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewRow {
+    /// An upload (index into [`Data::uploads`]).
+    Upload(usize),
+    /// A match region (index into [`Data::matches`]).
+    Match(usize),
+}
+
+/// The review screen's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReviewState {
+    /// Cursor in the list.
+    pub cursor: usize,
+    /// Matches marked for a bulk decision.
+    pub marked: BTreeSet<String>,
+    /// Filter on upload path, episode title, status.
+    pub filter: TextInput,
+    /// The matches of each decision made here, newest last (what `u` undoes).
+    pub undo: Vec<Vec<String>>,
+    /// The spectrograms of the selected match, once computed.
+    pub preview: Option<Preview>,
+    /// The match a preview was last asked for.
+    pub preview_for: Option<String>,
+}
+
+/// The rights screen's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RightsState {
+    /// Cursor in the table.
+    pub cursor: usize,
+    /// Filter on id, holder, work, series.
+    pub filter: TextInput,
+}
+
+/// The reports screen's rows.
+pub const REPORT_ROWS: usize = 9;
+
+/// The reports screen's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReportsState {
+    /// Cursor over the filter rows.
+    pub cursor: usize,
+    /// Statuses to include (none ticked: all).
+    pub statuses: BTreeSet<MatchStatus>,
+    /// Only this upload (index into [`Data::uploads`]).
+    pub upload: Option<usize>,
+    /// Only this series (index into [`Data::series`]).
+    pub series: Option<usize>,
+    /// Only matches since this date (text as typed).
+    pub since: String,
+    /// Output file.
+    pub out: PathBuf,
+    /// The last export: file and summary.
+    pub last: Option<(PathBuf, String)>,
+}
+
+/// One job as the jobs screen shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// Job id.
+    pub id: JobId,
+    /// What it does.
+    pub spec: JobSpec,
+    /// The current item.
+    pub item: String,
+    /// Items done and in all.
+    pub items: (u64, u64),
+    /// Current stage.
+    pub stage: Option<Stage>,
+    /// Units done and total in the stage.
+    pub units: (u64, u64),
+    /// Status line.
+    pub message: String,
+    /// Milliseconds since start.
+    pub elapsed_ms: u64,
+    /// Items that failed, with reasons.
+    pub failures: Vec<(String, String)>,
+    /// How it ended (none: running).
+    pub result: Option<JobResult>,
+    /// Cancel was asked for.
+    pub cancelling: bool,
+}
+
+impl JobView {
+    /// A job that just started.
+    pub fn new(id: JobId, spec: JobSpec) -> Self {
+        Self {
+            id,
+            spec,
+            item: String::new(),
+            items: (0, 0),
+            stage: None,
+            units: (0, 0),
+            message: String::new(),
+            elapsed_ms: 0,
+            failures: Vec::new(),
+            result: None,
+            cancelling: false,
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&self) -> bool {
+        self.result.is_none()
+    }
+
+    /// Overall fraction done, 0..=1.
+    pub fn ratio(&self) -> f64 {
+        if let Some(r) = &self.result {
+            return if matches!(r, JobResult::Done { .. }) { 1.0 } else { 0.0 };
+        }
+        let stage = if self.units.1 > 0 {
+            (self.units.0 as f64 / self.units.1 as f64).min(1.0)
+        } else {
+            0.0
+        };
+        if self.items.1 > 0 {
+            ((self.items.0 as f64 + stage) / self.items.1 as f64).min(1.0)
+        } else {
+            stage
+        }
+    }
+
+    /// Estimated milliseconds left, once enough is done to tell.
+    pub fn eta_ms(&self) -> Option<u64> {
+        let r = self.ratio();
+        (self.running() && r > 0.01 && self.elapsed_ms > 500)
+            .then(|| (self.elapsed_ms as f64 * (1.0 - r) / r) as u64)
+    }
+}
+
+/// The jobs screen's state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobsState {
+    /// Every job of this session, oldest first.
+    pub list: Vec<JobView>,
+    /// Cursor in the list.
+    pub cursor: usize,
+}
+
+/// A toast and how many ticks it stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownToast {
+    /// The message.
+    pub toast: Toast,
+    /// Ticks left.
+    pub ttl: u16,
+}
+
+/// The whole TUI state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The screen shown.
+    pub screen: Screen,
+    /// What the keyboard talks to.
+    pub mode: Mode,
+    /// Terminal size (columns, rows).
+    pub size: (u16, u16),
+    /// The catalog snapshot.
+    pub data: Data,
+    /// The catalog's directory (shown in the title bar).
+    pub catalog_dir: PathBuf,
+    /// Library screen.
+    pub library: LibraryState,
+    /// Jobs screen.
+    pub jobs: JobsState,
+    /// Review screen.
+    pub review: ReviewState,
+    /// Rights screen.
+    pub rights: RightsState,
+    /// Reports screen.
+    pub reports: ReportsState,
+    /// The message at the bottom.
+    pub toast: Option<ShownToast>,
+    /// Ticks so far (throbber).
+    pub ticks: u64,
+    /// Set when the app should exit.
+    pub quit: bool,
+    /// Quit as soon as no job runs.
+    pub quit_when_done: bool,
+    /// Styles.
+    pub theme: Theme,
+}
+
+impl App {
+    /// A fresh app over a catalog snapshot. `report_out` is the default report file.
+    pub fn new(data: Data, catalog_dir: PathBuf, report_out: PathBuf, theme: Theme) -> Self {
+        Self {
+            screen: Screen::Library,
+            mode: Mode::Normal,
+            size: (100, 30),
+            data,
+            catalog_dir,
+            library: LibraryState::default(),
+            jobs: JobsState::default(),
+            review: ReviewState::default(),
+            rights: RightsState::default(),
+            reports: ReportsState { out: report_out, ..ReportsState::default() },
+            toast: None,
+            ticks: 0,
+            quit: false,
+            quit_when_done: false,
+            theme,
+        }
+    }
+
+    /// The terminal area.
+    pub fn area(&self) -> ratatui::layout::Rect {
+        ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1)
+    }
+
+    /// Whether any job is running.
+    pub fn jobs_running(&self) -> bool {
+        self.jobs.list.iter().any(JobView::running)
+    }
+
+    /// The library tree rows, filtered.
+    pub fn library_rows(&self) -> Vec<LibRow> {
+        let f = self.library.filter.text.to_lowercase();
+        let mut rows = Vec::new();
+        let mut current: Option<&str> = None;
+        for (i, e) in self.data.episodes.iter().enumerate() {
+            let hit = f.is_empty()
+                || e.title.to_lowercase().contains(&f)
+                || e.series.to_lowercase().contains(&f)
+                || e.id.starts_with(&f);
+            if !hit {
+                continue;
+            }
+            if current != Some(e.series.as_str()) {
+                rows.push(LibRow::Series(e.series.clone()));
+                current = Some(e.series.as_str());
+            }
+            rows.push(LibRow::Episode(i));
+        }
+        rows
+    }
+
+    /// The pieces shown for the tree row under the cursor (an episode's, or a series').
+    pub fn library_pieces(&self) -> Vec<&Piece> {
+        let rows = self.library_rows();
+        let episodes: Vec<&Episode> = match rows.get(self.library.tree_cursor) {
+            Some(LibRow::Episode(i)) => vec![&self.data.episodes[*i]],
+            Some(LibRow::Series(s)) => {
+                self.data.episodes.iter().filter(|e| &e.series == s).collect()
+            }
+            None => Vec::new(),
+        };
+        episodes
+            .iter()
+            .flat_map(|e| self.data.pieces.get(&e.id).map(|v| v.iter()).into_iter().flatten())
+            .collect()
+    }
+
+    /// The review list rows, filtered: each upload followed by its matches.
+    pub fn review_rows(&self) -> Vec<ReviewRow> {
+        let f = self.review.filter.text.to_lowercase();
+        let mut rows = Vec::new();
+        for (ui, u) in self.data.uploads.iter().enumerate() {
+            let matches: Vec<usize> = self
+                .data
+                .matches
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.upload == u.id)
+                .filter(|(_, m)| {
+                    f.is_empty()
+                        || u.path.to_lowercase().contains(&f)
+                        || m.status.as_str().contains(&f)
+                        || m.id.starts_with(&f)
+                        || self
+                            .data
+                            .episode(&m.episode)
+                            .is_some_and(|e| e.title.to_lowercase().contains(&f))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if matches.is_empty() && !f.is_empty() {
+                continue;
+            }
+            rows.push(ReviewRow::Upload(ui));
+            rows.extend(matches.into_iter().map(ReviewRow::Match));
+        }
+        rows
+    }
+
+    /// The match under the review cursor, if the cursor is on one.
+    pub fn review_current(&self) -> Option<&MatchRegion> {
+        match self.review_rows().get(self.review.cursor) {
+            Some(ReviewRow::Match(i)) => self.data.matches.get(*i),
+            _ => None,
+        }
+    }
+
+    /// The rights records shown, filtered (indexes into [`Data::rights`]).
+    pub fn rights_rows(&self) -> Vec<usize> {
+        let f = self.rights.filter.text.to_lowercase();
+        self.data
+            .rights
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                f.is_empty()
+                    || r.rights_id.to_lowercase().contains(&f)
+                    || r.rights_holder.to_lowercase().contains(&f)
+                    || r.work_title.to_lowercase().contains(&f)
+                    || r.series.to_lowercase().contains(&f)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The match filter the reports screen describes (`since` already checked).
+    pub fn report_filter(&self) -> std::result::Result<crate::catalog::MatchFilter, String> {
+        let since = self.reports.since.trim();
+        let since_ms = if since.is_empty() {
+            None
+        } else {
+            Some(crate::catalog::date::parse_utc(since).map_err(|e| format!("since: {e}"))?)
+        };
+        Ok(crate::catalog::MatchFilter {
+            statuses: self.reports.statuses.iter().copied().collect(),
+            upload: self
+                .reports
+                .upload
+                .and_then(|i| self.data.uploads.get(i))
+                .map(|u| u.id.clone()),
+            series: self
+                .reports
+                .series
+                .and_then(|i| self.data.series.get(i))
+                .map(|s| s.name.clone()),
+            episode: None,
+            since_ms,
+        })
+    }
+
+    /// Matches the report filter selects, counted from the snapshot.
+    pub fn report_preview(&self) -> Option<usize> {
+        let f = self.report_filter().ok()?;
+        let n = self
+            .data
+            .matches
+            .iter()
+            .filter(|m| f.statuses.is_empty() || f.statuses.contains(&m.status))
+            .filter(|m| f.upload.as_ref().is_none_or(|u| *u == m.upload))
+            .filter(|m| {
+                f.series
+                    .as_ref()
+                    .is_none_or(|s| self.data.episode(&m.episode).is_some_and(|e| &e.series == s))
+            })
+            .filter(|m| f.since_ms.is_none_or(|s| m.updated_ms.max(m.created_ms) >= s))
+            .count();
+        Some(n)
+    }
+}

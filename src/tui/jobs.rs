@@ -1,0 +1,599 @@
+//! Background work: jobs on worker threads that call the same library functions as the CLI
+//! and report through [`JobReporter`] (a [`Progress`] that sends coalesced [`JobEvent`]s over
+//! a crossbeam channel and cancels through a [`CancelToken`]), one inference worker that owns
+//! the loaded models, and a latest-wins preview worker for spectrograms.
+//!
+//! Models come from the embedding program through [`Services`], so the library TUI does not
+//! depend on how the binary finds them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::analyze::Analyzer;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::index::CatalogIndex;
+use crate::ingest::{self, Indexing, IngestOptions};
+use crate::media::{self, DecodeOptions, StreamSelect};
+use crate::progress::{CancelToken, Progress, Stage};
+use crate::report::{self, ReportOptions};
+use crate::scan::{self, ScanOptions};
+use crate::units::SampleRate;
+use crate::{Error, Result};
+
+use super::action::{JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest};
+use super::widgets::spectrogram::SpecImage;
+
+/// What the embedding program provides: the models and the dataset export, which live in the
+/// binary. Both default to "not available", so a plain library user gets a TUI that ingests
+/// without fingerprints and says why scans cannot run.
+pub trait Services: Send + Sync {
+    /// Load the fingerprinter (and separator). Called once, on the inference worker.
+    fn load_analyzer(&self) -> Result<Analyzer> {
+        Err(Error::Invalid("no models configured for this TUI".into()))
+    }
+
+    /// Export the kept pieces of `catalog` into `out` (audio files + manifest.csv); returns a
+    /// one-line summary.
+    fn export_dataset(
+        &self,
+        catalog: &Catalog,
+        out: &Path,
+        progress: &dyn Progress,
+    ) -> Result<String> {
+        let _ = (catalog, out, progress);
+        Err(Error::Invalid(
+            "dataset export is not available here; use `aniprint export-pieces`".into(),
+        ))
+    }
+}
+
+/// [`Services`] with nothing: no models, no dataset export.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoServices;
+
+impl Services for NoServices {}
+
+/// Who acts, with which settings, at what time.
+#[derive(Clone)]
+pub struct Settings {
+    /// The name the audit log records.
+    pub who: String,
+    /// Settings (review rules, ingest options).
+    pub config: Config,
+    /// The clock (Unix ms, UTC); fixed in tests.
+    pub clock: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings").field("who", &self.who).finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The current time by this clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+}
+
+/// What reaches the UI thread: input, job reports, previews, ticks.
+#[derive(Debug)]
+pub enum Event {
+    /// A terminal event.
+    Input(ratatui::crossterm::event::Event),
+    /// A job reported.
+    Job(JobEvent),
+    /// A preview is ready.
+    Preview(Box<Preview>),
+    /// Time passed.
+    Tick,
+}
+
+/// Minimum time between two progress events of one job.
+const COALESCE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+struct Counters {
+    item: String,
+    items: (u64, u64),
+    stage: Option<Stage>,
+    total: u64,
+    message: String,
+    last_sent: Option<Instant>,
+}
+
+/// A [`Progress`] that reports one job over the event channel.
+#[derive(Debug)]
+pub struct JobReporter {
+    id: JobId,
+    tx: Sender<Event>,
+    cancel: CancelToken,
+    start: Instant,
+    done: AtomicU64,
+    state: Mutex<Counters>,
+}
+
+impl JobReporter {
+    /// A reporter for job `id`.
+    pub fn new(id: JobId, tx: Sender<Event>, cancel: CancelToken) -> Self {
+        Self {
+            id,
+            tx,
+            cancel,
+            start: Instant::now(),
+            done: AtomicU64::new(0),
+            state: Mutex::new(Counters::default()),
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Set the number of items (files) the job will go through.
+    pub fn set_items(&self, total: u64) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).items = (0, total);
+        self.send(true);
+    }
+
+    /// One item failed (the job goes on).
+    pub fn failed(&self, item: &str, reason: &str) {
+        let _ = self.tx.send(Event::Job(JobEvent::ItemFailed {
+            id: self.id,
+            item: item.into(),
+            reason: reason.into(),
+        }));
+    }
+
+    /// The job ended.
+    pub fn finish(&self, result: JobResult) {
+        self.send(true);
+        let _ = self.tx.send(Event::Job(JobEvent::Finished {
+            id: self.id,
+            result,
+            elapsed_ms: self.elapsed_ms(),
+        }));
+    }
+
+    fn send(&self, force: bool) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if !force && s.last_sent.is_some_and(|t| now.duration_since(t) < COALESCE) {
+            return;
+        }
+        s.last_sent = Some(now);
+        let ev = JobEvent::Progress {
+            id: self.id,
+            item: s.item.clone(),
+            items: s.items,
+            stage: s.stage,
+            units: (self.done.load(Ordering::Relaxed), s.total),
+            message: s.message.clone(),
+            elapsed_ms: self.elapsed_ms(),
+        };
+        drop(s);
+        let _ = self.tx.send(Event::Job(ev));
+    }
+}
+
+impl Progress for JobReporter {
+    fn item(&self, name: &str) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if !s.item.is_empty() {
+                s.items.0 += 1;
+            }
+            s.item = name.to_string();
+            s.stage = None;
+            s.total = 0;
+        }
+        self.done.store(0, Ordering::Relaxed);
+        self.send(true);
+    }
+
+    fn stage(&self, stage: Stage) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if s.stage == Some(stage) {
+                return;
+            }
+            s.stage = Some(stage);
+            s.total = 0;
+        }
+        self.done.store(0, Ordering::Relaxed);
+        self.send(false);
+    }
+
+    fn set_total(&self, total: u64) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).total = total;
+        self.done.store(0, Ordering::Relaxed);
+        self.send(false);
+    }
+
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        self.send(false);
+    }
+
+    fn message(&self, msg: &str) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).message = msg.to_string();
+        self.send(false);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// The analyzer once loaded, or why it could not be.
+type Models = Option<std::result::Result<Arc<Analyzer>, String>>;
+
+/// Starts jobs and previews; owns the cancel tokens.
+pub struct Runner {
+    catalog: Arc<Catalog>,
+    services: Arc<dyn Services>,
+    settings: Settings,
+    tx: Sender<Event>,
+    next_id: JobId,
+    cancels: HashMap<JobId, CancelToken>,
+    inference: Sender<(JobId, JobSpec, CancelToken)>,
+    preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("next_id", &self.next_id).finish_non_exhaustive()
+    }
+}
+
+impl Runner {
+    /// Start the inference and preview workers; events go to `tx`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        services: Arc<dyn Services>,
+        settings: Settings,
+        tx: Sender<Event>,
+    ) -> Self {
+        let (inference, queue) = crossbeam_channel::unbounded::<(JobId, JobSpec, CancelToken)>();
+        {
+            let (catalog, services, settings, tx) =
+                (catalog.clone(), services.clone(), settings.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name("aniprint-inference".into())
+                .spawn(move || {
+                    let mut models: Models = None;
+                    for (id, spec, cancel) in queue {
+                        let rep = JobReporter::new(id, tx.clone(), cancel);
+                        if models.is_none() {
+                            rep.message("loading models");
+                            models = Some(
+                                services.load_analyzer().map(Arc::new).map_err(|e| e.to_string()),
+                            );
+                        }
+                        let analyzer = models.as_ref().and_then(|m| m.as_ref().ok()).cloned();
+                        let why = models.as_ref().and_then(|m| m.as_ref().err()).cloned();
+                        let result =
+                            run_job(&catalog, &*services, &settings, &spec, analyzer, why, &rep);
+                        rep.finish(result);
+                    }
+                })
+                .map_err(|e| tracing::error!("cannot start the inference worker: {e}"))
+                .ok();
+        }
+        let preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)> = Arc::default();
+        {
+            let (slot, tx) = (preview.clone(), tx.clone());
+            std::thread::Builder::new()
+                .name("aniprint-preview".into())
+                .spawn(move || preview_worker(&slot, &tx))
+                .map_err(|e| tracing::error!("cannot start the preview worker: {e}"))
+                .ok();
+        }
+        Self {
+            catalog,
+            services,
+            settings,
+            tx,
+            next_id: 1,
+            cancels: HashMap::new(),
+            inference,
+            preview,
+        }
+    }
+
+    /// Start a job; returns its id. Model jobs queue on the inference worker, others get a
+    /// thread of their own.
+    pub fn spawn(&mut self, spec: JobSpec) -> JobId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let cancel = CancelToken::new();
+        self.cancels.insert(id, cancel.clone());
+        if spec.needs_models() {
+            if self.inference.send((id, spec, cancel)).is_err() {
+                let rep = JobReporter::new(id, self.tx.clone(), CancelToken::new());
+                rep.finish(JobResult::Failed("the inference worker is gone".into()));
+            }
+            return id;
+        }
+        let (catalog, services, settings, tx) =
+            (self.catalog.clone(), self.services.clone(), self.settings.clone(), self.tx.clone());
+        let started =
+            std::thread::Builder::new().name(format!("aniprint-job-{id}")).spawn(move || {
+                let rep = JobReporter::new(id, tx, cancel);
+                let result = run_job(&catalog, &*services, &settings, &spec, None, None, &rep);
+                rep.finish(result);
+            });
+        if let Err(e) = started {
+            let rep = JobReporter::new(id, self.tx.clone(), CancelToken::new());
+            rep.finish(JobResult::Failed(format!("cannot start a thread: {e}")));
+        }
+        id
+    }
+
+    /// Ask a job to stop at its next check.
+    pub fn cancel(&self, id: JobId) {
+        if let Some(c) = self.cancels.get(&id) {
+            c.cancel();
+        }
+    }
+
+    /// Ask every job to stop.
+    pub fn cancel_all(&self) {
+        self.cancels.values().for_each(CancelToken::cancel);
+    }
+
+    /// Ask for a preview; a newer request replaces one not yet started.
+    pub fn preview(&self, req: PreviewRequest) {
+        let (slot, cv) = &*self.preview;
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(req);
+        cv.notify_one();
+    }
+}
+
+/// Run one job to its end. Per-item failures become [`JobEvent::ItemFailed`]; the result
+/// says how the whole ended.
+pub fn run_job(
+    catalog: &Catalog,
+    services: &dyn Services,
+    settings: &Settings,
+    spec: &JobSpec,
+    analyzer: Option<Arc<Analyzer>>,
+    no_models: Option<String>,
+    rep: &JobReporter,
+) -> JobResult {
+    let outcome = match spec {
+        JobSpec::Ingest { paths } => ingest_job(catalog, settings, paths, analyzer, no_models, rep),
+        JobSpec::Scan { paths } => match analyzer {
+            Some(a) => scan_job(catalog, settings, paths, &a, rep),
+            None => Err(Error::Invalid(format!(
+                "scanning needs the fingerprint model: {}",
+                no_models.unwrap_or_else(|| "not loaded".into())
+            ))),
+        },
+        JobSpec::ExportDataset { out } => {
+            rep.stage(Stage::Exporting);
+            services.export_dataset(catalog, out, rep).map(|s| (s, Some(out.clone())))
+        }
+        JobSpec::ExportReport { filter, out } => {
+            rep.stage(Stage::Exporting);
+            let opts = ReportOptions {
+                filter: filter.clone(),
+                now_ms: settings.now(),
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+            };
+            report::build(catalog, &opts).and_then(|r| {
+                let mut buf = Vec::new();
+                r.write_csv(&mut buf)?;
+                write_atomic(out, &buf)?;
+                Ok((
+                    format!(
+                        "report {}: {} rows, {} matches ({} without an owner)",
+                        r.id,
+                        r.rows.len(),
+                        r.matches,
+                        r.owner_missing
+                    ),
+                    Some(out.clone()),
+                ))
+            })
+        }
+        JobSpec::ImportRights { path } => {
+            rep.item(&path.display().to_string());
+            rep.stage(Stage::Storing);
+            match crate::rights::import_file(catalog, path, &settings.who, settings.now()) {
+                Ok(s) => Ok((
+                    format!(
+                        "{} records ({} new, {} replaced)",
+                        s.records.len(),
+                        s.created,
+                        s.replaced
+                    ),
+                    None,
+                )),
+                Err(Error::Rejected { what, problems }) => {
+                    for p in &problems {
+                        rep.failed(&what, &p.to_string());
+                    }
+                    Err(Error::Invalid(format!(
+                        "{what}: {} problem(s), nothing was stored",
+                        problems.len()
+                    )))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match outcome {
+        Ok((summary, output)) => JobResult::Done { summary, output },
+        Err(Error::Cancelled) => JobResult::Cancelled,
+        Err(e) => JobResult::Failed(e.to_string()),
+    }
+}
+
+type JobOutput = Result<(String, Option<PathBuf>)>;
+
+fn ingest_job(
+    catalog: &Catalog,
+    settings: &Settings,
+    paths: &[PathBuf],
+    analyzer: Option<Arc<Analyzer>>,
+    no_models: Option<String>,
+    rep: &JobReporter,
+) -> JobOutput {
+    let cfg = &settings.config;
+    let stream = cfg.audio_lang.clone().map_or(StreamSelect::Default, StreamSelect::Language);
+    let opts = IngestOptions {
+        series: None,
+        recursive: true,
+        decode: DecodeOptions { stream, rate: SampleRate(cfg.work_rate), channels: 1 },
+        crop: cfg.crop(),
+    };
+    let (files, bad) = ingest::collect_inputs(paths, opts.recursive);
+    for (p, e) in &bad {
+        rep.failed(&p.display().to_string(), &e.to_string());
+    }
+    rep.set_items(files.len() as u64);
+    let report = match &analyzer {
+        Some(a) => {
+            let index = CatalogIndex::open(catalog)?;
+            let ix = Indexing { analyzer: a, index: &index };
+            ingest::ingest_paths_indexed(catalog, &files, &opts, Some(&ix), rep)?
+        }
+        None => ingest::ingest_paths(catalog, &files, &opts, rep)?,
+    };
+    for (p, e) in &report.failed {
+        rep.failed(&p.display().to_string(), &e.to_string());
+    }
+    let mut summary = format!(
+        "{} ingested, {} already present, {} failed",
+        report.ok.len(),
+        report.skipped.len(),
+        report.failed.len() + bad.len()
+    );
+    if analyzer.is_none() {
+        summary.push_str(&format!(
+            " (not fingerprinted: {})",
+            no_models.unwrap_or_else(|| "no models".into())
+        ));
+    }
+    Ok((summary, None))
+}
+
+fn scan_job(
+    catalog: &Catalog,
+    settings: &Settings,
+    paths: &[PathBuf],
+    analyzer: &Analyzer,
+    rep: &JobReporter,
+) -> JobOutput {
+    let index = CatalogIndex::open(catalog)?;
+    let opts = ScanOptions::default();
+    let (files, bad) = ingest::collect_inputs(paths, true);
+    for (p, e) in &bad {
+        rep.failed(&p.display().to_string(), &e.to_string());
+    }
+    rep.set_items(files.len() as u64);
+    let (mut regions, mut failed) = (0, bad.len());
+    for f in &files {
+        rep.check()?;
+        rep.item(&f.display().to_string());
+        match scan::scan_file(catalog, &index, analyzer, f, &opts, &settings.config.review, rep) {
+            Ok(o) => regions += o.regions.len(),
+            Err(e @ (Error::Cancelled | Error::Catalog(_))) => return Err(e),
+            Err(e) => {
+                failed += 1;
+                rep.failed(&f.display().to_string(), &e.to_string());
+            }
+        }
+    }
+    Ok((format!("{} uploads scanned, {regions} regions, {failed} failed", files.len()), None))
+}
+
+/// Write `data` to `path` through a temporary sibling (`<path>.tmp`) and a rename, so readers
+/// never see half a file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    Ok(())
+}
+
+/// Rate previews decode at.
+const PREVIEW_RATE: u32 = 16_000;
+
+fn preview_worker(slot: &(Mutex<Option<PreviewRequest>>, Condvar), tx: &Sender<Event>) {
+    let mut cache: HashMap<
+        (PathBuf, Option<usize>, u64, u64),
+        std::result::Result<SpecImage, String>,
+    > = HashMap::new();
+    loop {
+        let req = {
+            let (lock, cv) = slot;
+            let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(r) = guard.take() {
+                    break r;
+                }
+                guard = cv.wait(guard).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        let mut side = |path: &Path, stream: Option<usize>, a: f64, b: f64| {
+            let key = (path.to_path_buf(), stream, (a * 1000.0) as u64, (b * 1000.0) as u64);
+            cache.entry(key).or_insert_with(|| decode_range(path, stream, a, b)).clone()
+        };
+        let (up, ua, ub) = &req.upload;
+        let upload = side(up, None, *ua, *ub);
+        let (ep, stream, ea, eb) = &req.reference;
+        let reference = side(ep, Some(*stream), *ea, *eb);
+        let preview = Preview { match_id: req.match_id, upload, reference };
+        if tx.send(Event::Preview(Box::new(preview))).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decode only `a..b` seconds of a file (stopping at `b`) and compute its spectrogram.
+pub fn decode_range(
+    path: &Path,
+    stream: Option<usize>,
+    a: f64,
+    b: f64,
+) -> std::result::Result<SpecImage, String> {
+    let opts = DecodeOptions {
+        stream: stream.map_or(StreamSelect::Default, StreamSelect::Index),
+        rate: SampleRate(PREVIEW_RATE),
+        channels: 1,
+    };
+    let mut src = media::open(path, &opts).map_err(|e| e.to_string())?;
+    let (start, end) =
+        ((a * f64::from(PREVIEW_RATE)) as usize, (b * f64::from(PREVIEW_RATE)) as usize);
+    let mut pos = 0usize;
+    let mut out = Vec::with_capacity(end.saturating_sub(start));
+    while pos < end {
+        let Some(chunk) = src.next_chunk().map_err(|e| e.to_string())? else { break };
+        let (c0, c1) = (pos, pos + chunk.len());
+        if c1 > start {
+            out.extend_from_slice(&chunk[start.saturating_sub(c0)..(end.min(c1) - c0)]);
+        }
+        pos = c1;
+    }
+    if out.is_empty() {
+        return Err(format!("{}: nothing to decode at {a:.1}-{b:.1} s", path.display()));
+    }
+    Ok(SpecImage::compute(&out, PREVIEW_RATE, 160))
+}

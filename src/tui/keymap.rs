@@ -1,0 +1,334 @@
+//! The keymap: one table of `(scope, keys, command, label)` that dispatches keys, draws the
+//! bottom key bar, fills the `?` help overlay and the `:` command palette (gitui's
+//! `commands()` idea), so what the screen says is what the keys do.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::action::Cmd;
+use super::app::{App, Confirm, Mode, Screen};
+
+/// One key, as the table writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The key.
+    pub code: KeyCode,
+    /// With Ctrl held.
+    pub ctrl: bool,
+}
+
+const fn ch(c: char) -> Key {
+    Key { code: KeyCode::Char(c), ctrl: false }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key { code: KeyCode::Char(c), ctrl: true }
+}
+
+const fn k(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+
+impl Key {
+    /// Whether a key event is this key (Shift is part of the char, so it is ignored).
+    pub fn matches(&self, ev: &KeyEvent) -> bool {
+        let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        ctrl == self.ctrl && ev.code == self.code
+    }
+
+    /// How help and the key bar write it.
+    pub fn label(&self) -> String {
+        let base = match self.code {
+            KeyCode::Char(' ') => "Space".to_string(),
+            KeyCode::Char(c) => c.to_string(),
+            KeyCode::Up => "↑".into(),
+            KeyCode::Down => "↓".into(),
+            KeyCode::Left => "←".into(),
+            KeyCode::Right => "→".into(),
+            KeyCode::Enter => "Enter".into(),
+            KeyCode::Esc => "Esc".into(),
+            KeyCode::Tab => "Tab".into(),
+            KeyCode::BackTab => "S-Tab".into(),
+            KeyCode::PageUp => "PgUp".into(),
+            KeyCode::PageDown => "PgDn".into(),
+            KeyCode::Home => "Home".into(),
+            KeyCode::End => "End".into(),
+            KeyCode::Delete => "Del".into(),
+            KeyCode::F(n) => format!("F{n}"),
+            other => format!("{other:?}"),
+        };
+        if self.ctrl { format!("C-{base}") } else { base }
+    }
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everywhere in normal mode.
+    Global,
+    /// List navigation in normal mode (every screen with a list).
+    Nav,
+    /// One screen in normal mode.
+    Screen(Screen),
+    /// Typing a list filter.
+    Filter,
+    /// The help overlay.
+    Help,
+    /// Typing the help filter.
+    HelpFilter,
+    /// The command palette.
+    Palette,
+    /// A text prompt.
+    Prompt,
+    /// The review decision form.
+    Decision,
+    /// The rights record form.
+    RightsForm,
+    /// The quit question.
+    ConfirmQuit,
+    /// A yes/no question.
+    ConfirmYesNo,
+}
+
+impl Scope {
+    /// Heading in the help overlay.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Scope::Global => "Global",
+            Scope::Nav => "Lists",
+            Scope::Screen(s) => s.title(),
+            Scope::Filter => "Filter",
+            Scope::Help | Scope::HelpFilter => "Help",
+            Scope::Palette => "Palette",
+            Scope::Prompt => "Prompt",
+            Scope::Decision => "Decision",
+            Scope::RightsForm => "Rights form",
+            Scope::ConfirmQuit | Scope::ConfirmYesNo => "Question",
+        }
+    }
+}
+
+/// One entry of the keymap.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    /// Where it applies.
+    pub scope: Scope,
+    /// The keys (first is shown in the key bar).
+    pub keys: &'static [Key],
+    /// What it does.
+    pub cmd: Cmd,
+    /// What help and the key bar call it.
+    pub label: &'static str,
+}
+
+const fn b(scope: Scope, keys: &'static [Key], cmd: Cmd, label: &'static str) -> Binding {
+    Binding { scope, keys, cmd, label }
+}
+
+use KeyCode as C;
+use Scope as S;
+
+/// The keymap.
+pub const KEYMAP: &[Binding] = &[
+    // Library
+    b(S::Screen(Screen::Library), &[ch('a')], Cmd::Keep, "keep"),
+    b(S::Screen(Screen::Library), &[ch('d')], Cmd::DropPiece, "drop"),
+    b(S::Screen(Screen::Library), &[ch('u')], Cmd::Unreview, "unreviewed"),
+    b(S::Screen(Screen::Library), &[ch(' ')], Cmd::Mark, "select"),
+    b(S::Screen(Screen::Library), &[ch('h'), k(C::Left)], Cmd::FocusLeft, "episodes"),
+    b(S::Screen(Screen::Library), &[ch('l'), k(C::Right)], Cmd::FocusRight, "pieces"),
+    b(S::Screen(Screen::Library), &[ch('i')], Cmd::Ingest, "ingest…"),
+    b(S::Screen(Screen::Library), &[ch('E')], Cmd::ExportDataset, "export dataset…"),
+    // Jobs
+    b(S::Screen(Screen::Jobs), &[ch('x'), k(C::Delete)], Cmd::CancelJob, "cancel job"),
+    // Review
+    b(S::Screen(Screen::Review), &[ch('c')], Cmd::Confirm, "confirm"),
+    b(S::Screen(Screen::Review), &[ch('d')], Cmd::Dismiss, "dismiss…"),
+    b(S::Screen(Screen::Review), &[ch('x')], Cmd::DismissExclude, "dismiss+exclude…"),
+    b(S::Screen(Screen::Review), &[ch('D')], Cmd::Dispute, "dispute…"),
+    b(S::Screen(Screen::Review), &[ch('e')], Cmd::Escalate, "escalate"),
+    b(S::Screen(Screen::Review), &[ch('o')], Cmd::Reopen, "reopen"),
+    b(S::Screen(Screen::Review), &[ch('u')], Cmd::Undo, "undo"),
+    b(S::Screen(Screen::Review), &[ch(' ')], Cmd::Mark, "select"),
+    b(S::Screen(Screen::Review), &[ch('n')], Cmd::NextPending, "next pending"),
+    b(S::Screen(Screen::Review), &[ch('N')], Cmd::PrevPending, "prev pending"),
+    b(S::Screen(Screen::Review), &[ch('s')], Cmd::Scan, "scan uploads…"),
+    // Rights
+    b(S::Screen(Screen::Rights), &[ch('a')], Cmd::AddRights, "add"),
+    b(S::Screen(Screen::Rights), &[ch('e'), k(C::Enter)], Cmd::EditRights, "edit"),
+    b(S::Screen(Screen::Rights), &[ch('d'), k(C::Delete)], Cmd::DeleteRights, "delete"),
+    b(S::Screen(Screen::Rights), &[ch('i')], Cmd::ImportRights, "import CSV…"),
+    // Reports
+    b(S::Screen(Screen::Reports), &[ch('x')], Cmd::ExportReport, "export CSV"),
+    b(S::Screen(Screen::Reports), &[k(C::Enter), ch(' ')], Cmd::Open, "toggle / edit"),
+    b(S::Screen(Screen::Reports), &[ch('h'), k(C::Left)], Cmd::FocusLeft, "previous value"),
+    b(S::Screen(Screen::Reports), &[ch('l'), k(C::Right)], Cmd::FocusRight, "next value"),
+    // Lists
+    b(S::Nav, &[ch('j'), k(C::Down)], Cmd::Down, "down"),
+    b(S::Nav, &[ch('k'), k(C::Up)], Cmd::Up, "up"),
+    b(S::Nav, &[ch('g'), k(C::Home)], Cmd::Top, "top"),
+    b(S::Nav, &[ch('G'), k(C::End)], Cmd::Bottom, "bottom"),
+    b(S::Nav, &[ctrl('d'), k(C::PageDown)], Cmd::PageDown, "page down"),
+    b(S::Nav, &[ctrl('u'), k(C::PageUp)], Cmd::PageUp, "page up"),
+    b(S::Nav, &[ch('/')], Cmd::Filter, "filter"),
+    b(S::Nav, &[k(C::Esc)], Cmd::Back, "clear filter / selection"),
+    // Global
+    b(S::Global, &[ch('?'), k(C::F(1))], Cmd::Help, "help"),
+    b(S::Global, &[ch(':'), ctrl('p')], Cmd::Palette, "commands"),
+    b(S::Global, &[k(C::Tab)], Cmd::NextScreen, "next screen"),
+    b(S::Global, &[k(C::BackTab)], Cmd::PrevScreen, "previous screen"),
+    b(S::Global, &[ch('1')], Cmd::Goto(Screen::Library), "Library"),
+    b(S::Global, &[ch('2')], Cmd::Goto(Screen::Jobs), "Jobs"),
+    b(S::Global, &[ch('3')], Cmd::Goto(Screen::Review), "Review"),
+    b(S::Global, &[ch('4')], Cmd::Goto(Screen::Rights), "Rights"),
+    b(S::Global, &[ch('5')], Cmd::Goto(Screen::Reports), "Reports"),
+    b(S::Global, &[ctrl('r'), k(C::F(5))], Cmd::Refresh, "reload"),
+    b(S::Global, &[ch('q'), ctrl('c')], Cmd::Quit, "quit"),
+    // Filter
+    b(S::Filter, &[k(C::Enter)], Cmd::Submit, "apply"),
+    b(S::Filter, &[k(C::Esc)], Cmd::Back, "clear"),
+    // Help
+    b(S::Help, &[ch('j'), k(C::Down)], Cmd::Down, "scroll down"),
+    b(S::Help, &[ch('k'), k(C::Up)], Cmd::Up, "scroll up"),
+    b(S::Help, &[ch('/')], Cmd::Filter, "filter"),
+    b(S::Help, &[k(C::Esc), ch('q'), ch('?'), k(C::F(1))], Cmd::Back, "close"),
+    b(S::HelpFilter, &[k(C::Enter)], Cmd::Submit, "done"),
+    b(S::HelpFilter, &[k(C::Esc)], Cmd::Back, "clear"),
+    // Palette
+    b(S::Palette, &[k(C::Enter)], Cmd::Submit, "run"),
+    b(S::Palette, &[k(C::Down), ctrl('n')], Cmd::Down, "next"),
+    b(S::Palette, &[k(C::Up), ctrl('k')], Cmd::Up, "previous"),
+    b(S::Palette, &[k(C::Esc)], Cmd::Back, "close"),
+    // Prompt
+    b(S::Prompt, &[k(C::Enter)], Cmd::Submit, "ok"),
+    b(S::Prompt, &[k(C::Esc)], Cmd::Back, "cancel"),
+    // Decision
+    b(S::Decision, &[k(C::Down)], Cmd::Down, "next reason"),
+    b(S::Decision, &[k(C::Up)], Cmd::Up, "previous reason"),
+    b(S::Decision, &[k(C::Enter)], Cmd::Submit, "apply"),
+    b(S::Decision, &[k(C::Esc)], Cmd::Back, "cancel"),
+    // Rights form
+    b(S::RightsForm, &[k(C::Tab), k(C::Down), k(C::Enter)], Cmd::NextField, "next field"),
+    b(S::RightsForm, &[k(C::BackTab), k(C::Up)], Cmd::PrevField, "previous field"),
+    b(S::RightsForm, &[ctrl('s'), k(C::F(2))], Cmd::Submit, "save"),
+    b(S::RightsForm, &[k(C::Esc)], Cmd::Back, "cancel"),
+    // Questions
+    b(S::ConfirmQuit, &[ch('c')], Cmd::CancelAndQuit, "cancel jobs and quit"),
+    b(S::ConfirmQuit, &[ch('w')], Cmd::QuitWhenDone, "quit when they finish"),
+    b(S::ConfirmQuit, &[k(C::Esc), ch('n')], Cmd::Back, "back"),
+    b(S::ConfirmYesNo, &[ch('y')], Cmd::Yes, "yes"),
+    b(S::ConfirmYesNo, &[ch('n'), k(C::Esc)], Cmd::No, "no"),
+];
+
+/// The scopes active now, most specific first.
+pub fn active_scopes(app: &App) -> Vec<Scope> {
+    match &app.mode {
+        Mode::Normal => {
+            let mut v = vec![Scope::Screen(app.screen)];
+            if app.screen != Screen::Reports {
+                v.push(Scope::Nav);
+            }
+            v.push(Scope::Global);
+            v
+        }
+        Mode::Filter => vec![Scope::Filter],
+        Mode::Help(h) if h.typing => vec![Scope::HelpFilter],
+        Mode::Help(_) => vec![Scope::Help],
+        Mode::Palette(_) => vec![Scope::Palette],
+        Mode::Prompt(_) => vec![Scope::Prompt],
+        Mode::Decision(_) => vec![Scope::Decision],
+        Mode::RightsForm(_) => vec![Scope::RightsForm],
+        Mode::Confirm(Confirm::Quit) => vec![Scope::ConfirmQuit],
+        Mode::Confirm(Confirm::DeleteRights(_)) => vec![Scope::ConfirmYesNo],
+    }
+}
+
+/// The command a key triggers now, if any.
+pub fn lookup(app: &App, ev: &KeyEvent) -> Option<Cmd> {
+    let scopes = active_scopes(app);
+    scopes.iter().find_map(|s| {
+        KEYMAP.iter().find(|b| b.scope == *s && b.keys.iter().any(|k| k.matches(ev))).map(|b| b.cmd)
+    })
+}
+
+/// The bindings active now, for the key bar (most specific scope first, one per command).
+pub fn active_bindings(app: &App) -> Vec<&'static Binding> {
+    let mut out: Vec<&'static Binding> = Vec::new();
+    for s in active_scopes(app) {
+        for bnd in KEYMAP.iter().filter(|b| b.scope == s) {
+            if !out.iter().any(|o| o.cmd == bnd.cmd) && !matches!(bnd.cmd, Cmd::Goto(_)) {
+                out.push(bnd);
+            }
+        }
+    }
+    out
+}
+
+/// The keys of a binding, joined for display: `j/↓`.
+pub fn keys_label(bnd: &Binding) -> String {
+    bnd.keys.iter().map(Key::label).collect::<Vec<_>>().join("/")
+}
+
+/// The help overlay's sections: scope title and (keys, label) lines, filtered.
+pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+    let f = filter.to_lowercase();
+    let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
+    for bnd in KEYMAP {
+        let keys = keys_label(bnd);
+        if !f.is_empty()
+            && !bnd.label.to_lowercase().contains(&f)
+            && !keys.to_lowercase().contains(&f)
+        {
+            continue;
+        }
+        let title = bnd.scope.title();
+        match out.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, lines)) => lines.push((keys, bnd.label)),
+            None => out.push((title, vec![(keys, bnd.label)])),
+        }
+    }
+    out
+}
+
+/// Palette entries for the current screen: `(label, keys, command)`, fuzzy-filtered by
+/// `query` and best match first.
+pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, Cmd)> {
+    let scopes = [Scope::Screen(app.screen), Scope::Nav, Scope::Global];
+    let mut scored: Vec<(i64, String, String, Cmd)> = Vec::new();
+    for bnd in KEYMAP.iter().filter(|b| scopes.contains(&b.scope)) {
+        if matches!(bnd.cmd, Cmd::Palette) {
+            continue;
+        }
+        let label = match bnd.scope {
+            Scope::Screen(s) => format!("{}: {}", s.title(), bnd.label),
+            Scope::Global if matches!(bnd.cmd, Cmd::Goto(_)) => format!("go to {}", bnd.label),
+            _ => bnd.label.to_string(),
+        };
+        if let Some(score) = fuzzy_score(&label, query) {
+            scored.push((score, label, keys_label(bnd), bnd.cmd));
+        }
+    }
+    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.into_iter().map(|(_, l, k, c)| (l, k, c)).collect()
+}
+
+/// A subsequence match score (higher is better), or `None` when `query` is not a subsequence
+/// of `text` (case-insensitive). Consecutive and word-start matches score more.
+pub fn fuzzy_score(text: &str, query: &str) -> Option<i64> {
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let mut score = 0i64;
+    let mut pos = 0usize;
+    let mut last: Option<usize> = None;
+    for q in query.to_lowercase().chars().filter(|c| !c.is_whitespace()) {
+        let found = (pos..t.len()).find(|&i| t[i] == q)?;
+        score += 1;
+        if last.is_some_and(|l| l + 1 == found) {
+            score += 3;
+        }
+        if found == 0 || !t[found - 1].is_alphanumeric() {
+            score += 2;
+        }
+        last = Some(found);
+        pos = found + 1;
+    }
+    Some(score * 100 - t.len() as i64)
+}

@@ -1,0 +1,963 @@
+//! `update(app, action) -> effects`: the only place the UI state changes. Pure apart from the
+//! returned [`Effect`]s, which the runtime carries out (catalog writes, jobs, previews) and
+//! answers with more [`Action`]s.
+
+use std::path::PathBuf;
+
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+
+use crate::catalog::{MatchStatus, PieceStatus};
+use crate::review::{DISMISS_REASONS, DISPUTE_REASONS, Decision};
+use crate::rights::{COLUMNS, RawRecord, parse_record};
+
+use super::action::{Action, Cmd, Effect, JobEvent, JobResult, JobSpec, PreviewRequest, Toast};
+use super::app::{
+    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, Prompt,
+    PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
+};
+use super::keymap;
+use super::view::{self, Hit};
+
+/// Ticks a toast stays (at 4 ticks a second).
+const TOAST_TICKS: u16 = 16;
+
+/// Longest stretch a spectrogram preview covers, seconds.
+pub const PREVIEW_MAX_S: f64 = 30.0;
+
+/// Apply one action to the app; returns the effects to run.
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    let mut effects = match action {
+        Action::Key(ev) => on_key(app, ev),
+        Action::Mouse(ev) => on_mouse(app, ev),
+        Action::Cmd(cmd) => on_cmd(app, cmd),
+        Action::Tick => {
+            app.ticks += 1;
+            if let Some(t) = &mut app.toast {
+                t.ttl = t.ttl.saturating_sub(1);
+                if t.ttl == 0 {
+                    app.toast = None;
+                }
+            }
+            if app.quit_when_done && !app.jobs_running() {
+                app.quit = true;
+                vec![Effect::Quit]
+            } else {
+                vec![]
+            }
+        }
+        Action::Resize(w, h) => {
+            app.size = (w, h);
+            vec![]
+        }
+        Action::Job(ev) => on_job(app, ev),
+        Action::Loaded(data) => {
+            app.data = *data;
+            clamp_cursors(app);
+            vec![]
+        }
+        Action::Preview(p) => {
+            if app.review.preview_for.as_deref() == Some(p.match_id.as_str()) {
+                app.review.preview = Some(*p);
+            }
+            vec![]
+        }
+        Action::Toast(t) => {
+            toast(app, t);
+            vec![]
+        }
+        Action::Decided(ids) => {
+            if !ids.is_empty() {
+                app.review.undo.push(ids);
+            }
+            app.review.marked.clear();
+            vec![]
+        }
+        Action::RightsSaved(id) => {
+            if matches!(app.mode, Mode::RightsForm(_)) {
+                app.mode = Mode::Normal;
+            }
+            if let Some(pos) =
+                app.rights_rows().iter().position(|&i| app.data.rights[i].rights_id == id)
+            {
+                app.rights.cursor = pos;
+            }
+            toast(app, Toast::ok(format!("rights record {id} saved")));
+            vec![]
+        }
+        Action::RightsRejected(problems) => {
+            if let Mode::RightsForm(form) = &mut app.mode {
+                form.general.clear();
+                for p in problems {
+                    match &p.column {
+                        Some(c)
+                            if COLUMNS.contains(&c.as_str()) && !p.message.contains("conflict") =>
+                        {
+                            form.errors.insert(c.clone(), p.message.clone());
+                        }
+                        _ => form.general.push(p.message.clone()),
+                    }
+                }
+            }
+            vec![]
+        }
+    };
+    effects.extend(sync_preview(app));
+    effects
+}
+
+fn toast(app: &mut App, t: Toast) {
+    app.toast = Some(ShownToast { toast: t, ttl: TOAST_TICKS });
+}
+
+fn on_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
+    if ev.kind == KeyEventKind::Release {
+        return vec![];
+    }
+    if let Some(cmd) = keymap::lookup(app, &ev) {
+        return on_cmd(app, cmd);
+    }
+    match &mut app.mode {
+        Mode::Filter => {
+            let input = match app.screen {
+                Screen::Library => &mut app.library.filter,
+                Screen::Review => &mut app.review.filter,
+                Screen::Rights => &mut app.rights.filter,
+                _ => return vec![],
+            };
+            if edit_text(input, &ev) {
+                match app.screen {
+                    Screen::Library => {
+                        app.library.tree_cursor = 0;
+                        app.library.piece_cursor = 0;
+                    }
+                    Screen::Review => app.review.cursor = 0,
+                    _ => app.rights.cursor = 0,
+                }
+            }
+        }
+        Mode::Help(h) if h.typing => {
+            edit_text(&mut h.filter, &ev);
+            h.scroll = 0;
+        }
+        Mode::Palette(p) => {
+            if edit_text(&mut p.query, &ev) {
+                p.cursor = 0;
+            }
+        }
+        Mode::Prompt(p) => {
+            if edit_text(&mut p.input, &ev) {
+                p.error = None;
+            }
+        }
+        Mode::Decision(d) => {
+            edit_text(&mut d.note, &ev);
+        }
+        Mode::RightsForm(form) => {
+            let cursor = form.cursor;
+            let editable = !(form.editing.is_some() && form.fields[cursor].0 == "rights_id");
+            if editable && edit_text(&mut form.fields[cursor].1, &ev) {
+                validate_form(form, &app.data.lookup);
+            }
+        }
+        _ => {}
+    }
+    vec![]
+}
+
+/// Edit a text field with a key; whether the text changed.
+fn edit_text(input: &mut TextInput, ev: &KeyEvent) -> bool {
+    let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+    match ev.code {
+        KeyCode::Char('u') if ctrl => {
+            input.clear();
+            true
+        }
+        KeyCode::Char(c) if !ctrl => {
+            input.insert(c);
+            true
+        }
+        KeyCode::Backspace => {
+            input.backspace();
+            true
+        }
+        KeyCode::Delete => {
+            input.delete();
+            true
+        }
+        KeyCode::Left => {
+            input.move_by(-1);
+            false
+        }
+        KeyCode::Right => {
+            input.move_by(1);
+            false
+        }
+        KeyCode::Home => {
+            input.home_end(false);
+            false
+        }
+        KeyCode::End => {
+            input.home_end(true);
+            false
+        }
+        _ => false,
+    }
+}
+
+fn on_mouse(app: &mut App, ev: MouseEvent) -> Vec<Effect> {
+    if app.mode != Mode::Normal {
+        return vec![];
+    }
+    match ev.kind {
+        MouseEventKind::Down(MouseButton::Left) => {
+            let chrome = view::chrome(app.area());
+            if ev.row == chrome.tabs.y {
+                if let Some(s) = view::tab_at(ev.column) {
+                    app.screen = s;
+                }
+                return vec![];
+            }
+            match view::hit_test(app, ev.column, ev.row) {
+                Some(Hit::Tree(i)) => {
+                    app.library.focus = LibFocus::Tree;
+                    if app.library.tree_cursor != i {
+                        app.library.piece_cursor = 0;
+                    }
+                    app.library.tree_cursor = i;
+                }
+                Some(Hit::Pieces(i)) => {
+                    app.library.focus = LibFocus::Pieces;
+                    app.library.piece_cursor = i;
+                }
+                Some(Hit::Jobs(i)) => app.jobs.cursor = i,
+                Some(Hit::Review(i)) => app.review.cursor = i,
+                Some(Hit::Rights(i)) => app.rights.cursor = i,
+                Some(Hit::Reports(i)) => app.reports.cursor = i,
+                None => {}
+            }
+            clamp_cursors(app);
+            vec![]
+        }
+        MouseEventKind::ScrollDown => on_cmd(app, Cmd::Down),
+        MouseEventKind::ScrollUp => on_cmd(app, Cmd::Up),
+        _ => vec![],
+    }
+}
+
+fn on_cmd(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    match std::mem::take(&mut app.mode) {
+        Mode::Normal => on_normal(app, cmd),
+        Mode::Filter => {
+            if cmd == Cmd::Back {
+                match app.screen {
+                    Screen::Library => app.library.filter.clear(),
+                    Screen::Review => app.review.filter.clear(),
+                    Screen::Rights => app.rights.filter.clear(),
+                    _ => {}
+                }
+            } else if cmd != Cmd::Submit {
+                app.mode = Mode::Filter;
+            }
+            vec![]
+        }
+        Mode::Help(mut h) => {
+            match (cmd, h.typing) {
+                (Cmd::Back, true) => {
+                    h.filter.clear();
+                    h.typing = false;
+                    app.mode = Mode::Help(h);
+                }
+                (Cmd::Submit, true) => {
+                    h.typing = false;
+                    app.mode = Mode::Help(h);
+                }
+                (Cmd::Back, false) => {}
+                (Cmd::Filter, _) => {
+                    h.typing = true;
+                    app.mode = Mode::Help(h);
+                }
+                (Cmd::Down, _) => {
+                    h.scroll += 1;
+                    app.mode = Mode::Help(h);
+                }
+                (Cmd::Up, _) => {
+                    h.scroll = h.scroll.saturating_sub(1);
+                    app.mode = Mode::Help(h);
+                }
+                _ => app.mode = Mode::Help(h),
+            }
+            vec![]
+        }
+        Mode::Palette(mut p) => {
+            let entries = keymap::palette_entries(app, &p.query.text);
+            match cmd {
+                Cmd::Back => vec![],
+                Cmd::Submit => match entries.get(p.cursor) {
+                    Some((_, _, c)) => on_normal(app, *c),
+                    None => vec![],
+                },
+                Cmd::Down => {
+                    p.cursor = (p.cursor + 1).min(entries.len().saturating_sub(1));
+                    app.mode = Mode::Palette(p);
+                    vec![]
+                }
+                Cmd::Up => {
+                    p.cursor = p.cursor.saturating_sub(1);
+                    app.mode = Mode::Palette(p);
+                    vec![]
+                }
+                _ => {
+                    app.mode = Mode::Palette(p);
+                    vec![]
+                }
+            }
+        }
+        Mode::Prompt(p) => match cmd {
+            Cmd::Back => vec![],
+            Cmd::Submit => submit_prompt(app, p),
+            _ => {
+                app.mode = Mode::Prompt(p);
+                vec![]
+            }
+        },
+        Mode::Decision(mut d) => match cmd {
+            Cmd::Back => vec![],
+            Cmd::Down => {
+                d.reason = (d.reason + 1) % d.reasons.len().max(1);
+                app.mode = Mode::Decision(d);
+                vec![]
+            }
+            Cmd::Up => {
+                d.reason = (d.reason + d.reasons.len().max(1) - 1) % d.reasons.len().max(1);
+                app.mode = Mode::Decision(d);
+                vec![]
+            }
+            Cmd::Submit => {
+                let note = d.note.text.trim();
+                let decision = Decision {
+                    reason: d.reasons.get(d.reason).map(|r| r.to_string()),
+                    note: (!note.is_empty()).then(|| note.to_string()),
+                    exclude: d.exclude,
+                    deadline_ms: None,
+                };
+                vec![Effect::Review { ids: d.ids, to: d.to, decision }]
+            }
+            _ => {
+                app.mode = Mode::Decision(d);
+                vec![]
+            }
+        },
+        Mode::RightsForm(mut form) => match cmd {
+            Cmd::Back => vec![],
+            Cmd::NextField => {
+                form.cursor = (form.cursor + 1) % form.fields.len();
+                app.mode = Mode::RightsForm(form);
+                vec![]
+            }
+            Cmd::PrevField => {
+                form.cursor = (form.cursor + form.fields.len() - 1) % form.fields.len();
+                app.mode = Mode::RightsForm(form);
+                vec![]
+            }
+            Cmd::Submit => {
+                validate_form(&mut form, &app.data.lookup);
+                let raw = form.raw();
+                let ok = form.errors.is_empty();
+                app.mode = Mode::RightsForm(form);
+                if ok {
+                    vec![Effect::SaveRights(raw)]
+                } else {
+                    toast(app, Toast::error("fix the fields marked ✗ first"));
+                    vec![]
+                }
+            }
+            _ => {
+                app.mode = Mode::RightsForm(form);
+                vec![]
+            }
+        },
+        Mode::Confirm(Confirm::Quit) => match cmd {
+            Cmd::CancelAndQuit => {
+                app.quit = true;
+                vec![Effect::CancelAll, Effect::Quit]
+            }
+            Cmd::QuitWhenDone => {
+                app.quit_when_done = true;
+                toast(app, Toast::info("quitting when the running jobs finish"));
+                vec![]
+            }
+            Cmd::Back => vec![],
+            _ => {
+                app.mode = Mode::Confirm(Confirm::Quit);
+                vec![]
+            }
+        },
+        Mode::Confirm(Confirm::DeleteRights(id)) => match cmd {
+            Cmd::Yes => vec![Effect::DeleteRights(id)],
+            Cmd::No => vec![],
+            _ => {
+                app.mode = Mode::Confirm(Confirm::DeleteRights(id));
+                vec![]
+            }
+        },
+    }
+}
+
+fn on_normal(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    match cmd {
+        Cmd::Quit => {
+            if app.jobs_running() {
+                app.mode = Mode::Confirm(Confirm::Quit);
+                vec![]
+            } else {
+                app.quit = true;
+                vec![Effect::Quit]
+            }
+        }
+        Cmd::Help => {
+            app.mode = Mode::Help(HelpState::default());
+            vec![]
+        }
+        Cmd::Palette => {
+            app.mode = Mode::Palette(PaletteState::default());
+            vec![]
+        }
+        Cmd::Filter => {
+            if matches!(app.screen, Screen::Library | Screen::Review | Screen::Rights) {
+                app.mode = Mode::Filter;
+            }
+            vec![]
+        }
+        Cmd::NextScreen => {
+            app.screen = Screen::ALL[(app.screen.index() + 1) % Screen::ALL.len()];
+            vec![]
+        }
+        Cmd::PrevScreen => {
+            app.screen =
+                Screen::ALL[(app.screen.index() + Screen::ALL.len() - 1) % Screen::ALL.len()];
+            vec![]
+        }
+        Cmd::Goto(s) => {
+            app.screen = s;
+            vec![]
+        }
+        Cmd::Refresh => vec![Effect::Reload],
+        Cmd::Up => move_cursor(app, -1),
+        Cmd::Down => move_cursor(app, 1),
+        Cmd::PageUp => move_cursor(app, -(page(app) as isize)),
+        Cmd::PageDown => move_cursor(app, page(app) as isize),
+        Cmd::Top => move_cursor(app, isize::MIN / 2),
+        Cmd::Bottom => move_cursor(app, isize::MAX / 2),
+        Cmd::Back => {
+            match app.screen {
+                Screen::Library => {
+                    if app.library.marked.is_empty() {
+                        app.library.filter.clear();
+                    }
+                    app.library.marked.clear();
+                }
+                Screen::Review => {
+                    if app.review.marked.is_empty() {
+                        app.review.filter.clear();
+                    }
+                    app.review.marked.clear();
+                }
+                Screen::Rights => app.rights.filter.clear(),
+                _ => {}
+            }
+            clamp_cursors(app);
+            vec![]
+        }
+        _ => match app.screen {
+            Screen::Library => on_library(app, cmd),
+            Screen::Jobs => on_jobs(app, cmd),
+            Screen::Review => on_review(app, cmd),
+            Screen::Rights => on_rights(app, cmd),
+            Screen::Reports => on_reports(app, cmd),
+        },
+    }
+}
+
+/// Rows a page move jumps: half the body height.
+fn page(app: &App) -> usize {
+    usize::from(app.size.1.saturating_sub(6) / 2).max(1)
+}
+
+fn step(cursor: usize, len: usize, d: isize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (cursor as isize).saturating_add(d).clamp(0, len as isize - 1) as usize
+}
+
+fn move_cursor(app: &mut App, d: isize) -> Vec<Effect> {
+    match app.screen {
+        Screen::Library => match app.library.focus {
+            LibFocus::Tree => {
+                let n = app.library_rows().len();
+                let c = step(app.library.tree_cursor, n, d);
+                if c != app.library.tree_cursor {
+                    app.library.piece_cursor = 0;
+                }
+                app.library.tree_cursor = c;
+            }
+            LibFocus::Pieces => {
+                let n = app.library_pieces().len();
+                app.library.piece_cursor = step(app.library.piece_cursor, n, d);
+            }
+        },
+        Screen::Jobs => app.jobs.cursor = step(app.jobs.cursor, app.jobs.list.len(), d),
+        Screen::Review => app.review.cursor = step(app.review.cursor, app.review_rows().len(), d),
+        Screen::Rights => app.rights.cursor = step(app.rights.cursor, app.rights_rows().len(), d),
+        Screen::Reports => app.reports.cursor = step(app.reports.cursor, REPORT_ROWS, d),
+    }
+    vec![]
+}
+
+/// Keep every cursor inside its list and drop marks of records that are gone.
+fn clamp_cursors(app: &mut App) {
+    let n = app.library_rows().len();
+    app.library.tree_cursor = app.library.tree_cursor.min(n.saturating_sub(1));
+    let n = app.library_pieces().len();
+    app.library.piece_cursor = app.library.piece_cursor.min(n.saturating_sub(1));
+    let n = app.review_rows().len();
+    app.review.cursor = app.review.cursor.min(n.saturating_sub(1));
+    let n = app.rights_rows().len();
+    app.rights.cursor = app.rights.cursor.min(n.saturating_sub(1));
+    app.jobs.cursor = app.jobs.cursor.min(app.jobs.list.len().saturating_sub(1));
+    let data = &app.data;
+    app.review.marked.retain(|id| data.matches.iter().any(|m| &m.id == id));
+    app.library.marked.retain(|id| data.pieces.values().flatten().any(|p| &p.id == id));
+    if app.reports.upload.is_some_and(|i| i >= data.uploads.len()) {
+        app.reports.upload = None;
+    }
+    if app.reports.series.is_some_and(|i| i >= data.series.len()) {
+        app.reports.series = None;
+    }
+}
+
+fn on_library(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    let status = match cmd {
+        Cmd::Keep => Some(PieceStatus::Keep),
+        Cmd::DropPiece => Some(PieceStatus::Drop),
+        Cmd::Unreview => Some(PieceStatus::Unreviewed),
+        _ => None,
+    };
+    if let Some(status) = status {
+        let ids: Vec<String> = if !app.library.marked.is_empty() {
+            app.library.marked.iter().cloned().collect()
+        } else {
+            match app.library.focus {
+                LibFocus::Pieces => app
+                    .library_pieces()
+                    .get(app.library.piece_cursor)
+                    .map(|p| vec![p.id.clone()])
+                    .unwrap_or_default(),
+                LibFocus::Tree => app.library_pieces().iter().map(|p| p.id.clone()).collect(),
+            }
+        };
+        if ids.is_empty() {
+            toast(app, Toast::info("no pieces here"));
+            return vec![];
+        }
+        app.library.marked.clear();
+        return vec![Effect::SetPieces { ids, status }];
+    }
+    match cmd {
+        Cmd::FocusLeft => app.library.focus = LibFocus::Tree,
+        Cmd::FocusRight => {
+            if !app.library_pieces().is_empty() {
+                app.library.focus = LibFocus::Pieces;
+            }
+        }
+        Cmd::Mark => {
+            let ids: Vec<String> = match app.library.focus {
+                LibFocus::Pieces => app
+                    .library_pieces()
+                    .get(app.library.piece_cursor)
+                    .map(|p| vec![p.id.clone()])
+                    .unwrap_or_default(),
+                LibFocus::Tree => app.library_pieces().iter().map(|p| p.id.clone()).collect(),
+            };
+            let all_marked = ids.iter().all(|id| app.library.marked.contains(id));
+            for id in ids {
+                if all_marked {
+                    app.library.marked.remove(&id);
+                } else {
+                    app.library.marked.insert(id);
+                }
+            }
+            return move_cursor(app, 1);
+        }
+        Cmd::Ingest => open_prompt(app, PromptKind::Ingest, ""),
+        Cmd::ExportDataset => open_prompt(app, PromptKind::ExportDataset, "dataset"),
+        _ => {}
+    }
+    vec![]
+}
+
+fn open_prompt(app: &mut App, kind: PromptKind, text: &str) {
+    app.mode = Mode::Prompt(Prompt { kind, input: TextInput::new(text), error: None });
+}
+
+fn on_jobs(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    if cmd == Cmd::CancelJob
+        && let Some(job) = app.jobs.list.get_mut(app.jobs.cursor)
+        && job.running()
+    {
+        job.cancelling = true;
+        return vec![Effect::Cancel(job.id)];
+    }
+    vec![]
+}
+
+/// The matches a review decision applies to: the marked ones, else the one under the cursor.
+fn review_targets(app: &App) -> Vec<String> {
+    if !app.review.marked.is_empty() {
+        return app.review.marked.iter().cloned().collect();
+    }
+    app.review_current().map(|m| vec![m.id.clone()]).unwrap_or_default()
+}
+
+fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    let decide =
+        |to: MatchStatus| Effect::Review { ids: vec![], to, decision: Decision::default() };
+    let needs_target = matches!(
+        cmd,
+        Cmd::Confirm
+            | Cmd::Dismiss
+            | Cmd::DismissExclude
+            | Cmd::Dispute
+            | Cmd::Escalate
+            | Cmd::Reopen
+    );
+    let ids = review_targets(app);
+    if needs_target && ids.is_empty() {
+        toast(app, Toast::info("move to a match first (j/k), or select some with Space"));
+        return vec![];
+    }
+    let with_ids = |e: Effect| match e {
+        Effect::Review { to, decision, .. } => Effect::Review { ids: ids.clone(), to, decision },
+        other => other,
+    };
+    let form = |to, exclude, reasons: &'static [&'static str]| {
+        Mode::Decision(DecisionForm {
+            to,
+            exclude,
+            ids: ids.clone(),
+            reasons,
+            reason: 0,
+            note: TextInput::default(),
+        })
+    };
+    match cmd {
+        Cmd::Confirm => vec![with_ids(decide(MatchStatus::Confirmed))],
+        Cmd::Escalate => vec![with_ids(decide(MatchStatus::Escalated))],
+        Cmd::Reopen => vec![with_ids(decide(MatchStatus::Pending))],
+        Cmd::Dismiss => {
+            app.mode = form(MatchStatus::Dismissed, false, DISMISS_REASONS);
+            vec![]
+        }
+        Cmd::DismissExclude => {
+            app.mode = form(MatchStatus::Dismissed, true, DISMISS_REASONS);
+            vec![]
+        }
+        Cmd::Dispute => {
+            app.mode = form(MatchStatus::Disputed, false, DISPUTE_REASONS);
+            vec![]
+        }
+        Cmd::Undo => {
+            let ids = match app.review.undo.pop() {
+                Some(ids) => ids,
+                None => app.review_current().map(|m| vec![m.id.clone()]).unwrap_or_default(),
+            };
+            if ids.is_empty() {
+                toast(app, Toast::info("nothing to undo"));
+                vec![]
+            } else {
+                vec![Effect::Undo { ids }]
+            }
+        }
+        Cmd::Mark => {
+            let rows = app.review_rows();
+            let ids: Vec<String> = match rows.get(app.review.cursor) {
+                Some(ReviewRow::Match(i)) => vec![app.data.matches[*i].id.clone()],
+                Some(ReviewRow::Upload(u)) => {
+                    let up = &app.data.uploads[*u].id;
+                    app.data
+                        .matches
+                        .iter()
+                        .filter(|m| &m.upload == up)
+                        .map(|m| m.id.clone())
+                        .collect()
+                }
+                None => vec![],
+            };
+            let all_marked = ids.iter().all(|id| app.review.marked.contains(id));
+            for id in ids {
+                if all_marked {
+                    app.review.marked.remove(&id);
+                } else {
+                    app.review.marked.insert(id);
+                }
+            }
+            move_cursor(app, 1)
+        }
+        Cmd::NextPending | Cmd::PrevPending => {
+            let rows = app.review_rows();
+            let n = rows.len();
+            let forward = cmd == Cmd::NextPending;
+            let found = (1..=n).map(|k| {
+                if forward { (app.review.cursor + k) % n } else { (app.review.cursor + n * 2 - k) % n }
+            })
+            .find(|&i| matches!(rows[i], ReviewRow::Match(m) if app.data.matches[m].status == MatchStatus::Pending));
+            match found {
+                Some(i) => app.review.cursor = i,
+                None => toast(app, Toast::ok("no pending matches")),
+            }
+            vec![]
+        }
+        Cmd::Scan => {
+            open_prompt(app, PromptKind::Scan, "");
+            vec![]
+        }
+        _ => vec![],
+    }
+}
+
+fn on_rights(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    let current = app.rights_rows().get(app.rights.cursor).map(|&i| app.data.rights[i].clone());
+    match cmd {
+        Cmd::AddRights => {
+            let mut raw = RawRecord::default();
+            if let [only] = app.data.series.as_slice() {
+                raw.set("series", only.name.clone());
+            }
+            raw.set("territories", "WW").set("territory_mode", "include");
+            app.mode = Mode::RightsForm(new_form(None, &raw, &app.data.lookup));
+        }
+        Cmd::EditRights => match current {
+            Some(r) => {
+                let raw = RawRecord::from_record(&r);
+                app.mode = Mode::RightsForm(new_form(Some(r.rights_id), &raw, &app.data.lookup));
+            }
+            None => toast(app, Toast::info("no record here: a adds one")),
+        },
+        Cmd::DeleteRights => {
+            if let Some(r) = current {
+                app.mode = Mode::Confirm(Confirm::DeleteRights(r.rights_id));
+            }
+        }
+        Cmd::ImportRights => open_prompt(app, PromptKind::ImportRights, ""),
+        _ => {}
+    }
+    vec![]
+}
+
+fn new_form(
+    editing: Option<String>,
+    raw: &RawRecord,
+    lookup: &crate::rights::Lookup,
+) -> RightsForm {
+    let fields = COLUMNS.iter().map(|c| (*c, TextInput::new(raw.get(c)))).collect();
+    let mut form =
+        RightsForm { editing, fields, cursor: 1, errors: Default::default(), general: Vec::new() };
+    validate_form(&mut form, lookup);
+    form
+}
+
+/// Validate the form as `rights add` would (all problems, by column).
+fn validate_form(form: &mut RightsForm, lookup: &crate::rights::Lookup) {
+    form.errors.clear();
+    form.general.clear();
+    if let Err(errs) = parse_record(&form.raw(), lookup) {
+        for (col, msg) in errs {
+            form.errors.entry(col).or_insert(msg);
+        }
+    }
+}
+
+fn on_reports(app: &mut App, cmd: Cmd) -> Vec<Effect> {
+    let row = app.reports.cursor;
+    let cycle = |cur: Option<usize>, len: usize, d: isize| -> Option<usize> {
+        // None, 0, 1, .., len-1, None, ...
+        let pos = cur.map_or(0, |i| i as isize + 1);
+        let n = len as isize + 1;
+        let next = (pos + d).rem_euclid(n);
+        (next > 0).then(|| next as usize - 1)
+    };
+    match (cmd, row) {
+        (Cmd::Open | Cmd::FocusLeft | Cmd::FocusRight, 0..=4) => {
+            let s = crate::catalog::MatchStatus::ALL[row];
+            if !app.reports.statuses.remove(&s) {
+                app.reports.statuses.insert(s);
+            }
+        }
+        (Cmd::Open | Cmd::FocusRight, 5) => {
+            app.reports.upload = cycle(app.reports.upload, app.data.uploads.len(), 1)
+        }
+        (Cmd::FocusLeft, 5) => {
+            app.reports.upload = cycle(app.reports.upload, app.data.uploads.len(), -1)
+        }
+        (Cmd::Open | Cmd::FocusRight, 6) => {
+            app.reports.series = cycle(app.reports.series, app.data.series.len(), 1)
+        }
+        (Cmd::FocusLeft, 6) => {
+            app.reports.series = cycle(app.reports.series, app.data.series.len(), -1)
+        }
+        (Cmd::Open, 7) => {
+            let since = app.reports.since.clone();
+            open_prompt(app, PromptKind::ReportSince, &since);
+        }
+        (Cmd::Open, 8) => {
+            let out = app.reports.out.display().to_string();
+            open_prompt(app, PromptKind::ReportPath, &out);
+        }
+        (Cmd::ExportReport, _) => match app.report_filter() {
+            Ok(filter) => {
+                let out = app.reports.out.clone();
+                toast(app, Toast::info(format!("writing {}", out.display())));
+                return vec![Effect::Spawn(JobSpec::ExportReport { filter, out })];
+            }
+            Err(e) => toast(app, Toast::error(e)),
+        },
+        _ => {}
+    }
+    vec![]
+}
+
+fn submit_prompt(app: &mut App, mut p: Prompt) -> Vec<Effect> {
+    let text = p.input.text.trim().to_string();
+    let paths: Vec<PathBuf> =
+        text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+    let need_path = !matches!(p.kind, PromptKind::ReportSince);
+    if need_path && paths.is_empty() {
+        p.error = Some("type a path".into());
+        app.mode = Mode::Prompt(p);
+        return vec![];
+    }
+    let spawn = |app: &mut App, spec: JobSpec| {
+        toast(app, Toast::info(format!("started: {} (see 2 Jobs)", spec.title())));
+        vec![Effect::Spawn(spec)]
+    };
+    match p.kind {
+        PromptKind::Ingest => spawn(app, JobSpec::Ingest { paths }),
+        PromptKind::Scan => spawn(app, JobSpec::Scan { paths }),
+        PromptKind::ExportDataset => {
+            spawn(app, JobSpec::ExportDataset { out: PathBuf::from(&text) })
+        }
+        PromptKind::ImportRights => {
+            spawn(app, JobSpec::ImportRights { path: PathBuf::from(&text) })
+        }
+        PromptKind::ReportPath => {
+            app.reports.out = PathBuf::from(&text);
+            vec![]
+        }
+        PromptKind::ReportSince => {
+            if !text.is_empty()
+                && let Err(e) = crate::catalog::date::parse_utc(&text)
+            {
+                p.error = Some(e);
+                app.mode = Mode::Prompt(p);
+                return vec![];
+            }
+            app.reports.since = text;
+            vec![]
+        }
+    }
+}
+
+fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {
+    match ev {
+        JobEvent::Started { id, spec } => {
+            if !app.jobs.list.iter().any(|j| j.id == id) {
+                app.jobs.list.push(JobView::new(id, spec));
+            }
+            vec![]
+        }
+        JobEvent::Progress { id, item, items, stage, units, message, elapsed_ms } => {
+            if let Some(j) = app.jobs.list.iter_mut().find(|j| j.id == id) {
+                j.item = item;
+                j.items = items;
+                j.stage = stage;
+                j.units = units;
+                j.message = message;
+                j.elapsed_ms = elapsed_ms;
+            }
+            vec![]
+        }
+        JobEvent::ItemFailed { id, item, reason } => {
+            if let Some(j) = app.jobs.list.iter_mut().find(|j| j.id == id) {
+                j.failures.push((item, reason));
+            }
+            vec![]
+        }
+        JobEvent::Finished { id, result, elapsed_ms } => {
+            let Some(j) = app.jobs.list.iter_mut().find(|j| j.id == id) else { return vec![] };
+            j.elapsed_ms = elapsed_ms;
+            j.result = Some(result.clone());
+            if let Some((done, _)) = Some(j.items).filter(|(_, t)| *t > 0) {
+                j.items.0 = done.max(j.items.0);
+            }
+            let spec = j.spec.clone();
+            let title = spec.title();
+            let t = match &result {
+                JobResult::Done { summary, output } => {
+                    if let (JobSpec::ExportReport { .. }, Some(out)) = (&spec, output) {
+                        app.reports.last = Some((out.clone(), summary.clone()));
+                    }
+                    Toast::ok(format!("{title}: {summary}"))
+                }
+                JobResult::Cancelled => Toast::info(format!("{title}: cancelled")),
+                JobResult::Failed(e) => Toast::error(format!("{title}: {e}")),
+            };
+            toast(app, t);
+            match spec {
+                JobSpec::ExportDataset { .. } | JobSpec::ExportReport { .. } => vec![],
+                _ => vec![Effect::Reload],
+            }
+        }
+    }
+}
+
+/// Ask for the spectrograms of the match under the review cursor when it changed.
+fn sync_preview(app: &mut App) -> Option<Effect> {
+    if app.screen != Screen::Review {
+        return None;
+    }
+    let current = app.review_current().cloned();
+    let id = current.as_ref().map(|m| m.id.clone());
+    if id == app.review.preview_for {
+        return None;
+    }
+    app.review.preview_for = id;
+    app.review.preview = None;
+    let m = current?;
+    let upload = app.data.upload(&m.upload)?;
+    let ep = app.data.episode(&m.episode)?;
+    let len = (m.upload_end.0 - m.upload_start.0)
+        .min(m.episode_end.0 - m.episode_start.0)
+        .clamp(0.0, PREVIEW_MAX_S);
+    Some(Effect::Preview(PreviewRequest {
+        match_id: m.id.clone(),
+        upload: (PathBuf::from(&upload.path), m.upload_start.0, m.upload_start.0 + len),
+        reference: (
+            PathBuf::from(&ep.path),
+            ep.audio_stream,
+            m.episode_start.0,
+            m.episode_start.0 + len,
+        ),
+    }))
+}
+
+/// Handy for tests and the runtime: the key event of a plain key press.
+pub fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+/// Handy for tests: the key events of typing `text`.
+pub fn typed(text: &str) -> Vec<Action> {
+    text.chars().map(|c| key(KeyCode::Char(c))).collect()
+}
