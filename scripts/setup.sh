@@ -3,7 +3,7 @@
 # Idempotent: skips apt when every package is already installed.
 set -euo pipefail
 PKGS=(libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
-      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config ffmpeg)
+      libavfilter-dev libavdevice-dev clang libclang-dev pkg-config ffmpeg tmux)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

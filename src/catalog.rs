@@ -1,6 +1,6 @@
 //! The catalog: an embedded LMDB environment (heed) holding series, episodes and pieces,
-//! uploads and their match regions ([`matches`]), ownership records ([`rights`]), the review
-//! exclusion list, and the append-only audit log ([`audit`]).
+//! uploads and their match regions ([`matches`](mod@matches)), ownership records
+//! ([`rights`]), the review exclusion list, and the append-only audit log ([`audit`]).
 //!
 //! One database per record kind, JSON values, a schema version key. Every multi-record change
 //! runs in one write transaction, so a killed process leaves either all of an episode or none of

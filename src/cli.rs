@@ -17,6 +17,7 @@ mod scan;
 mod separate;
 mod table;
 mod train;
+mod bench;
 mod tui;
 
 use std::io::Write;
@@ -77,6 +78,9 @@ pub enum Command {
     /// The README's main job: ingest the fixture episodes into a fresh catalog, scan the
     /// fixture uploads, print the regions beside the ground truth.
     Demo(demo::Args),
+    /// Measure speed and memory: fingerprinting, separation, vector search.
+    #[command(subcommand)]
+    Bench(bench::Command),
     /// Measure a model: hit rates under degradations.
     #[command(subcommand)]
     Eval(eval::Command),
@@ -168,6 +172,7 @@ pub fn run(command: Option<Command>, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Scan(args) => scan::run_scan(args, ctx),
         Command::Query(args) => scan::run_query(args, ctx),
         Command::Demo(args) => demo::run(args, ctx),
+        Command::Bench(cmd) => bench::run(cmd, ctx),
         Command::Eval(cmd) => eval::run(cmd, ctx),
         Command::Separate(args) => separate::run(args, ctx),
         Command::Rights(cmd) => rights::run(cmd, ctx),

@@ -244,7 +244,9 @@ fn filters_select_matches() {
 
 proptest! {
     #[test]
-    fn escaping_never_leaves_a_formula_start_and_round_trips(cell in "\\PC{0,12}|[=+\\-@\t\r'][ -~]{0,8}") {
+    fn escaping_never_leaves_a_formula_start_and_round_trips(
+        cell in "\\PC{0,12}|[=+\\-@\t\r'][ -~]{0,8}"
+    ) {
         let e = escape_cell(&cell);
         prop_assert!(!e.starts_with(['=', '+', '-', '@', '\t', '\r']));
         prop_assert_eq!(unescape_cell(&e), cell.as_str());

@@ -92,7 +92,8 @@ fn every_transition_is_allowed_or_refused_as_the_workflow_says() {
     assert_eq!(
         err,
         format!(
-            "match {id}: cannot go from pending to disputed (allowed from pending: confirmed, dismissed)"
+            "match {id}: cannot go from pending to disputed \
+             (allowed from pending: confirmed, dismissed)"
         )
     );
 }

@@ -464,7 +464,8 @@ impl Catalog {
             };
             if !ok(r.upload_start, r.upload_end) || !ok(r.episode_start, r.episode_end) {
                 return Err(Error::Invalid(format!(
-                    "put_scan: region {}-{} of the upload / {}-{} of episode {} is not a time range",
+                    "put_scan: region {}-{} of the upload / {}-{} of episode {} is not a time \
+                     range",
                     r.upload_start, r.upload_end, r.episode_start, r.episode_end, r.episode
                 )));
             }

@@ -44,8 +44,8 @@ pub fn parse_list(s: &str) -> Result<Vec<String>, String> {
                 _ => "",
             };
             return Err(format!(
-                "{part:?} is not an ISO 3166-1 alpha-2 territory code{hint}; use codes like JP, US, \
-                 or WW for worldwide"
+                "{part:?} is not an ISO 3166-1 alpha-2 territory code{hint}; use codes like JP, \
+                 US, or WW for worldwide"
             ));
         }
     }

@@ -533,11 +533,11 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Rate previews decode at.
 const PREVIEW_RATE: u32 = 16_000;
 
+/// A decoded stretch: file, stream, start and end in ms.
+type PreviewKey = (PathBuf, Option<usize>, u64, u64);
+
 fn preview_worker(slot: &(Mutex<Option<PreviewRequest>>, Condvar), tx: &Sender<Event>) {
-    let mut cache: HashMap<
-        (PathBuf, Option<usize>, u64, u64),
-        std::result::Result<SpecImage, String>,
-    > = HashMap::new();
+    let mut cache: HashMap<PreviewKey, std::result::Result<SpecImage, String>> = HashMap::new();
     loop {
         let req = {
             let (lock, cv) = slot;

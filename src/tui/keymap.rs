@@ -223,12 +223,7 @@ pub const KEYMAP: &[Binding] = &[
 pub fn active_scopes(app: &App) -> Vec<Scope> {
     match &app.mode {
         Mode::Normal => {
-            let mut v = vec![Scope::Screen(app.screen)];
-            if app.screen != Screen::Reports {
-                v.push(Scope::Nav);
-            }
-            v.push(Scope::Global);
-            v
+            vec![Scope::Screen(app.screen), Scope::Nav, Scope::Global]
         }
         Mode::Filter => vec![Scope::Filter],
         Mode::Help(h) if h.typing => vec![Scope::HelpFilter],
@@ -307,7 +302,7 @@ pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, Cmd)> {
             scored.push((score, label, keys_label(bnd), bnd.cmd));
         }
     }
-    scored.sort_by(|a, b| b.0.cmp(&a.0));
+    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     scored.into_iter().map(|(_, l, k, c)| (l, k, c)).collect()
 }
 

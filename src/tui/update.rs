@@ -142,14 +142,12 @@ fn on_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             h.scroll = 0;
         }
         Mode::Palette(p) => {
-            if edit_text(&mut p.query, &ev) {
-                p.cursor = 0;
-            }
+            let changed = edit_text(&mut p.query, &ev);
+            p.cursor = if changed { 0 } else { p.cursor };
         }
         Mode::Prompt(p) => {
-            if edit_text(&mut p.input, &ev) {
-                p.error = None;
-            }
+            let changed = edit_text(&mut p.input, &ev);
+            p.error = if changed { None } else { p.error.take() };
         }
         Mode::Decision(d) => {
             edit_text(&mut d.note, &ev);
@@ -567,10 +565,8 @@ fn on_library(app: &mut App, cmd: Cmd) -> Vec<Effect> {
     }
     match cmd {
         Cmd::FocusLeft => app.library.focus = LibFocus::Tree,
-        Cmd::FocusRight => {
-            if !app.library_pieces().is_empty() {
-                app.library.focus = LibFocus::Pieces;
-            }
+        Cmd::FocusRight if !app.library_pieces().is_empty() => {
+            app.library.focus = LibFocus::Pieces;
         }
         Cmd::Mark => {
             let ids: Vec<String> = match app.library.focus {

@@ -90,7 +90,7 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
         let gauge_area = Rect::new(inner.x + 2, y + 1, inner.width.saturating_sub(2), 1);
         LineGauge::default()
             .ratio(j.ratio().clamp(0.0, 1.0))
-            .label(fit(&label, usize::from(gauge_area.width) / 2 + 10))
+            .label(fit(&label, usize::from(gauge_area.width).saturating_sub(12)))
             .filled_style(style)
             .unfilled_style(t.dim())
             .render(gauge_area, buf);

@@ -88,7 +88,10 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
                     "{}-{} {:<5} {:.2}{} {}@{}",
                     short_hms(m.upload_start.0),
                     short_hms(m.upload_end.0),
-                    m.stem.as_str(),
+                    match m.stem {
+                        crate::catalog::Stem::Background => "bg",
+                        other => other.as_str(),
+                    },
                     m.score,
                     &m.band.as_str()[..1].to_uppercase(),
                     ep,

@@ -38,7 +38,7 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     block.render(table, buf);
     let w = usize::from(inner.width);
     let header = format!(
-        "{:<8} {:<16} {:<18} {:<11} {:>5} {:<6} {:<8} scope",
+        "{:<11} {:<16} {:<18} {:<11} {:>5} {:<6} {:<8} scope",
         "id", "holder", "work", "type", "share", "terr.", "policy"
     );
     buf.set_string(inner.x, inner.y, fit(&header, w), t.dim());
@@ -63,8 +63,8 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
             r.territories.join(",")
         };
         let text = format!(
-            "{:<8} {:<16} {:<18} {:<11} {:>5} {:<6} {:<8} {}",
-            fit(&r.rights_id, 8),
+            "{:<11} {:<16} {:<18} {:<11} {:>5} {:<6} {:<8} {}",
+            fit(&r.rights_id, 11),
             fit(&r.rights_holder, 16),
             fit(&r.work_title, 18),
             r.rights_type.as_str(),

@@ -40,7 +40,7 @@ impl SpecImage {
         let mel = LogMel::new(cfg);
         let mut db = Vec::new();
         mel.compute(samples, &mut db);
-        let frames = if bands == 0 { 0 } else { db.len() / bands };
+        let frames = db.len().checked_div(bands).unwrap_or(0);
         Self { bands, frames, db }
     }
 

@@ -4,7 +4,6 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Style;
 use ratatui::widgets::Widget;
 
 use crate::catalog::MatchStatus;
@@ -76,7 +75,7 @@ impl Widget for Timeline<'_> {
             }
         }
         if let Some(s) = self.spans.iter().find(|s| s.selected) {
-            let style = Style::from(self.theme.status(s.status).1);
+            let style = self.theme.status(s.status).1;
             if let Some((ea, eb)) = s.episode {
                 let pairs = [
                     (col(s.upload.0, self.upload_len), col(ea, self.episode_len)),

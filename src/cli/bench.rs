@@ -1,0 +1,143 @@
+//! `aniprint bench`: speed and memory of the models and the search, as the README reports them.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use aniprint::index::bench::{self as search_bench, SearchBenchConfig};
+use aniprint::media::{DecodeOptions, decode};
+
+use super::train::BarSink;
+use super::{Ctx, Outcome};
+
+/// What to measure.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Fingerprinting speed (front end + encoder, decode excluded) in x real time.
+    Fingerprint {
+        /// Audio to fingerprint (default: the fixture episodes, concatenated).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Repeat the input until it is at least this long, seconds.
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+    },
+    /// Separation speed in x real time.
+    Separate {
+        /// Audio to separate (default: the fixture episodes, concatenated).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Repeat the input until it is at least this long, seconds.
+        #[arg(long, default_value_t = 120.0)]
+        seconds: f64,
+    },
+    /// Vector search latency (exact and arroy) and index build on synthetic vectors.
+    Search {
+        /// Stored vectors.
+        #[arg(long, default_value_t = 100_000)]
+        vectors: usize,
+        /// arroy search_k values to try.
+        #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000")]
+        search_k: Vec<usize>,
+        /// Directory for the benchmark catalog (default: a temporary one).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn audio(input: Option<PathBuf>, rate: aniprint::units::SampleRate, seconds: f64) -> anyhow::Result<Vec<f32>> {
+    let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
+    let files = match input {
+        Some(p) => vec![p],
+        None => ["ep01.mkv", "ep02.mp4", "ep03.webm"]
+            .iter()
+            .map(|f| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/episodes").join(f))
+            .collect(),
+    };
+    let mut one = Vec::new();
+    for f in files {
+        one.extend(decode(&f, &opts)?);
+    }
+    anyhow::ensure!(!one.is_empty(), "no audio decoded");
+    let want = (seconds * f64::from(rate.0)) as usize;
+    let mut out = Vec::with_capacity(want + one.len());
+    while out.len() < want {
+        out.extend_from_slice(&one);
+    }
+    Ok(out)
+}
+
+/// Peak resident memory of this process so far, MiB (Linux; 0 elsewhere).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Run a benchmark and print its figures.
+pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        Command::Fingerprint { input, seconds } => {
+            let fp = aniprint::fingerprint::Fingerprinter::load_default(&candle_core::Device::Cpu)?;
+            let rate = fp.config().rate();
+            let a = audio(input, rate, seconds)?;
+            let secs = a.len() as f64 / f64::from(rate.0);
+            // One warm-up pass on a minute, then the timed run.
+            fp.fingerprint(&a[..a.len().min(60 * rate.0 as usize)])?;
+            let t = Instant::now();
+            let f = fp.fingerprint(&a)?;
+            let wall = t.elapsed().as_secs_f64();
+            writeln!(
+                out,
+                "fingerprint {}: {:.0} s of audio, {} segments in {:.2} s = {:.0}x real time ({:.0} segments/s), {} threads, peak RSS {:.0} MiB",
+                fp.card().name,
+                secs,
+                f.len(),
+                wall,
+                secs / wall,
+                f.len() as f64 / wall,
+                rayon::current_num_threads(),
+                peak_rss_mib()
+            )?;
+        }
+        Command::Separate { input, seconds } => {
+            let Some(sep) = super::separate::default_splitter()? else {
+                anyhow::bail!("no separator model installed (train one with `aniprint train separator`)");
+            };
+            let rate = sep.rate();
+            let a = audio(input, rate, seconds)?;
+            let secs = a.len() as f64 / f64::from(rate.0);
+            let t = Instant::now();
+            let _ = sep.split(&a)?;
+            let wall = t.elapsed().as_secs_f64();
+            writeln!(
+                out,
+                "separate {}: {:.0} s of audio in {:.2} s = {:.1}x real time, peak RSS {:.0} MiB",
+                sep.name(),
+                secs,
+                wall,
+                secs / wall,
+                peak_rss_mib()
+            )?;
+        }
+        Command::Search { vectors, search_k, dir } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            let cfg = SearchBenchConfig { vectors, search_ks: search_k, ..SearchBenchConfig::default() };
+            let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
+            let report = search_bench::run(&dir, &cfg, &BarSink(bar.clone()))?;
+            bar.finish_and_clear();
+            writeln!(out, "{report}")?;
+            writeln!(out, "peak RSS {:.0} MiB", peak_rss_mib())?;
+        }
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,651 @@
+//! The TUI without a terminal: `update()` fed actions (state and effects checked), and
+//! whole-app snapshots on ratatui's `TestBackend` for every screen, over a fixture catalog
+//! built through the catalog API with fixed timestamps; job events are injected synchronously.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/rights_fixture.rs"]
+mod fixture;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aniprint::catalog::{Band, Catalog, MatchFilter, MatchStatus, PieceStatus, Stem};
+use aniprint::config::Config;
+use aniprint::progress::Stage;
+use aniprint::review::{self, Decision, ReviewConfig};
+use aniprint::tui::action::{Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Preview};
+use aniprint::tui::app::{App, Confirm, LibFocus, Mode, Screen};
+use aniprint::tui::jobs::{Event, NoServices, Settings};
+use aniprint::tui::theme::Theme;
+use aniprint::tui::update::{key, typed, update};
+use aniprint::tui::view::buffer_text;
+use aniprint::tui::widgets::spectrogram::SpecImage;
+use aniprint::tui::{self, Options, Runtime, dispatch};
+use fixture::{EP01, EP02, EP03, MIN, NOW};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+
+/// Three episodes, the example rights file, two scanned uploads with four matches: one
+/// confirmed, one dismissed, two pending.
+fn fixture_catalog() -> (tempfile::TempDir, Catalog) {
+    let (dir, cat) = fixture::catalog();
+    aniprint::rights::import(
+        &cat,
+        fixture::example_csv().as_bytes(),
+        "rights.example.csv",
+        "rights-team",
+        NOW - 60 * MIN,
+    )
+    .unwrap();
+    let a = fixture::upload('a', 47.0, NOW - 30 * MIN);
+    let regions = [
+        fixture::region(&a, Stem::Mix, EP01, 0.0, (30.0, 50.0), 0.97, Band::High),
+        fixture::region(&a, Stem::Voice, EP02, 22.0, (100.0, 110.0), 0.72, Band::Medium),
+        fixture::region(&a, Stem::Background, EP01, 34.0, (190.0, 203.0), 0.58, Band::Low),
+    ];
+    cat.put_scan(&a, &regions, &ReviewConfig::none(), NOW - 30 * MIN).unwrap();
+    let b = fixture::upload('b', 36.0, NOW - 25 * MIN);
+    let regions = [fixture::region(&b, Stem::Mix, EP03, 5.0, (60.0, 80.0), 0.91, Band::High)];
+    cat.put_scan(&b, &regions, &ReviewConfig::none(), NOW - 25 * MIN).unwrap();
+    let ms = cat.matches(&MatchFilter::default()).unwrap();
+    let cfg = ReviewConfig::default();
+    let by_ep = |ep: &str| ms.iter().find(|m| m.episode == ep).unwrap().id.clone();
+    review::set_status(
+        &cat,
+        &cfg,
+        &by_ep(EP03),
+        MatchStatus::Confirmed,
+        Decision::default(),
+        "ana",
+        NOW - 20 * MIN,
+    )
+    .unwrap();
+    let dismiss = Decision { reason: Some("licensed".into()), ..Decision::default() };
+    review::set_status(
+        &cat,
+        &cfg,
+        &by_ep(EP02),
+        MatchStatus::Dismissed,
+        dismiss,
+        "ana",
+        NOW - 15 * MIN,
+    )
+    .unwrap();
+    let ep01 = cat.pieces_of(EP01).unwrap();
+    cat.set_pieces_status_audited(
+        &[ep01[0].id.clone()],
+        PieceStatus::Keep,
+        "ana",
+        None,
+        NOW - 10 * MIN,
+    )
+    .unwrap();
+    (dir, cat)
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    app: App,
+    rt: Runtime,
+    _rx: crossbeam_channel::Receiver<Event>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let (dir, cat) = fixture_catalog();
+        let mut opts = Options::new("catalog");
+        opts.settings =
+            Settings { who: "tester".into(), config: Config::default(), clock: Arc::new(|| NOW) };
+        opts.report_out = PathBuf::from("report.csv");
+        opts.theme = Theme::mono();
+        let (app, rt, rx, _tx) = tui::start(cat, Arc::new(NoServices), opts).unwrap();
+        Self { _dir: dir, app, rt, _rx: rx }
+    }
+
+    /// Dispatch through update and the runtime (effects carried out).
+    fn run(&mut self, a: Action) {
+        dispatch(&mut self.app, &mut self.rt, a);
+    }
+
+    fn keys(&mut self, codes: &[KeyCode]) {
+        for c in codes {
+            self.run(key(*c));
+        }
+    }
+
+    fn chars(&mut self, s: &str) {
+        for a in typed(s) {
+            self.run(a);
+        }
+    }
+
+    fn screen(&self) -> String {
+        let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        term.draw(|f| f.render_widget(&self.app, f.area())).unwrap();
+        buffer_text(term.backend().buffer())
+    }
+
+    fn status_of(&self, id: &str) -> MatchStatus {
+        self.rt.catalog().match_(id).unwrap().status
+    }
+}
+
+fn ch(c: char) -> KeyCode {
+    KeyCode::Char(c)
+}
+
+// ---------------------------------------------------------------- update() without a terminal
+
+#[test]
+fn tab_digits_and_shift_tab_switch_screens() {
+    let mut h = Harness::new();
+    assert_eq!(h.app.screen, Screen::Library);
+    h.keys(&[KeyCode::Tab]);
+    assert_eq!(h.app.screen, Screen::Jobs);
+    h.keys(&[ch('4')]);
+    assert_eq!(h.app.screen, Screen::Rights);
+    h.keys(&[KeyCode::BackTab, KeyCode::BackTab, KeyCode::BackTab, KeyCode::BackTab]);
+    assert_eq!(h.app.screen, Screen::Reports);
+}
+
+#[test]
+fn vim_keys_and_arrows_move_the_same_cursor() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('j'), KeyCode::Down]);
+    assert_eq!(h.app.review.cursor, 2);
+    h.keys(&[ch('k')]);
+    assert_eq!(h.app.review.cursor, 1);
+    h.keys(&[ch('G')]);
+    assert_eq!(h.app.review.cursor, h.app.review_rows().len() - 1);
+    h.keys(&[ch('g')]);
+    assert_eq!(h.app.review.cursor, 0);
+}
+
+#[test]
+fn confirm_writes_the_catalog_and_undo_reverts_it() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n')]);
+    let id = h.app.review_current().unwrap().id.clone();
+    assert_eq!(h.app.review_current().unwrap().status, MatchStatus::Pending);
+    // update alone returns the effect...
+    let mut app = h.app.clone();
+    let effects = update(&mut app, key(ch('c')));
+    assert_eq!(
+        effects,
+        vec![Effect::Review {
+            ids: vec![id.clone()],
+            to: MatchStatus::Confirmed,
+            decision: Decision::default()
+        }]
+    );
+    // ...and the runtime carries it out.
+    h.keys(&[ch('c')]);
+    assert_eq!(h.status_of(&id), MatchStatus::Confirmed);
+    assert_eq!(h.app.data.match_(&id).unwrap().status, MatchStatus::Confirmed);
+    assert_eq!(h.app.toast.as_ref().unwrap().toast.text, "confirmed 1 match");
+    h.keys(&[ch('u')]);
+    assert_eq!(h.status_of(&id), MatchStatus::Pending);
+    let log = h.rt.catalog().audit_of(aniprint::catalog::TargetKind::Match, &id).unwrap();
+    assert_eq!(log.iter().map(|r| r.who.as_str()).collect::<Vec<_>>(), ["tester", "tester"]);
+}
+
+#[test]
+fn dismiss_asks_for_a_reason_and_a_note() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n'), ch('d')]);
+    let Mode::Decision(form) = &h.app.mode else { panic!("no form: {:?}", h.app.mode) };
+    assert_eq!((form.to, form.exclude, form.reason), (MatchStatus::Dismissed, false, 0));
+    // Letters go into the note, arrows choose the reason.
+    let mut app = h.app.clone();
+    update(&mut app, key(KeyCode::Down));
+    for a in typed("cleared with label") {
+        update(&mut app, a);
+    }
+    let effects = update(&mut app, key(KeyCode::Enter));
+    let [Effect::Review { to, decision, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(*to, MatchStatus::Dismissed);
+    assert_eq!(decision.reason.as_deref(), Some("licensed"));
+    assert_eq!(decision.note.as_deref(), Some("cleared with label"));
+    assert_eq!(app.mode, Mode::Normal);
+    // Esc leaves without deciding.
+    h.keys(&[KeyCode::Esc]);
+    assert_eq!(h.app.mode, Mode::Normal);
+}
+
+#[test]
+fn dispute_and_bulk_selection() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3')]);
+    // Space on the first upload selects all its matches.
+    h.keys(&[ch(' ')]);
+    assert_eq!(h.app.review.marked.len(), 3);
+    h.keys(&[KeyCode::Esc]);
+    assert!(h.app.review.marked.is_empty());
+    // Mark the two pending matches, then dismiss+exclude both at once.
+    h.keys(&[ch('n'), ch(' ')]);
+    h.keys(&[ch('n'), ch(' ')]);
+    assert_eq!(h.app.review.marked.len(), 2);
+    let ids: Vec<String> = h.app.review.marked.iter().cloned().collect();
+    h.keys(&[ch('x'), KeyCode::Enter]);
+    for id in &ids {
+        assert_eq!(h.status_of(id), MatchStatus::Dismissed);
+    }
+    assert_eq!(h.rt.catalog().exclusions().unwrap().len(), 2);
+    // One undo reverts the whole bulk decision.
+    h.keys(&[ch('u')]);
+    for id in &ids {
+        assert_eq!(h.status_of(id), MatchStatus::Pending);
+    }
+    // A refused transition is reported, not applied: pending cannot be disputed.
+    h.keys(&[ch('g'), ch('n'), ch('D'), KeyCode::Enter]);
+    let t = h.app.toast.as_ref().unwrap();
+    assert!(t.toast.text.contains("cannot go from pending to disputed"), "{}", t.toast.text);
+}
+
+#[test]
+fn library_marks_pieces_in_bulk() {
+    let mut h = Harness::new();
+    // Cursor on the series row: `a` keeps every piece of the series.
+    let effects = update(&mut h.app.clone(), key(ch('a')));
+    let [Effect::SetPieces { ids, status }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!((ids.len(), *status), (6, PieceStatus::Keep));
+    // One piece: focus the pieces pane, drop it.
+    h.keys(&[ch('j'), ch('l'), ch('j'), ch('d')]);
+    assert_eq!(h.app.library.focus, LibFocus::Pieces);
+    let pieces = h.rt.catalog().pieces_of(EP01).unwrap();
+    assert_eq!(pieces[1].status, PieceStatus::Drop);
+    // Space selects, then one key marks the selection.
+    h.keys(&[ch('h'), ch('j'), ch(' ')]);
+    assert_eq!(h.app.library.marked.len(), 2);
+    h.keys(&[ch('a')]);
+    assert!(h.rt.catalog().pieces_of(EP02).unwrap().iter().all(|p| p.status == PieceStatus::Keep));
+    assert!(h.app.library.marked.is_empty());
+}
+
+#[test]
+fn filters_narrow_the_lists() {
+    let mut h = Harness::new();
+    h.keys(&[ch('/')]);
+    assert_eq!(h.app.mode, Mode::Filter);
+    h.chars("ep03");
+    h.keys(&[KeyCode::Enter]);
+    assert_eq!(h.app.library_rows().len(), 2); // the series and ep03
+    h.keys(&[KeyCode::Esc]);
+    assert_eq!(h.app.library_rows().len(), 4);
+    h.keys(&[ch('4'), ch('/')]);
+    h.chars("sora");
+    assert_eq!(h.app.rights_rows().len(), 1);
+}
+
+#[test]
+fn quitting_with_a_running_job_asks() {
+    let mut h = Harness::new();
+    let spec = JobSpec::Ingest { paths: vec!["episodes".into()] };
+    h.run(Action::Job(JobEvent::Started { id: 7, spec }));
+    h.keys(&[ch('q')]);
+    assert_eq!(h.app.mode, Mode::Confirm(Confirm::Quit));
+    assert!(!h.app.quit);
+    h.keys(&[KeyCode::Esc]);
+    assert_eq!(h.app.mode, Mode::Normal);
+    let effects = update(&mut h.app, key(ch('q')));
+    assert!(effects.is_empty());
+    let effects = update(&mut h.app, key(ch('c')));
+    assert_eq!(effects, vec![Effect::CancelAll, Effect::Quit]);
+    assert!(h.app.quit);
+    // Without jobs, q quits at once.
+    let mut h = Harness::new();
+    assert_eq!(update(&mut h.app, key(ch('q'))), vec![Effect::Quit]);
+}
+
+#[test]
+fn quit_when_done_waits_for_the_jobs() {
+    let mut h = Harness::new();
+    let spec = JobSpec::Scan { paths: vec!["uploads".into()] };
+    h.run(Action::Job(JobEvent::Started { id: 1, spec }));
+    h.keys(&[ch('q'), ch('w')]);
+    h.run(Action::Tick);
+    assert!(!h.app.quit);
+    let done = JobResult::Done { summary: "1 uploads scanned".into(), output: None };
+    h.run(Action::Job(JobEvent::Finished { id: 1, result: done, elapsed_ms: 900 }));
+    h.run(Action::Tick);
+    assert!(h.app.quit);
+}
+
+#[test]
+fn job_events_update_the_jobs_screen() {
+    let mut h = Harness::new();
+    let out = PathBuf::from("out/report.csv");
+    let spec = JobSpec::ExportReport { filter: MatchFilter::default(), out: out.clone() };
+    h.run(Action::Job(JobEvent::Started { id: 3, spec }));
+    h.run(Action::Job(JobEvent::Progress {
+        id: 3,
+        item: String::new(),
+        items: (0, 0),
+        stage: Some(Stage::Exporting),
+        units: (1, 4),
+        message: String::new(),
+        elapsed_ms: 1000,
+    }));
+    let j = &h.app.jobs.list[0];
+    assert!(j.running());
+    assert_eq!(j.ratio(), 0.25);
+    assert_eq!(j.eta_ms(), Some(3000));
+    let done = JobResult::Done { summary: "report abc: 5 rows".into(), output: Some(out.clone()) };
+    h.run(Action::Job(JobEvent::Finished { id: 3, result: done, elapsed_ms: 1200 }));
+    assert_eq!(h.app.reports.last, Some((out, "report abc: 5 rows".into())));
+    assert!(!h.app.jobs_running());
+}
+
+#[test]
+fn cancel_marks_the_job_and_asks_the_runner() {
+    let mut h = Harness::new();
+    let spec = JobSpec::ImportRights { path: "rights.csv".into() };
+    h.run(Action::Job(JobEvent::Started { id: 2, spec }));
+    h.keys(&[ch('2')]);
+    let effects = update(&mut h.app, key(ch('x')));
+    assert_eq!(effects, vec![Effect::Cancel(2)]);
+    assert!(h.app.jobs.list[0].cancelling);
+}
+
+#[test]
+fn prompts_start_jobs() {
+    let mut h = Harness::new();
+    let mut app = h.app.clone();
+    update(&mut app, key(ch('i')));
+    for a in typed("fixtures/episodes; more") {
+        update(&mut app, a);
+    }
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        vec![Effect::Spawn(JobSpec::Ingest {
+            paths: vec!["fixtures/episodes".into(), "more".into()]
+        })]
+    );
+    // An empty answer is refused in place.
+    h.keys(&[ch('i'), KeyCode::Enter]);
+    let Mode::Prompt(p) = &h.app.mode else { panic!() };
+    assert_eq!(p.error.as_deref(), Some("type a path"));
+}
+
+#[test]
+fn help_and_palette_come_from_the_keymap() {
+    let mut h = Harness::new();
+    h.keys(&[ch('?')]);
+    assert!(matches!(h.app.mode, Mode::Help(_)));
+    assert!(h.screen().contains("dismiss+exclude…"));
+    h.keys(&[ch('/')]);
+    h.chars("undo");
+    let s = h.screen();
+    assert!(
+        s.contains("Keys matching /undo") && s.contains("undo") && !s.contains("dismiss+exclude")
+    );
+    h.keys(&[KeyCode::Esc, KeyCode::Esc]);
+    assert_eq!(h.app.mode, Mode::Normal);
+    // The palette runs what it finds: ":conf" confirms on the review screen.
+    h.keys(&[ch('3'), ch('n'), ch(':')]);
+    h.chars("confirm");
+    let id = h.app.review_current().unwrap().id.clone();
+    h.keys(&[KeyCode::Enter]);
+    assert_eq!(h.status_of(&id), MatchStatus::Confirmed);
+    let ctrl_p = KeyEvent::new(ch('p'), KeyModifiers::CONTROL);
+    h.run(Action::Key(ctrl_p));
+    assert!(matches!(h.app.mode, Mode::Palette(_)));
+}
+
+#[test]
+fn rights_form_validates_inline_and_saves() {
+    let mut h = Harness::new();
+    h.keys(&[ch('4'), ch('a')]);
+    let Mode::RightsForm(form) = &h.app.mode else { panic!() };
+    assert!(form.errors.contains_key("rights_holder"), "{:?}", form.errors);
+    // Ctrl-s refuses while fields are wrong.
+    let save = Action::Key(KeyEvent::new(ch('s'), KeyModifiers::CONTROL));
+    h.run(save.clone());
+    assert!(matches!(h.app.mode, Mode::RightsForm(_)));
+    // Fill the required fields (the cursor starts on rights_holder).
+    let fill = |h: &mut Harness, col: &str, text: &str| {
+        let Mode::RightsForm(form) = &h.app.mode else { panic!() };
+        let target = form.fields.iter().position(|(c, _)| *c == col).unwrap();
+        let cur = form.cursor;
+        let n = form.fields.len();
+        for _ in 0..(target + n - cur) % n {
+            h.keys(&[KeyCode::Tab]);
+        }
+        h.run(Action::Key(KeyEvent::new(ch('u'), KeyModifiers::CONTROL)));
+        h.chars(text);
+    };
+    fill(&mut h, "rights_holder", "Umi Audio");
+    fill(&mut h, "work_title", "Opening theme");
+    fill(&mut h, "work_kind", "sound_recording");
+    fill(&mut h, "rights_type", "master");
+    fill(&mut h, "share_pct", "150");
+    fill(&mut h, "policy", "track");
+    let Mode::RightsForm(form) = &h.app.mode else { panic!() };
+    assert_eq!(form.errors.keys().collect::<Vec<_>>(), ["share_pct"]);
+    fill(&mut h, "share_pct", "100");
+    h.run(save);
+    assert_eq!(h.app.mode, Mode::Normal, "{:?}", h.app.toast);
+    let stored = h.rt.catalog().rights().unwrap();
+    assert!(stored.iter().any(|r| r.rights_holder == "Umi Audio" && r.created_by == "tester"));
+    // Delete asks first.
+    let id = h.app.data.rights[h.app.rights_rows()[h.app.rights.cursor]].rights_id.clone();
+    h.keys(&[ch('d')]);
+    assert_eq!(h.app.mode, Mode::Confirm(Confirm::DeleteRights(id.clone())));
+    h.keys(&[ch('y')]);
+    assert!(h.rt.catalog().rights_record(&id).is_err());
+}
+
+#[test]
+fn rights_that_would_conflict_are_refused_in_the_form() {
+    let mut h = Harness::new();
+    h.keys(&[ch('4')]);
+    // Edit r-bgm-002 (50% of a composition whose other 50% is r-bgm-001) to 60%.
+    let pos = h
+        .app
+        .rights_rows()
+        .iter()
+        .position(|&i| h.app.data.rights[i].rights_id == "r-bgm-002")
+        .unwrap();
+    h.app.rights.cursor = pos;
+    h.keys(&[ch('e')]);
+    let Mode::RightsForm(form) = &h.app.mode else { panic!() };
+    assert_eq!(form.editing.as_deref(), Some("r-bgm-002"));
+    let share = form.fields.iter().position(|(c, _)| *c == "share_pct").unwrap();
+    for _ in 0..(share - form.cursor) {
+        h.keys(&[KeyCode::Tab]);
+    }
+    h.run(Action::Key(KeyEvent::new(ch('u'), KeyModifiers::CONTROL)));
+    h.chars("60");
+    h.run(Action::Key(KeyEvent::new(ch('s'), KeyModifiers::CONTROL)));
+    let Mode::RightsForm(form) = &h.app.mode else { panic!("{:?}", h.app.mode) };
+    assert!(form.general.iter().any(|g| g.contains("ownership conflict")), "{:?}", form.general);
+    assert_eq!(h.rt.catalog().rights_record("r-bgm-002").unwrap().share_pct, 50.0);
+}
+
+#[test]
+fn reports_filters_build_the_match_filter() {
+    let mut h = Harness::new();
+    h.keys(&[ch('5'), ch('j'), ch(' ')]); // tick confirmed
+    h.keys(&[ch('j'), ch('j'), ch('j'), ch('j'), ch('l')]); // first upload
+    let f = h.app.report_filter().unwrap();
+    assert_eq!(f.statuses, vec![MatchStatus::Confirmed]);
+    assert_eq!(f.upload.as_deref(), Some(h.app.data.uploads[0].id.as_str()));
+    assert_eq!(h.app.report_preview(), Some(0));
+    h.keys(&[ch('l')]);
+    assert_eq!(h.app.report_preview(), Some(1));
+    let effects = update(&mut h.app, key(ch('x')));
+    let [Effect::Spawn(JobSpec::ExportReport { out, .. })] = effects.as_slice() else { panic!() };
+    assert_eq!(out, &PathBuf::from("report.csv"));
+    // A bad date is refused in the prompt.
+    h.keys(&[ch('j'), ch('j'), KeyCode::Enter]);
+    h.chars("yesterday");
+    h.keys(&[KeyCode::Enter]);
+    assert!(matches!(&h.app.mode, Mode::Prompt(p) if p.error.is_some()));
+}
+
+#[test]
+fn the_report_job_writes_the_csv() {
+    let mut h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.csv");
+    h.app.reports.out = out.clone();
+    h.keys(&[ch('5'), ch('x')]);
+    // The job runs on a thread: wait for its file.
+    let t0 = std::time::Instant::now();
+    while !out.exists() && t0.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("report_schema,report_id,"));
+    assert_eq!(csv.matches(",confirmed,").count() >= 1, true);
+}
+
+#[test]
+fn mouse_clicks_select_and_switch() {
+    let mut h = Harness::new();
+    let click = |col, row| {
+        Action::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: col,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    // "│ 3 Review │" starts after " 1 Library │ 2 Jobs │".
+    h.run(click(22, 0));
+    assert_eq!(h.app.screen, Screen::Review);
+    h.run(click(5, 4)); // third list row
+    assert_eq!(h.app.review.cursor, 2);
+    let wheel = Action::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 5,
+        row: 4,
+        modifiers: KeyModifiers::NONE,
+    });
+    h.run(wheel);
+    assert_eq!(h.app.review.cursor, 3);
+}
+
+// ---------------------------------------------------------------- snapshots on TestBackend
+
+fn snap(name: &str, h: &Harness) {
+    insta::assert_snapshot!(name, h.screen());
+}
+
+#[test]
+fn snapshot_library() {
+    let mut h = Harness::new();
+    h.keys(&[ch('j'), ch('l')]);
+    snap("tui_library", &h);
+}
+
+#[test]
+fn snapshot_jobs() {
+    let mut h = Harness::new();
+    let ingest = JobSpec::Ingest { paths: vec!["fixtures/episodes".into()] };
+    h.run(Action::Job(JobEvent::Started { id: 1, spec: ingest }));
+    h.run(Action::Job(JobEvent::Progress {
+        id: 1,
+        item: "fixtures/episodes/ep02.mp4".into(),
+        items: (1, 3),
+        stage: Some(Stage::Decoding),
+        units: (1_920_000, 3_840_000),
+        message: String::new(),
+        elapsed_ms: 6_000,
+    }));
+    h.run(Action::Job(JobEvent::ItemFailed {
+        id: 1,
+        item: "fixtures/bad/silent.wav".into(),
+        reason: "audio stream #0 is silent".into(),
+    }));
+    let report = JobSpec::ExportReport { filter: MatchFilter::default(), out: "report.csv".into() };
+    h.run(Action::Job(JobEvent::Started { id: 2, spec: report }));
+    let done = JobResult::Done {
+        summary: "report 1a2b3c4d5e6f: 9 rows, 4 matches (1 without an owner)".into(),
+        output: Some("report.csv".into()),
+    };
+    h.run(Action::Job(JobEvent::Finished { id: 2, result: done, elapsed_ms: 300 }));
+    h.keys(&[ch('2')]);
+    snap("tui_jobs", &h);
+}
+
+#[test]
+fn snapshot_review() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('j')]);
+    let id = h.app.review_current().unwrap().id.clone();
+    let img = SpecImage::from_fn(48, 64, |b, t| if (b + t / 4) % 12 < 3 { -10.0 } else { -80.0 });
+    h.run(Action::Preview(Box::new(Preview {
+        match_id: id,
+        upload: Ok(img.clone()),
+        reference: Ok(img),
+    })));
+    snap("tui_review", &h);
+}
+
+#[test]
+fn snapshot_review_decision_form() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n'), ch('D')]);
+    h.chars("fair use clip");
+    snap("tui_review_dispute", &h);
+}
+
+#[test]
+fn snapshot_rights() {
+    let mut h = Harness::new();
+    h.keys(&[ch('4')]);
+    snap("tui_rights", &h);
+}
+
+#[test]
+fn snapshot_rights_form() {
+    let mut h = Harness::new();
+    h.keys(&[ch('4'), ch('a')]);
+    h.chars("Umi Audio");
+    snap("tui_rights_form", &h);
+}
+
+#[test]
+fn snapshot_reports() {
+    let mut h = Harness::new();
+    h.keys(&[ch('5'), ch('j'), ch(' ')]);
+    let done = JobResult::Done {
+        summary: "report 1a2b3c4d5e6f: 2 rows, 1 matches (0 without an owner)".into(),
+        output: Some("report.csv".into()),
+    };
+    let spec = JobSpec::ExportReport { filter: MatchFilter::default(), out: "report.csv".into() };
+    h.run(Action::Job(JobEvent::Started { id: 1, spec }));
+    h.run(Action::Job(JobEvent::Finished { id: 1, result: done, elapsed_ms: 200 }));
+    snap("tui_reports", &h);
+}
+
+#[test]
+fn snapshot_help() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('?')]);
+    snap("tui_help", &h);
+}
+
+#[test]
+fn snapshot_palette() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch(':')]);
+    h.chars("dis");
+    snap("tui_palette", &h);
+}
+
+#[test]
+fn cmd_actions_work_without_keys() {
+    let mut h = Harness::new();
+    h.run(Action::Cmd(Cmd::Goto(Screen::Rights)));
+    assert_eq!(h.app.screen, Screen::Rights);
+    h.run(Action::Resize(120, 40));
+    assert_eq!(h.app.size, (120, 40));
+    let _ = EP03;
+}
