@@ -169,6 +169,11 @@ fn a_tiny_training_run_lowers_the_loss_and_writes_a_loadable_model() {
     assert!(card.contains("speech-train") && card.contains("wall_time_s"), "{card}");
     let (v, b) = sep.separate(&corpus.val[0].clean[..20_000]).unwrap();
     assert_eq!((v.len(), b.len()), (20_000, 20_000));
+    for n in [0, 1, 100, 129, 5000] {
+        let (v, b) = sep.separate(&corpus.val[0].clean[..n]).unwrap();
+        assert_eq!((v.len(), b.len()), (n, n));
+        assert!(v.iter().chain(&b).all(|x| x.is_finite()));
+    }
 }
 
 /// Cancels once `after` steps are done.

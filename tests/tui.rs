@@ -502,7 +502,7 @@ fn the_report_job_writes_the_csv() {
     }
     let csv = std::fs::read_to_string(&out).unwrap();
     assert!(csv.starts_with("report_schema,report_id,"));
-    assert_eq!(csv.matches(",confirmed,").count() >= 1, true);
+    assert!(csv.contains(",confirmed,"));
 }
 
 #[test]

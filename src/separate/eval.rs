@@ -342,7 +342,10 @@ impl Report {
                 t.insert(key.into(), b.mean_sdr.into());
             }
         }
-        Some(t)
+        match super::train::round_floats(toml::Value::Table(t)) {
+            toml::Value::Table(t) => Some(t),
+            _ => None,
+        }
     }
 }
 

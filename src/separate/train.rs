@@ -620,6 +620,18 @@ pub fn write_model(map: &VarMap, card: &ModelCard, dir: &Path) -> Result<()> {
     write_card(card, dir)
 }
 
+/// Floats in a card rounded to 4 decimals (f32 settings otherwise print as 0.30000001192092896).
+pub fn round_floats(v: toml::Value) -> toml::Value {
+    match v {
+        toml::Value::Float(f) => toml::Value::Float((f * 1e4).round() / 1e4),
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(round_floats).collect()),
+        toml::Value::Table(t) => {
+            toml::Value::Table(t.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
+        }
+        other => other,
+    }
+}
+
 /// Write `card.toml` into `dir` (through a temporary file).
 pub fn write_card(card: &ModelCard, dir: &Path) -> Result<()> {
     let text = toml::to_string_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -686,16 +698,16 @@ fn provenance(
     training.insert("steps".into(), (state.step as i64).into());
     training.insert("batch".into(), (opts.batch as i64).into());
     training.insert("wall_time_s".into(), state.elapsed_s.round().into());
-    training.insert("final_loss".into(), state.loss.into());
+    training.insert("final_loss".into(), round_floats(state.loss.into()));
     training.insert("lr".into(), opts.lr.into());
     training.insert("seed".into(), (opts.seed as i64).into());
     training.insert("parameters".into(), (params as i64).into());
     training.insert("device".into(), if opts.cuda { "cuda" } else { "cpu (2 cores)" }.into());
     if let Ok(mix) = toml::Value::try_from(&opts.mix) {
-        training.insert("mix".into(), mix);
+        training.insert("mix".into(), round_floats(mix));
     }
     let mut metrics = toml::Table::new();
-    metrics.insert("val_sdr_db_during_training".into(), state.val_sdr.into());
+    metrics.insert("val_sdr_db_during_training".into(), round_floats(state.val_sdr.into()));
     metrics.insert(
         "val_note".into(),
         format!(

@@ -93,14 +93,13 @@ impl Widget for Timeline<'_> {
                 }
             }
         }
-        if area.height >= 4 {
+        let right =
+            format!("up {} · ep {}", short_hms(self.upload_len), short_hms(self.episode_len));
+        let right_w = right.chars().count() as u16;
+        if area.height >= 4 && right_w + 6 <= bar_w {
             let y = area.y + 3;
-            let left = "0:00";
-            let right =
-                format!("up {} · ep {}", short_hms(self.upload_len), short_hms(self.episode_len));
-            buf.set_string(bar_x, y, left, dim);
-            let rx = (bar_x + bar_w).saturating_sub(right.chars().count() as u16);
-            buf.set_string(rx.max(bar_x + 5), y, right, dim);
+            buf.set_string(bar_x, y, "0:00", dim);
+            buf.set_string(bar_x + bar_w - right_w, y, right, dim);
         }
     }
 }
@@ -134,15 +133,15 @@ mod tests {
         ];
         let tl =
             Timeline { upload_len: 20.0, episode_len: 20.0, spans: &spans, theme: Theme::mono() };
-        let mut buf = Buffer::empty(Rect::new(0, 0, 30, 4));
+        let mut buf = Buffer::empty(Rect::new(0, 0, 40, 4));
         tl.render(buf.area, &mut buf);
         assert_eq!(
             buf,
             Buffer::with_lines([
-                "upload   ████──────────────▒▒▒",
-                "              ╲    ╲          ",
-                "episode  ───────────█████─────",
-                "         0:00    up 0:20 · ep ",
+                "upload   █████████──────────────▒▒▒▒▒▒▒▒",
+                "                ╲       ╲               ",
+                "episode  ───────────────█████████───────",
+                "         0:00          up 0:20 · ep 0:20",
             ])
         );
         assert_eq!(short_hms(3725.0), "01:02:05");
