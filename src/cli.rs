@@ -2,6 +2,7 @@
 //! Add a subcommand as a variant of [`Command`] plus a `cli/<name>.rs` with its `Args` and `run`.
 
 mod bars;
+mod bench;
 mod catalog_cmd;
 mod demo;
 mod eval;
@@ -17,7 +18,6 @@ mod scan;
 mod separate;
 mod table;
 mod train;
-mod bench;
 mod tui;
 
 use std::io::Write;

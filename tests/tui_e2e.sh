@@ -21,8 +21,8 @@ CAT="$WORK/catalog"
 "$BIN" --catalog "$CAT" -q scan --no-separate "$ROOT/fixtures/uploads/up01.mp4"
 
 tmux new-session -d -s "$SESSION" -x 110 -y 32 \
-  "cd '$WORK' && NO_COLOR=1 '$BIN' --catalog '$CAT' tui --no-separate --who e2e-tester \
-     --report '$WORK/report.csv'; echo TUI-EXITED \$?; sleep 30"
+  "cd '$WORK' && NO_COLOR=1 '$BIN' --catalog catalog tui --no-separate --who e2e-tester \
+     --report report.csv; echo TUI-EXITED \$?; sleep 30"
 
 screen() { tmux capture-pane -p -t "$SESSION"; }
 

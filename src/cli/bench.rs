@@ -45,13 +45,19 @@ pub enum Command {
     },
 }
 
-fn audio(input: Option<PathBuf>, rate: aniprint::units::SampleRate, seconds: f64) -> anyhow::Result<Vec<f32>> {
+fn audio(
+    input: Option<PathBuf>,
+    rate: aniprint::units::SampleRate,
+    seconds: f64,
+) -> anyhow::Result<Vec<f32>> {
     let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
     let files = match input {
         Some(p) => vec![p],
         None => ["ep01.mkv", "ep02.mp4", "ep03.webm"]
             .iter()
-            .map(|f| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/episodes").join(f))
+            .map(|f| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/episodes").join(f)
+            })
             .collect(),
     };
     let mut one = Vec::new();
@@ -71,7 +77,11 @@ fn audio(input: Option<PathBuf>, rate: aniprint::units::SampleRate, seconds: f64
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -104,7 +114,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         Command::Separate { input, seconds } => {
             let Some(sep) = super::separate::default_splitter()? else {
-                anyhow::bail!("no separator model installed (train one with `aniprint train separator`)");
+                anyhow::bail!(
+                    "no separator model installed (train one with `aniprint train separator`)"
+                );
             };
             let rate = sep.rate();
             let a = audio(input, rate, seconds)?;
@@ -131,7 +143,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     tmp.path().to_path_buf()
                 }
             };
-            let cfg = SearchBenchConfig { vectors, search_ks: search_k, ..SearchBenchConfig::default() };
+            let cfg =
+                SearchBenchConfig { vectors, search_ks: search_k, ..SearchBenchConfig::default() };
             let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
             let report = search_bench::run(&dir, &cfg, &BarSink(bar.clone()))?;
             bar.finish_and_clear();

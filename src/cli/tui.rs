@@ -103,6 +103,10 @@ impl Services for BinServices {
 /// Send logs to the TUI's log file (never to the screen).
 pub fn init_logging(cli: &Cli, ctx: &Ctx) {
     use tracing_subscriber::EnvFilter;
+    if !std::io::stdout().is_terminal() {
+        // `run` refuses to start; leave no log file behind.
+        return;
+    }
     let path = match &cli.command {
         Some(CliCommand::Tui(a)) => a.log.clone(),
         _ => None,

@@ -12,7 +12,9 @@ use crate::catalog::{MatchStatus, PieceStatus};
 use crate::review::{DISMISS_REASONS, DISPUTE_REASONS, Decision};
 use crate::rights::{COLUMNS, RawRecord, parse_record};
 
-use super::action::{Action, Cmd, Effect, JobEvent, JobResult, JobSpec, PreviewRequest, Toast};
+use super::action::{
+    Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Preview, PreviewRequest, Toast,
+};
 use super::app::{
     App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, Prompt,
     PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
@@ -894,8 +896,8 @@ fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {
             let Some(j) = app.jobs.list.iter_mut().find(|j| j.id == id) else { return vec![] };
             j.elapsed_ms = elapsed_ms;
             j.result = Some(result.clone());
-            if let Some((done, _)) = Some(j.items).filter(|(_, t)| *t > 0) {
-                j.items.0 = done.max(j.items.0);
+            if matches!(result, JobResult::Done { .. }) {
+                j.items.0 = j.items.1;
             }
             let spec = j.spec.clone();
             let title = spec.title();
@@ -931,8 +933,13 @@ fn sync_preview(app: &mut App) -> Option<Effect> {
     app.review.preview_for = id;
     app.review.preview = None;
     let m = current?;
-    let upload = app.data.upload(&m.upload)?;
-    let ep = app.data.episode(&m.episode)?;
+    let (Some(upload), Some(ep)) = (app.data.upload(&m.upload), app.data.episode(&m.episode))
+    else {
+        let gone = Err("not in the catalog any more".to_string());
+        app.review.preview =
+            Some(Preview { match_id: m.id.clone(), upload: gone.clone(), reference: gone });
+        return None;
+    };
     let len = (m.upload_end.0 - m.upload_start.0)
         .min(m.episode_end.0 - m.episode_start.0)
         .clamp(0.0, PREVIEW_MAX_S);

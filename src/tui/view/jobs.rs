@@ -53,8 +53,11 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
         let base = if i == app.jobs.cursor { t.cursor() } else { t.text() };
         buf.set_string(inner.x, y, " ".repeat(w), base);
         buf.set_string(inner.x, y, glyph, base.patch(style));
-        let items =
-            if j.items.1 > 0 { format!("  {}/{}", j.items.0, j.items.1) } else { String::new() };
+        let items = if j.items.1 > 0 {
+            format!("  {}/{}", j.items.0.min(j.items.1), j.items.1)
+        } else {
+            String::new()
+        };
         let fails = if j.failures.is_empty() {
             String::new()
         } else {

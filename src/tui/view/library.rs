@@ -110,10 +110,15 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
                     e.size_bytes as f64 / 1e6
                 )),
                 Line::styled(fit_left(&e.path, usize::from(iin.width)), t.dim()),
-                Line::styled(
-                    if streams.is_empty() { String::new() } else { format!("streams: {streams}") },
-                    t.dim(),
-                ),
+                match app.library_pieces().get(lib.piece_cursor) {
+                    Some(p) if lib.focus == LibFocus::Pieces => {
+                        Line::styled(format!("piece {}", p.id), t.dim())
+                    }
+                    _ if !streams.is_empty() => {
+                        Line::styled(format!("streams: {streams}"), t.dim())
+                    }
+                    _ => Line::raw(""),
+                },
             ]
         }
         Some(LibRow::Series(name)) => {
