@@ -62,7 +62,8 @@ fn committed_model_finds_a_reused_clip_at_the_right_offset() {
 
 fn small_eval(fp: &Fingerprinter) -> f64 {
     let rate = fp.config().rate();
-    let refs = eval::sources_from_dir(&fixture("episodes"), rate, &NoProgress).expect("decode the fixture episodes");
+    let refs = eval::sources_from_dir(&fixture("episodes"), rate, &NoProgress)
+        .expect("decode the fixture episodes");
     let opts = EvalOptions {
         queries: 40,
         lengths: vec![3.0],

@@ -30,8 +30,9 @@ pub struct ScanArgs {
     /// Drop regions shorter than this, seconds.
     #[arg(long, default_value_t = 2.5)]
     min_duration: f64,
-    /// Drop regions whose mean similarity is below this.
-    #[arg(long, default_value_t = 0.55)]
+    /// Score floor: a region needs a mean similarity of at least THRESHOLD + 0.4/sqrt(segments)
+    /// (calibrated for fingerprint-v1).
+    #[arg(long, default_value_t = 0.70)]
     threshold: f32,
     /// Exact (flat L2) or approximate (arroy) search.
     #[arg(long, value_enum, default_value_t = SearchKind::Exact)]

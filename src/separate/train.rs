@@ -376,7 +376,10 @@ impl AdamW {
         let c1 = 1.0 - b1.powi(t as i32);
         let c2 = 1.0 - b2.powi(t as i32);
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            // Detached: the gradient carries the step's graph; moments built from it would keep
+            // every past step alive (an OOM after ~130 steps).
+            let Some(g) = grads.get(var.as_tensor()).map(Tensor::detach) else { continue };
+            let g = &g;
             self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
             self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
