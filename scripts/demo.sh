@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on the fixtures: install what is missing, build, ingest the fixture
-# episodes into a fresh catalog and list their pieces.
+# episodes into a fresh embedded catalog (separated and fingerprinted with the committed
+# models), scan the fixture uploads, print every match region beside the ground truth, then
+# list the pending matches and write the CSV match report.
 #
 # Each step is a function named step_*, run in the order of STEPS; later stages of aniprint
 # (scan the uploads, review, report) append their own steps.
@@ -25,19 +27,23 @@ step_build() {
   cargo build --release
 }
 
-step_ingest() {
-  "$BIN" --catalog "$CATALOG" ingest fixtures/episodes
+step_scan() {
+  # ingest fixtures/episodes, scan fixtures/uploads, compare with fixtures/truth.csv
+  "$BIN" demo --keep "$CATALOG"
 }
 
 step_list() {
-  "$BIN" --catalog "$CATALOG" ls episodes
-  echo
   "$BIN" --catalog "$CATALOG" ls pieces
   echo
-  "$BIN" --catalog "$CATALOG" catalog stats
+  "$BIN" --catalog "$CATALOG" review ls
 }
 
-STEPS=(step_setup step_build step_ingest step_list)
+step_report() {
+  "$BIN" --catalog "$CATALOG" report -o "$CATALOG/../report.csv"
+  echo "match report: $CATALOG/../report.csv"
+}
+
+STEPS=(step_setup step_build step_scan step_list step_report)
 
 for step in "${STEPS[@]}"; do
   echo "== ${step#step_}"

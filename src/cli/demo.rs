@@ -39,7 +39,7 @@ struct Truth {
     note: String,
 }
 
-/// Run the demo; fails (exit 1) if a ground-truth reuse is missed.
+/// Run the demo and print found/missed ground-truth reuses.
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let tmp;
     let dir = match &args.keep {
@@ -196,7 +196,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             r.score
         )?;
     }
-    Ok(if missed == 0 { Outcome::Ok } else { Outcome::Partial })
+    // A demo reports misses; it does not fail on them (the tests hold the bar).
+    Ok(Outcome::Ok)
 }
 
 fn file_name(p: &Path) -> String {
