@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -531,108 +531,6 @@ pub struct TrainState {
     pub history: Vec<(usize, f64)>,
 }
 
-struct Adam {
-    vars: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl Adam {
-    fn new(vars: Vec<(String, Var)>) -> candle_core::Result<Self> {
-        let m =
-            vars.iter().map(|(_, v)| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
-        let v =
-            vars.iter().map(|(_, v)| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Self { vars, m, v })
-    }
-
-    fn step(
-        &mut self,
-        grads: &candle_core::backprop::GradStore,
-        lr: f64,
-        wd: f64,
-        t: usize,
-    ) -> candle_core::Result<()> {
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        let c1 = 1.0 - b1.powi(t as i32);
-        let c2 = 1.0 - b2.powi(t as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
-            // Detached: a gradient computed from variables carries the step's whole graph, and
-            // moments built from it would keep every past step alive.
-            let Some(g) = grads.get(var.as_tensor()).map(Tensor::detach) else { continue };
-            let g = &g;
-            self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
-            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
-            let w = var.as_tensor();
-            let decayed =
-                if w.rank() >= 2 && wd > 0.0 { (w * (1.0 - lr * wd))? } else { w.clone() };
-            var.set(&(decayed - (update * lr)?)?)?;
-        }
-        Ok(())
-    }
-
-    fn save(&self, path: &Path) -> candle_core::Result<()> {
-        let mut map = std::collections::HashMap::new();
-        for (i, (name, _)) in self.vars.iter().enumerate() {
-            map.insert(format!("m.{name}"), self.m[i].clone());
-            map.insert(format!("v.{name}"), self.v[i].clone());
-        }
-        candle_core::safetensors::save(&map, path)
-    }
-
-    fn load(&mut self, path: &Path, device: &Device) -> candle_core::Result<()> {
-        let map = candle_core::safetensors::load(path, device)?;
-        for (i, (name, _)) in self.vars.iter().enumerate() {
-            if let (Some(m), Some(v)) =
-                (map.get(&format!("m.{name}")), map.get(&format!("v.{name}")))
-            {
-                self.m[i] = m.clone();
-                self.v[i] = v.clone();
-            }
-        }
-        Ok(())
-    }
-}
-
-fn lr_at(opts: &TrainOptions, step: usize) -> f64 {
-    if step < opts.warmup {
-        return opts.lr * (step + 1) as f64 / opts.warmup as f64;
-    }
-    let p = (step - opts.warmup) as f64 / (opts.steps - opts.warmup).max(1) as f64;
-    opts.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
-}
-
-/// Deterministic initialisation from the seed (Candle's CPU RNG cannot be seeded).
-fn init_weights(vars: &[(String, Var)], seed: u64) -> candle_core::Result<()> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    for (name, var) in vars {
-        let dims = var.dims().to_vec();
-        let Some(std) = model::init_std(name, &dims) else { continue };
-        let n: usize = dims.iter().product();
-        let vals: Vec<f32> = (0..n).map(|_| (normal_sample(&mut rng) * std) as f32).collect();
-        var.set(&Tensor::from_vec(vals, dims, var.device())?)?;
-    }
-    Ok(())
-}
-
-fn normal_sample(rng: &mut StdRng) -> f64 {
-    // Box-Muller.
-    let u1: f64 = rng.random::<f64>().max(1e-12);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-fn batch_rng(seed: u64, step: usize, item: usize) -> StdRng {
-    // SplitMix-style mixing keeps neighbouring (step, item) streams unrelated.
-    let mut z = seed
-        ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (item as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    StdRng::seed_from_u64(z ^ (z >> 31))
-}
-
 /// Build one batch of patches: `pairs` anchors, then their positives.
 pub fn make_batch(
     opts: &TrainOptions,
@@ -650,7 +548,7 @@ pub fn make_batch(
         .map_init(
             || (FrontEnd::new(cfg), Convolver::new(), Vec::new(), Vec::new()),
             |(fe, conv, scratch, padded), i| {
-                let mut rng = batch_rng(opts.seed, step, i);
+                let mut rng = crate::optim::batch_rng(opts.seed, step, i);
                 let (si, start) = sampler.draw(&mut rng, &corpus.train, seg, margin);
                 let src = &corpus.train[si];
                 let shift = if margin > 1 {
@@ -757,8 +655,8 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let vb = VarBuilder::from_varmap(&map, DType::F32, &device);
     let encoder = Encoder::new(&opts.fingerprint.model, vb)?;
     let vars = model::sorted_vars(&map);
-    init_weights(&vars, opts.seed)?;
-    let mut adam = Adam::new(vars)?;
+    crate::optim::init_weights(&vars, opts.seed, model::init_std)?;
+    let mut adam = crate::optim::Adam::new(vars)?;
     let ckpt = opts.state.join("checkpoint.safetensors");
     let adam_path = opts.state.join("adam.safetensors");
     let state_path = opts.state.join("state.json");
@@ -800,7 +698,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         let z = fp.encoder.forward(&x)?;
         let loss = nt_xent(&z, opts.temperature)?;
         let grads = loss.backward()?;
-        let lr = lr_at(opts, step);
+        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.steps, step);
         adam.step(&grads, lr, opts.weight_decay, step + 1)?;
         let l = f64::from(loss.to_scalar::<f32>()?);
         state.loss = if step == 0 || state.loss == 0.0 { l } else { 0.98 * state.loss + 0.02 * l };
@@ -823,33 +721,20 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             state.step, l, state.loss, state.val_top1, state.elapsed_s
         );
         if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
-            save_checkpoint(&map, &adam, &state, &ckpt, &adam_path, &state_path)?;
+            crate::optim::save_checkpoint(
+                &map,
+                &adam,
+                &state,
+                &crate::optim::CheckpointPaths {
+                    weights: ckpt.clone(),
+                    adam: adam_path.clone(),
+                    state: state_path.clone(),
+                },
+            )?;
         }
     }
     write_model(&map, &card(&state), &opts.out)?;
     Ok(state)
-}
-
-fn save_checkpoint(
-    map: &VarMap,
-    adam: &Adam,
-    state: &TrainState,
-    ckpt: &Path,
-    adam_path: &Path,
-    state_path: &Path,
-) -> Result<()> {
-    // Write all three beside their names, then rename: a kill leaves the previous set whole or
-    // the new weights with the previous state (which resumes a few steps early, harmlessly).
-    let tmp = ckpt.with_extension("partial");
-    map.save(&tmp)?;
-    let tmp_adam = adam_path.with_extension("partial");
-    adam.save(&tmp_adam)?;
-    let tmp_state = state_path.with_extension("partial");
-    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&tmp_state, json).map_err(|e| Error::io(&tmp_state, e))?;
-    std::fs::rename(&tmp_adam, adam_path).map_err(|e| Error::io(adam_path, e))?;
-    std::fs::rename(&tmp, ckpt).map_err(|e| Error::io(ckpt, e))?;
-    std::fs::rename(&tmp_state, state_path).map_err(|e| Error::io(state_path, e))
 }
 
 /// Write `weights.safetensors` and `card.toml` into `dir`.

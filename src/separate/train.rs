@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use rand::RngExt;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -305,16 +305,6 @@ pub fn patch_tensors(
     (feats, mix, tgt)
 }
 
-fn batch_rng(seed: u64, step: usize, item: usize) -> StdRng {
-    // SplitMix-style mixing keeps neighbouring (step, item) streams unrelated.
-    let mut z = seed
-        ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ (item as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    StdRng::seed_from_u64(z ^ (z >> 31))
-}
-
 /// One batch for `step`: features `(B, T, F)`, mixture magnitudes `(B, T, F)`, targets
 /// `(B, T, F, 2)`.
 pub fn make_batch(
@@ -329,7 +319,7 @@ pub fn make_batch(
     let items: Vec<_> = (0..opts.batch)
         .into_par_iter()
         .map(|i| {
-            let mut rng = batch_rng(opts.seed, step, i);
+            let mut rng = crate::optim::batch_rng(opts.seed, step, i);
             let (v, b) = make_mixture(&opts.mix, pools, &mut rng, len, cfg.target_rms);
             patch_tensors(cfg, &stft, &v, &b)
         })
@@ -350,103 +340,11 @@ pub fn make_batch(
     ))
 }
 
-/// AdamW with moments that are checkpointed (so resuming is exact).
-struct AdamW {
-    vars: Vec<(String, Var)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
-}
-
-impl AdamW {
-    fn new(vars: Vec<(String, Var)>) -> candle_core::Result<Self> {
-        let zeros = |vars: &[(String, Var)]| {
-            vars.iter().map(|(_, v)| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()
-        };
-        Ok(Self { m: zeros(&vars)?, v: zeros(&vars)?, vars })
-    }
-
-    fn step(
-        &mut self,
-        grads: &candle_core::backprop::GradStore,
-        lr: f64,
-        wd: f64,
-        t: usize,
-    ) -> candle_core::Result<()> {
-        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8);
-        let c1 = 1.0 - b1.powi(t as i32);
-        let c2 = 1.0 - b2.powi(t as i32);
-        for (i, (_, var)) in self.vars.iter().enumerate() {
-            // Detached: the gradient carries the step's graph; moments built from it would keep
-            // every past step alive (an OOM after ~130 steps).
-            let Some(g) = grads.get(var.as_tensor()).map(Tensor::detach) else { continue };
-            let g = &g;
-            self.m[i] = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
-            self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let update = ((&self.m[i] / c1)? / ((&self.v[i] / c2)?.sqrt()? + eps)?)?;
-            let w = var.as_tensor();
-            let decayed =
-                if w.rank() >= 2 && wd > 0.0 { (w * (1.0 - lr * wd))? } else { w.clone() };
-            var.set(&(decayed - (update * lr)?)?)?;
-        }
-        Ok(())
-    }
-
-    fn save(&self, path: &Path) -> candle_core::Result<()> {
-        let mut map = std::collections::HashMap::new();
-        for (i, (name, _)) in self.vars.iter().enumerate() {
-            map.insert(format!("m.{name}"), self.m[i].clone());
-            map.insert(format!("v.{name}"), self.v[i].clone());
-        }
-        candle_core::safetensors::save(&map, path)
-    }
-
-    fn load(&mut self, path: &Path, device: &Device) -> candle_core::Result<()> {
-        let map = candle_core::safetensors::load(path, device)?;
-        for (i, (name, _)) in self.vars.iter().enumerate() {
-            if let (Some(m), Some(v)) =
-                (map.get(&format!("m.{name}")), map.get(&format!("v.{name}")))
-            {
-                self.m[i] = m.clone();
-                self.v[i] = v.clone();
-            }
-        }
-        Ok(())
-    }
-}
-
-fn lr_at(opts: &TrainOptions, step: usize) -> f64 {
-    if step < opts.warmup {
-        return opts.lr * (step + 1) as f64 / opts.warmup as f64;
-    }
-    let p = (step - opts.warmup) as f64 / (opts.steps - opts.warmup).max(1) as f64;
-    opts.lr * (0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
-}
-
-/// Deterministic initialisation from the seed (Candle's CPU RNG cannot be seeded).
-fn init_weights(vars: &[(String, Var)], seed: u64) -> candle_core::Result<()> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    for (name, var) in vars {
-        let dims = var.dims().to_vec();
-        let Some(std) = model::init_std(name, &dims) else { continue };
-        let n: usize = dims.iter().product();
-        let vals: Vec<f32> = (0..n).map(|_| (normal_sample(&mut rng) * std) as f32).collect();
-        var.set(&Tensor::from_vec(vals, dims, var.device())?)?;
-    }
-    Ok(())
-}
-
-fn normal_sample(rng: &mut StdRng) -> f64 {
-    // Box-Muller.
-    let u1: f64 = rng.random::<f64>().max(1e-12);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
 /// A freshly initialised network for `cfg` (deterministic in `seed`) and its variables.
 pub fn init_model(cfg: &Config, seed: u64, device: &Device) -> Result<(VarMap, UNet)> {
     let map = VarMap::new();
     let net = UNet::new(cfg, VarBuilder::from_varmap(&map, DType::F32, device))?;
-    init_weights(&model::sorted_vars(&map), seed)?;
+    crate::optim::init_weights(&model::sorted_vars(&map), seed, model::init_std)?;
     Ok((map, net))
 }
 
@@ -504,7 +402,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let vars = model::sorted_vars(&map);
     let trainable: Vec<(String, Var)> =
         vars.iter().filter(|(n, _)| model::is_trainable(n)).cloned().collect();
-    let mut adam = AdamW::new(trainable)?;
+    let mut adam = crate::optim::Adam::new(trainable)?;
     let ckpt = opts.state.join("checkpoint.safetensors");
     let adam_path = opts.state.join("adam.safetensors");
     let state_path = opts.state.join("state.json");
@@ -557,7 +455,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         let (masks, stats) = sep.net().forward_t(&x, true)?;
         let loss = model::loss(&masks, &mix, &tgt, opts.config.loss)?;
         let grads = loss.backward()?;
-        let lr = lr_at(opts, step);
+        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.steps, step);
         adam.step(&grads, lr, opts.weight_decay, step + 1)?;
         update_running_stats(&map, &stats)?;
         let l = f64::from(loss.to_scalar::<f32>()?);
@@ -584,33 +482,20 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             state.step, l, state.loss, state.val_sdr, state.elapsed_s
         );
         if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
-            save_checkpoint(&map, &adam, &state, &ckpt, &adam_path, &state_path)?;
+            crate::optim::save_checkpoint(
+                &map,
+                &adam,
+                &state,
+                &crate::optim::CheckpointPaths {
+                    weights: ckpt.clone(),
+                    adam: adam_path.clone(),
+                    state: state_path.clone(),
+                },
+            )?;
         }
     }
     write_model(&map, &card(&state), &opts.out)?;
     Ok(state)
-}
-
-fn save_checkpoint(
-    map: &VarMap,
-    adam: &AdamW,
-    state: &TrainState,
-    ckpt: &Path,
-    adam_path: &Path,
-    state_path: &Path,
-) -> Result<()> {
-    // Write all three beside their names, then rename: a kill leaves the previous set whole or
-    // the new weights with the previous state (which resumes a few steps early, harmlessly).
-    let tmp = ckpt.with_extension("partial");
-    map.save(&tmp)?;
-    let tmp_adam = adam_path.with_extension("partial");
-    adam.save(&tmp_adam)?;
-    let tmp_state = state_path.with_extension("partial");
-    let json = serde_json::to_string_pretty(state).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&tmp_state, json).map_err(|e| Error::io(&tmp_state, e))?;
-    std::fs::rename(&tmp_adam, adam_path).map_err(|e| Error::io(adam_path, e))?;
-    std::fs::rename(&tmp, ckpt).map_err(|e| Error::io(ckpt, e))?;
-    std::fs::rename(&tmp_state, state_path).map_err(|e| Error::io(state_path, e))
 }
 
 /// Write `weights.safetensors` and `card.toml` into `dir`.
