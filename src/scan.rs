@@ -56,7 +56,7 @@ impl Default for ScanOptions {
             // at most 0.85 over 3 s and 0.76 over 7 s.
             threshold: 0.70,
             threshold_scale: 0.4,
-            bands: (0.85, 0.95),
+            bands: (0.8, 0.9),
             stream: StreamSelect::Default,
             window_s: 300.0,
         }
