@@ -175,6 +175,25 @@ pub fn save_checkpoint(
     std::fs::rename(&tmp_state, &paths.state).map_err(|e| Error::io(&paths.state, e))
 }
 
+/// Write `weights.safetensors` and `card.toml` into `dir`, each beside its name then renamed.
+pub fn write_model(map: &VarMap, card: &impl Serialize, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let w = dir.join("weights.safetensors");
+    let tmp = dir.join("weights.partial");
+    map.save(&tmp)?;
+    std::fs::rename(&tmp, &w).map_err(|e| Error::io(&w, e))?;
+    write_card(card, dir)
+}
+
+/// Write (or rewrite) `dir/card.toml` atomically.
+pub fn write_card(card: &impl Serialize, dir: &Path) -> Result<()> {
+    let text = toml::to_string_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
+    let c = dir.join("card.toml");
+    let tmp = dir.join("card.partial");
+    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &c).map_err(|e| Error::io(&c, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,6 @@
 //! its end, so memory holds one piece at a time. A source that moved or changed (its SHA-256
 //! differs from ingest) fails its pieces; the other episodes go on.
 
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +13,7 @@ use aniprint::catalog::{Episode, Piece, PieceStatus};
 use aniprint::media::write::{AudioFormat, write_audio};
 use aniprint::media::{self, DecodeOptions, StreamSelect};
 use aniprint::progress::{Progress, Stage};
+use aniprint::report::escape_cell;
 use aniprint::units::SampleRate;
 use anyhow::{Context as _, anyhow, bail};
 
@@ -322,16 +322,6 @@ fn write_manifest(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
     drop(w);
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-/// A cell that a spreadsheet would run as a formula (`= + - @`, tab, CR first) gets a leading
-/// apostrophe (OWASP's CSV injection advice).
-pub fn escape_cell(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        Cow::Owned(format!("'{cell}"))
-    } else {
-        Cow::Borrowed(cell)
-    }
 }
 
 /// A name usable as one path component: separators and control characters become `_`, and

@@ -733,20 +733,8 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             )?;
         }
     }
-    write_model(&map, &card(&state), &opts.out)?;
+    crate::optim::write_model(&map, &card(&state), &opts.out)?;
     Ok(state)
-}
-
-/// Write `weights.safetensors` and `card.toml` into `dir`.
-pub fn write_model(map: &VarMap, card: &ModelCard, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let w = dir.join("weights.safetensors");
-    let tmp = dir.join("weights.partial");
-    map.save(&tmp)?;
-    std::fs::rename(&tmp, &w).map_err(|e| Error::io(&w, e))?;
-    let text = toml::to_string_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
-    let c = dir.join("card.toml");
-    std::fs::write(&c, text).map_err(|e| Error::io(&c, e))
 }
 
 fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml::Table {

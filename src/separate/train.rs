@@ -6,7 +6,7 @@
 //! `(seed, step, item)`, and the Adam moments are checkpointed with the weights, so a run killed
 //! at any point and resumed takes the same steps as one that never stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
@@ -498,16 +498,6 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     Ok(state)
 }
 
-/// Write `weights.safetensors` and `card.toml` into `dir`.
-pub fn write_model(map: &VarMap, card: &ModelCard, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let w = dir.join("weights.safetensors");
-    let tmp = dir.join("weights.partial");
-    map.save(&tmp)?;
-    std::fs::rename(&tmp, &w).map_err(|e| Error::io(&w, e))?;
-    write_card(card, dir)
-}
-
 /// Floats in a card rounded to 4 decimals (f32 settings otherwise print as 0.30000001192092896).
 pub fn round_floats(v: toml::Value) -> toml::Value {
     match v {
@@ -520,14 +510,7 @@ pub fn round_floats(v: toml::Value) -> toml::Value {
     }
 }
 
-/// Write `card.toml` into `dir` (through a temporary file).
-pub fn write_card(card: &ModelCard, dir: &Path) -> Result<()> {
-    let text = toml::to_string_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
-    let c = dir.join("card.toml");
-    let tmp = dir.join("card.partial");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &c).map_err(|e| Error::io(&c, e))
-}
+pub use crate::optim::{write_card, write_model};
 
 fn provenance(
     opts: &TrainOptions,
