@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use aniprint::eval::{self, EvalOptions};
+use aniprint::index::{IndexOptions, SearchKind};
 use aniprint::fingerprint::train::{self, DEFAULT_VAL_PACKAGES};
 use aniprint::fingerprint::{DEFAULT_MODEL, Fingerprinter, models_dir};
 use candle_core::Device;
@@ -49,6 +50,15 @@ pub struct FingerprintArgs {
     /// Seed for query positions and degradations.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Searches to score over the same queries: exact (flat L2), ann (arroy), or both.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "exact")]
+    search: Vec<SearchKind>,
+    /// arroy search_k (candidates examined per query segment) for --search ann.
+    #[arg(long)]
+    search_k: Option<usize>,
+    /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
+    #[arg(long, default_value_t = 1)]
+    phases: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -97,6 +107,12 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         lengths: a.lengths,
         conditions: a.conditions,
         seed: a.seed,
+        search: a.search,
+        phases: a.phases,
+        index: IndexOptions {
+            search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
+            ..IndexOptions::default()
+        },
         ..EvalOptions::default()
     };
     let report = eval::evaluate(&fp, &queries_from, &distractors, &opts, &sink)?;
