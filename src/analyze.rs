@@ -7,6 +7,9 @@ use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::{IndexKey, Stem};
 use crate::units::SampleRate;
 
+/// Fingerprints of phase-shifted copies of one audio: `(shift in hops, fingerprints)`.
+pub type PhasedFingerprints = Vec<(f64, Fingerprints)>;
+
 /// Splits a mixture into (voice, background), same length and rate as the input.
 pub trait StemSplitter: Send + Sync {
     /// Separate `mix` (mono, at [`StemSplitter::rate`]).
@@ -70,6 +73,40 @@ impl Analyzer {
     /// The index key of `stem` for this model.
     pub fn key(&self, stem: Stem) -> IndexKey {
         IndexKey::new(self.model(), stem)
+    }
+
+    /// [`Analyzer::analyze`] for phase-shifted copies of `audio`: copy `k` of `phases` starts
+    /// `k / phases` of a hop later (`(shift in hops, fingerprints)` per stem). Copies that would
+    /// hold no whole segment are left out, copy 0 always comes; separation runs once.
+    pub fn analyze_phases(
+        &self,
+        audio: &[f32],
+        phases: usize,
+    ) -> Result<Vec<(Stem, PhasedFingerprints)>> {
+        let cfg = self.fingerprinter.config();
+        let shifts: Vec<usize> = (0..phases.max(1))
+            .map(|k| k * cfg.hop / phases.max(1))
+            .filter(|&s| s == 0 || audio.len() >= s + cfg.segment)
+            .collect();
+        let mut stems = vec![(Stem::Mix, audio.to_vec())];
+        if let Some(s) = &self.splitter {
+            let (voice, background) = s.split(audio)?;
+            stems.push((Stem::Voice, voice));
+            stems.push((Stem::Background, background));
+        }
+        stems
+            .into_iter()
+            .map(|(stem, a)| {
+                let copies = shifts
+                    .iter()
+                    .map(|&s| {
+                        let f = self.fingerprinter.fingerprint(&a[s.min(a.len())..])?;
+                        Ok((s as f64 / cfg.hop as f64, f))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((stem, copies))
+            })
+            .collect()
     }
 
     /// Fingerprints of the mix and, with a separator, of each stem. `audio` is mono at

@@ -20,13 +20,13 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
+use crate::catalog::Catalog;
 use crate::fingerprint::augment::{self, Convolver};
 use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip};
 use crate::fingerprint::{Fingerprinter, Fingerprints};
-use crate::catalog::Catalog;
 use crate::index::vote::Candidate;
 use crate::index::{
-    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote,
+    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote_phases,
 };
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -309,28 +309,17 @@ pub fn evaluate(
                     };
                     let mut seg_hits = seg_hits.into_iter();
                     for ((si, start, _), phased) in qs.iter().zip(&fps) {
-                        // Every phase votes; alignments are compared by mean support per
-                        // segment (phases can have one segment fewer).
-                        let mut cands: Vec<(Candidate, f64, f32)> = Vec::new();
-                        for (shift, f) in phased {
-                            let hits: Vec<Vec<Hit>> = seg_hits.by_ref().take(f.len()).collect();
-                            for c in vote(&hits, 10) {
-                                let at = c.offset_segments as f64 * cfg.hop as f64 - *shift as f64;
-                                let mean = c.score / f.len().max(1) as f32;
-                                cands.push((c, at, mean));
-                            }
-                        }
-                        cands.sort_by(|a, b| b.2.total_cmp(&a.2));
-                        let mut kept: Vec<(Candidate, f64, f32)> = Vec::new();
-                        for c in cands {
-                            let dup = kept.iter().any(|k| {
-                                k.0.piece == c.0.piece && (k.1 - c.1).abs() < cfg.hop as f64
-                            });
-                            if !dup && kept.len() < 10 {
-                                kept.push(c);
-                            }
-                        }
-                        let cands = kept;
+                        let voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
+                            .iter()
+                            .map(|(shift, f)| {
+                                let hits = seg_hits.by_ref().take(f.len()).collect();
+                                (*shift as f64 / cfg.hop as f64, hits)
+                            })
+                            .collect();
+                        let cands: Vec<(Candidate, f64, f32)> = vote_phases(&voted, 10)
+                            .into_iter()
+                            .map(|c| (c.candidate, c.offset_hops * cfg.hop as f64, c.support))
+                            .collect();
                         let truth_name = &names[*si];
                         let is_at = |c: &(Candidate, f64, f32), tol: f64| {
                             &c.0.piece == truth_name

@@ -36,7 +36,8 @@ use crate::Result;
 use crate::fingerprint::Fingerprints;
 pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions};
 pub use vote::{
-    Candidate, EpisodeRegion, PiecePlacement, Region, RegionParams, episode_regions, regions, vote,
+    Candidate, EpisodeRegion, PhasedCandidate, PiecePlacement, Region, RegionParams,
+    episode_regions, regions, vote, vote_phases,
 };
 
 /// Which signal a fingerprint was computed from: the full mix or one separated stem.

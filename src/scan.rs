@@ -12,7 +12,7 @@ use crate::analyze::Analyzer;
 use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
 use crate::fingerprint::Fingerprints;
 use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
-use crate::index::{CatalogIndex, Hit, SearchKind, Stem, VectorStore};
+use crate::index::{CatalogIndex, SearchKind, Stem, VectorStore};
 use crate::media::{self, DecodeOptions, StreamSelect};
 use crate::progress::{Progress, Stage};
 use crate::review::ReviewConfig;
@@ -344,8 +344,10 @@ pub struct QueryAnswer {
     pub votes: u32,
 }
 
-/// Find where a short clip comes from: per stem, top-k per segment, sequence voting, the
-/// best `top` answers over all stems by score.
+/// Find where a short clip comes from: per stem, top-k per segment, sequence voting over
+/// `phases` sub-hop shifts of the clip (see [`vote::vote_phases`]), the best `top` answers over
+/// all stems by score.
+#[allow(clippy::too_many_arguments)]
 pub fn query_file(
     catalog: &Catalog,
     index: &CatalogIndex<&Catalog>,
@@ -353,17 +355,35 @@ pub fn query_file(
     path: &Path,
     top: usize,
     search: SearchKind,
+    phases: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<QueryAnswer>> {
-    let (stems, _) = fingerprint_file(analyzer, path, &StreamSelect::Default, 3600.0, progress)?;
+    progress.stage(Stage::Decoding);
+    let opts = DecodeOptions { rate: analyzer.rate(), channels: 1, ..DecodeOptions::default() };
+    let audio = media::decode(path, &opts)?;
+    if audio.is_empty() {
+        return Err(Error::BadAudio {
+            path: path.into(),
+            reason: "no audio samples decoded".into(),
+        });
+    }
+    progress.stage(Stage::Fingerprinting);
+    let stems = analyzer.analyze_phases(&audio, phases)?;
     progress.stage(Stage::Searching);
     let hop = analyzer.fingerprinter().config().hop_seconds().0;
     let mut places = Placements { catalog, cache: HashMap::new() };
     let mut all = Vec::new();
-    for (stem, fps) in &stems {
-        let hits: Vec<Vec<Hit>> = index.search_batch(&analyzer.key(*stem), fps, 20, search)?;
-        for c in vote::vote(&hits, top) {
-            let Some(place) = places.get(&c.piece) else { continue };
+    for (stem, copies) in &stems {
+        let key = analyzer.key(*stem);
+        let voted = copies
+            .iter()
+            .map(|(shift, fps)| Ok((*shift, index.search_batch(&key, fps, 20, search)?)))
+            .collect::<Result<Vec<_>>>()?;
+        // Scores are per-segment support scaled to the unshifted copy's segment count, so
+        // they read as before (a sum of similarities) and compare across stems.
+        let full = copies.first().map_or(1, |(_, f)| f.len()) as f32;
+        for c in vote::vote_phases(&voted, top) {
+            let Some(place) = places.get(&c.candidate.piece) else { continue };
             let ep = catalog.episode(&place.episode)?;
             all.push(QueryAnswer {
                 rank: 0,
@@ -372,10 +392,10 @@ pub fn query_file(
                 episode: ep.id.clone(),
                 title: ep.title.clone(),
                 source: ep.path.clone(),
-                piece: c.piece.clone(),
-                offset_s: place.start_s + c.offset_segments as f64 * hop,
-                score: c.score,
-                votes: c.votes,
+                piece: c.candidate.piece.clone(),
+                offset_s: place.start_s + c.offset_hops * hop,
+                score: c.support * full,
+                votes: c.candidate.votes,
             });
         }
     }

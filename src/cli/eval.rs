@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use aniprint::eval::{self, EvalOptions};
-use aniprint::index::{IndexOptions, SearchKind};
 use aniprint::fingerprint::train::{self, DEFAULT_VAL_PACKAGES};
 use aniprint::fingerprint::{DEFAULT_MODEL, Fingerprinter, models_dir};
+use aniprint::index::{IndexOptions, SearchKind};
 use candle_core::Device;
 
 use super::train::BarSink;

@@ -132,6 +132,10 @@ pub struct QueryArgs {
     /// Only the mix: do not separate voice and background.
     #[arg(long)]
     no_separate: bool,
+    /// Sub-hop shifts of the clip voted together (1 = only the segment grid; more is slower
+    /// and more exact: 4 puts one copy within 1/16 s of any reference grid).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
+    phases: u16,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -149,6 +153,7 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         &args.clip,
         args.top,
         args.search,
+        usize::from(args.phases),
         &aniprint::progress::NoProgress,
     )?;
     if args.json {

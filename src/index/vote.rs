@@ -11,6 +11,12 @@
 //! and reference segments sit on grids that are shifted by an unknown fraction of the hop, so a
 //! true alignment shows up at `offset` and `offset + 1`: every comparison of offsets allows a
 //! tolerance of one segment, and counts each query segment at most once per candidate.
+//!
+//! That grid shift also costs similarity (a query segment a quarter hop off its reference
+//! segment is a different second of audio), enough that a musically similar passage elsewhere
+//! that happens to sit on the query's grid can outscore the truth. [`vote_phases`] votes with
+//! copies of the query shifted by fractions of a hop and keeps the best-supported alignment:
+//! one phase always lies within `hop / (2 x phases)` of the reference grid.
 
 use std::collections::HashMap;
 
@@ -113,6 +119,54 @@ pub fn vote(hits: &[Vec<Hit>], top: usize) -> Vec<Candidate> {
                 first_q: s.first_q,
                 last_q: s.last_q,
             });
+        }
+    }
+    out
+}
+
+/// One alignment from [`vote_phases`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhasedCandidate {
+    /// The winning phase's candidate (its `offset_segments` is on that phase's grid).
+    pub candidate: Candidate,
+    /// Where the query's first sample lines up in the piece, in hops (fractional).
+    pub offset_hops: f64,
+    /// Mean similarity of support per query segment of the winning phase (segments without an
+    /// agreeing hit count 0): comparable across phases with different segment counts.
+    pub support: f32,
+}
+
+/// [`vote`] for phase-shifted copies of one query: `phases[i] = (shift, hits)`, where `shift`
+/// is how far (in hops, `0 <= shift < 1`) the copy starts after the query, and `hits[q]` are
+/// the nearest stored segments of the copy's segment `q`. Alignments within a hop of a better
+/// one on the same piece are dropped; the best `top` by [`PhasedCandidate::support`] return.
+pub fn vote_phases(phases: &[(f64, Vec<Vec<Hit>>)], top: usize) -> Vec<PhasedCandidate> {
+    let mut all: Vec<PhasedCandidate> = Vec::new();
+    for (shift, hits) in phases {
+        let n = hits.len().max(1) as f32;
+        all.extend(vote(hits, top).into_iter().map(|c| PhasedCandidate {
+            offset_hops: c.offset_segments as f64 - shift,
+            support: c.score / n,
+            candidate: c,
+        }));
+    }
+    all.sort_by(|a, b| {
+        b.support
+            .total_cmp(&a.support)
+            .then(b.candidate.votes.cmp(&a.candidate.votes))
+            .then(a.candidate.piece.cmp(&b.candidate.piece))
+            .then(a.offset_hops.total_cmp(&b.offset_hops))
+    });
+    let mut out: Vec<PhasedCandidate> = Vec::with_capacity(top);
+    for c in all {
+        if out.len() >= top {
+            break;
+        }
+        let shadowed = out.iter().any(|k| {
+            k.candidate.piece == c.candidate.piece && (k.offset_hops - c.offset_hops).abs() < 1.0
+        });
+        if !shadowed {
+            out.push(c);
         }
     }
     out
@@ -517,6 +571,30 @@ mod tests {
         assert!((c.offset_segments - 100).abs() <= 1);
         assert_eq!((c.votes, c.first_q, c.last_q), (5, 0, 4));
         assert!(vote(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn phases_prefer_the_aligned_copy_and_report_a_fractional_offset() {
+        // Phase 0 sits between grid points of the truth (mediocre similarity) and exactly on a
+        // similar passage elsewhere; phase 0.5 lines up with the truth.
+        let seg = |piece: &str, s0: u32, sim: f32, n: u32| -> Vec<Vec<Hit>> {
+            (0..n).map(|q| vec![hit(piece, s0 + q, sim)]).collect()
+        };
+        let mut p0 = seg("truth-000000000", 40, 0.90, 5);
+        for (q, h) in seg("other-000000000", 7, 0.93, 5).into_iter().enumerate() {
+            p0[q].extend(h);
+        }
+        let p1 = seg("truth-000000000", 41, 0.99, 4);
+        let out = vote_phases(&[(0.0, p0.clone()), (0.5, p1)], 5);
+        assert_eq!(out[0].candidate.piece, "truth-000000000");
+        assert!((out[0].offset_hops - 40.5).abs() < 1e-9);
+        assert!(out[0].support > 0.98);
+        // The truth's phase-0 alignment is within a hop of the winner: shadowed, not repeated.
+        assert_eq!(out.iter().filter(|c| c.candidate.piece == "truth-000000000").count(), 1);
+        // One phase alone is plain voting.
+        let one = vote_phases(&[(0.0, p0)], 5);
+        assert_eq!(one[0].candidate.piece, "other-000000000");
+        assert!(vote_phases(&[], 3).is_empty());
     }
 
     fn params() -> RegionParams {
