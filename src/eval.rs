@@ -196,10 +196,14 @@ pub fn sources_from_dir(
 
 /// Evaluate `fp`: queries come from `queries_from`, the search runs over `queries_from` plus
 /// `distractors` (audio no query comes from, making the search harder, as a real catalog would).
+/// Background noise is drawn from `noise` (recorded audio, 70% of the time) or synthesised
+/// (coloured noise); `noise` must not overlap the reference, or a loud noise is itself a
+/// correct match for the query.
 pub fn evaluate(
     fp: &Fingerprinter,
     queries_from: &[Source],
     distractors: &[Source],
+    noise: &[Source],
     opts: &EvalOptions,
     progress: &dyn Progress,
 ) -> Result<Report> {
@@ -269,14 +273,7 @@ pub fn evaluate(
                     if augment::rms(&s.clean[start..start + len]) < 3e-3 {
                         continue;
                     }
-                    let q = degrade.apply(
-                        &mut rng,
-                        &mut conv,
-                        s,
-                        start,
-                        len,
-                        distractors_or(distractors, queries_from),
-                    );
+                    let q = degrade.apply(&mut rng, &mut conv, s, start, len, noise);
                     qs.push((si, start, q));
                 }
                 // Per query, its phase-shifted copies: (shift in samples, fingerprints).
@@ -444,10 +441,6 @@ fn best_correlation(a: &[f32], b: &[f32]) -> f32 {
             (c / (ea * eb).sqrt().max(1e-12)) as f32
         })
         .fold(0.0, f32::max)
-}
-
-fn distractors_or<'a>(distractors: &'a [Source], fallback: &'a [Source]) -> &'a [Source] {
-    if distractors.is_empty() { fallback } else { distractors }
 }
 
 fn hash_str(s: &str) -> u64 {

@@ -249,6 +249,19 @@ impl Fingerprinter {
         Self { card, encoder, device, batch: 256 }
     }
 
+    /// The same model on another segment grid: a segment every `hop` samples instead of its
+    /// card's (a denser reference grid trades index size for alignment; see `eval --hop-s`).
+    pub fn with_hop(mut self, hop: usize) -> Result<Self> {
+        if hop == 0 || hop > self.card.config.segment {
+            return Err(Error::Invalid(format!(
+                "hop of {hop} samples: must be 1..={} (one segment)",
+                self.card.config.segment
+            )));
+        }
+        self.card.config.hop = hop;
+        Ok(self)
+    }
+
     /// The card.
     pub fn card(&self) -> &ModelCard {
         &self.card

@@ -51,9 +51,9 @@ impl Default for ScanOptions {
             top_k: 10,
             region: RegionParams { min_similarity: 0.45, ..RegionParams::default() },
             min_duration_s: 2.5,
-            // Calibrated on the fixtures with fingerprint-v1: true reuse scores 0.81-1.00 (0.81
-            // for a 10 s low-bitrate AAC copy), chance look-alikes of the same synthetic voices
-            // at most 0.85 over 3 s and 0.76 over 7 s.
+            // Calibrated on the fixtures (fingerprint-v1, re-checked with each new default
+            // model): true reuse scores 0.81-1.00 (0.81 for a 10 s low-bitrate AAC copy), chance
+            // look-alikes of the same synthetic voices at most 0.85 over 3 s and 0.76 over 7 s.
             threshold: 0.70,
             threshold_scale: 0.4,
             bands: (0.8, 0.9),

@@ -59,6 +59,9 @@ pub struct FingerprintArgs {
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
+    /// Segment hop in seconds for references and queries (default: the model's, 0.5 s).
+    #[arg(long)]
+    hop_s: Option<f64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -71,7 +74,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Separator(a) => return super::separate::eval(a, ctx),
     };
     let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
-    let fp = Fingerprinter::load(&dir, &Device::Cpu)?;
+    let mut fp = Fingerprinter::load(&dir, &Device::Cpu)?;
+    if let Some(h) = a.hop_s {
+        let hop = (h * f64::from(fp.config().rate().0)).round() as usize;
+        fp = fp.with_hop(hop)?;
+    }
     let rate = fp.config().rate();
     let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
     bar.set_style(
@@ -81,8 +88,10 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let sink = BarSink(bar.clone());
-    let (queries_from, distractors) = match (a.refs, a.corpus) {
-        (Some(refs), _) => (eval::sources_from_dir(&refs, rate, &sink)?, Vec::new()),
+    // Recorded noise comes from training packages outside the reference; with --refs there
+    // are none, and the noise is synthetic (coloured) only.
+    let (queries_from, distractors, noise) = match (a.refs, a.corpus) {
+        (Some(refs), _) => (eval::sources_from_dir(&refs, rate, &sink)?, Vec::new(), Vec::new()),
         (None, Some(corpus)) => {
             let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();
             let c = train::load_corpus(&corpus, &a.cache, rate, &val, &sink)?;
@@ -90,15 +99,12 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             let mut train = c.train;
             train.sort_by_key(|s| s.clean.len());
             let mut budget = a.distractor_hours * 3600.0 * f64::from(rate.0);
-            let distractors: Vec<_> = train
-                .into_iter()
-                .filter(|s| {
-                    let take = budget > 0.0;
-                    budget -= s.clean.len() as f64;
-                    take
-                })
-                .collect();
-            (c.val, distractors)
+            let (distractors, noise): (Vec<_>, Vec<_>) = train.into_iter().partition(|s| {
+                let take = budget > 0.0;
+                budget -= s.clean.len() as f64;
+                take
+            });
+            (c.val, distractors, noise)
         }
         (None, None) => anyhow::bail!("give --refs DIR or --corpus DIR"),
     };
@@ -115,7 +121,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         },
         ..EvalOptions::default()
     };
-    let report = eval::evaluate(&fp, &queries_from, &distractors, &opts, &sink)?;
+    let report = eval::evaluate(&fp, &queries_from, &distractors, &noise, &opts, &sink)?;
     bar.finish_and_clear();
     if a.json {
         print_json(&report)?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use aniprint::analyze::Analyzer;
 use aniprint::fingerprint::Fingerprinter;
-use aniprint::index::vote::RegionParams;
 use aniprint::index::{CatalogIndex, SearchKind};
 use aniprint::media::StreamSelect;
 use aniprint::scan::{self, ScanOptions};
@@ -27,13 +26,13 @@ pub struct ScanArgs {
     /// Uploads to scan (any media FFmpeg reads; folders are walked).
     #[arg(required = true, value_name = "UPLOAD")]
     paths: Vec<PathBuf>,
-    /// Drop regions shorter than this, seconds.
-    #[arg(long, default_value_t = 2.5)]
-    min_duration: f64,
+    /// Drop regions shorter than this, seconds [default: 2.5].
+    #[arg(long)]
+    min_duration: Option<f64>,
     /// Score floor: a region needs a mean similarity of at least THRESHOLD + 0.4/sqrt(segments)
-    /// (calibrated for fingerprint-v1).
-    #[arg(long, default_value_t = 0.70)]
-    threshold: f32,
+    /// [default: 0.70, calibrated on the fixtures].
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Exact (flat L2) or approximate (arroy) search.
     #[arg(long, value_enum, default_value_t = SearchKind::Exact)]
     search: SearchKind,
@@ -54,13 +53,13 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let catalog = ctx.open_catalog()?;
     let index = CatalogIndex::open(&catalog)?;
     let analyzer = load_analyzer(args.no_separate)?;
+    let defaults = ScanOptions::default();
     let opts = ScanOptions {
         search: args.search,
-        min_duration_s: args.min_duration,
-        threshold: args.threshold,
+        min_duration_s: args.min_duration.unwrap_or(defaults.min_duration_s),
+        threshold: args.threshold.unwrap_or(defaults.threshold),
         stream: args.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
-        region: RegionParams { min_similarity: 0.45, ..RegionParams::default() },
-        ..ScanOptions::default()
+        ..defaults
     };
     let (files, mut failed) = aniprint::ingest::collect_inputs(&args.paths, true);
     let bars = Bars::new(&ctx.multi, files.len() as u64, "uploads", true);
