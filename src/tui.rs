@@ -7,8 +7,9 @@
 //! [`Runtime`] carries effects out: quick catalog writes (review decisions, piece statuses,
 //! rights records) on the UI thread in short transactions, long work (ingest, scan, exports,
 //! rights import) as [`jobs`] on worker threads that report through a [`crate::progress::Progress`]
-//! over one channel, so the UI never blocks. [`run`] owns the terminal: raw mode, alternate
-//! screen, mouse capture, and a panic hook that restores the terminal first.
+//! over one channel, so the UI never blocks; auditions play in a detached [`player`] process.
+//! [`run`] owns the terminal: raw mode, alternate screen, mouse capture, and a panic hook that
+//! restores the terminal first.
 //!
 //! ```no_run
 //! use aniprint::catalog::Catalog;
@@ -23,6 +24,7 @@ pub mod action;
 pub mod app;
 pub mod jobs;
 pub mod keymap;
+pub mod player;
 pub mod theme;
 pub mod update;
 pub mod view;
@@ -43,6 +45,7 @@ use crate::{Error, Result, review};
 use self::action::{Action, Effect, JobEvent, Toast};
 use self::app::{App, Data};
 use self::jobs::{Event, Runner, Services, Settings};
+use self::player::Player;
 use self::theme::Theme;
 
 /// How the TUI starts.
@@ -80,6 +83,7 @@ pub struct Runtime {
     catalog: Arc<Catalog>,
     settings: Settings,
     runner: Runner,
+    player: Player,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -97,7 +101,12 @@ impl Runtime {
         tx: Sender<Event>,
     ) -> Self {
         let runner = Runner::new(catalog.clone(), services, settings.clone(), tx);
-        Self { catalog, settings, runner }
+        Self { catalog, settings, runner, player: Player::default() }
+    }
+
+    /// Play auditions with `player` instead of `ffplay` from `PATH`.
+    pub fn set_player(&mut self, player: Player) {
+        self.player = player;
     }
 
     /// The catalog.
@@ -220,8 +229,18 @@ impl Runtime {
                 self.runner.preview(req);
                 vec![]
             }
+            Effect::Play(req) => {
+                let t = match self.player.play(&req) {
+                    Ok(msg) => Toast::info(msg),
+                    Err(e) => Toast::error(e),
+                };
+                vec![Action::Toast(t)]
+            }
             Effect::Reload => vec![self.loaded()],
-            Effect::Quit => vec![],
+            Effect::Quit => {
+                self.player.stop();
+                vec![]
+            }
         }
     }
 }

@@ -10,18 +10,23 @@ mod fixture;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use aniprint::catalog::date::Date;
 use aniprint::catalog::{Band, Catalog, MatchFilter, MatchStatus, PieceStatus, Stem};
 use aniprint::config::Config;
 use aniprint::progress::Stage;
 use aniprint::review::{self, Decision, ReviewConfig};
-use aniprint::tui::action::{Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Preview};
+use aniprint::tui::action::{
+    Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Level, PlayRequest, Preview, Side,
+};
 use aniprint::tui::app::{App, Confirm, LibFocus, Mode, Screen};
 use aniprint::tui::jobs::{Event, NoServices, Settings};
+use aniprint::tui::player::Player;
 use aniprint::tui::theme::Theme;
 use aniprint::tui::update::{key, typed, update};
 use aniprint::tui::view::buffer_text;
 use aniprint::tui::widgets::spectrogram::SpecImage;
 use aniprint::tui::{self, Options, Runtime, dispatch};
+use aniprint::units::Seconds;
 use fixture::{EP01, EP02, EP03, MIN, NOW};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -136,6 +141,29 @@ impl Harness {
 
 fn ch(c: char) -> KeyCode {
     KeyCode::Char(c)
+}
+
+fn ctrl(c: char) -> Action {
+    Action::Key(KeyEvent::new(ch(c), KeyModifiers::CONTROL))
+}
+
+/// Move the rights form's cursor to `col` and replace its text with `text`.
+fn fill(h: &mut Harness, col: &str, text: &str) {
+    let Mode::RightsForm(form) = &h.app.mode else { panic!("no form: {:?}", h.app.mode) };
+    let target = form.fields.iter().position(|(c, _)| *c == col).unwrap();
+    let cur = form.cursor;
+    let n = form.fields.len();
+    for _ in 0..(target + n - cur) % n {
+        h.keys(&[KeyCode::Tab]);
+    }
+    h.run(ctrl('u'));
+    h.chars(text);
+}
+
+/// The form's text in column `col`.
+fn field<'a>(app: &'a App, col: &str) -> &'a str {
+    let Mode::RightsForm(form) = &app.mode else { panic!("no form: {:?}", app.mode) };
+    form.fields.iter().find(|(c, _)| *c == col).map(|(_, i)| i.text.as_str()).unwrap()
 }
 
 // ---------------------------------------------------------------- update() without a terminal
@@ -408,17 +436,6 @@ fn rights_form_validates_inline_and_saves() {
     h.run(save.clone());
     assert!(matches!(h.app.mode, Mode::RightsForm(_)));
     // Fill the required fields (the cursor starts on rights_holder).
-    let fill = |h: &mut Harness, col: &str, text: &str| {
-        let Mode::RightsForm(form) = &h.app.mode else { panic!() };
-        let target = form.fields.iter().position(|(c, _)| *c == col).unwrap();
-        let cur = form.cursor;
-        let n = form.fields.len();
-        for _ in 0..(target + n - cur) % n {
-            h.keys(&[KeyCode::Tab]);
-        }
-        h.run(Action::Key(KeyEvent::new(ch('u'), KeyModifiers::CONTROL)));
-        h.chars(text);
-    };
     fill(&mut h, "rights_holder", "Umi Audio");
     fill(&mut h, "work_title", "Opening theme");
     fill(&mut h, "work_kind", "sound_recording");
@@ -465,6 +482,123 @@ fn rights_that_would_conflict_are_refused_in_the_form() {
     let Mode::RightsForm(form) = &h.app.mode else { panic!("{:?}", h.app.mode) };
     assert!(form.general.iter().any(|g| g.contains("ownership conflict")), "{:?}", form.general);
     assert_eq!(h.rt.catalog().rights_record("r-bgm-002").unwrap().share_pct, 50.0);
+}
+
+#[test]
+fn attach_rights_opens_the_rights_form_on_the_region() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n')]); // a.mp4 0:00-0:20 = ep01 0:30-0:50
+    let m = h.app.review_current().unwrap().clone();
+    let mut app = h.app.clone();
+    assert!(update(&mut app, key(ch('r'))).is_empty());
+    let Mode::RightsForm(form) = &app.mode else { panic!("no form: {:?}", app.mode) };
+    assert_eq!((form.editing.as_deref(), form.for_match.as_deref()), (None, Some(m.id.as_str())));
+    // Scoped to exactly the region's stretch of its episode, worldwide by default.
+    assert_eq!(field(&app, "series"), fixture::SERIES);
+    assert_eq!(field(&app, "episode"), EP01);
+    assert_eq!((field(&app, "start_s"), field(&app, "end_s")), ("30.000", "50.000"));
+    assert_eq!(field(&app, "piece"), "");
+    assert_eq!((field(&app, "territories"), field(&app, "territory_mode")), ("WW", "include"));
+    // Validated inline like the rights screen's form: only what the curator must still type.
+    let Mode::RightsForm(form) = &app.mode else { panic!() };
+    assert_eq!(
+        form.errors.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["policy", "rights_holder", "rights_type", "share_pct", "work_kind", "work_title"]
+    );
+    // Esc cancels: back on the review screen, nothing saved.
+    assert!(update(&mut app, key(KeyCode::Esc)).is_empty());
+    assert_eq!((app.mode.clone(), app.screen), (Mode::Normal, Screen::Review));
+    // On an upload row there is no region to attach to.
+    let mut app = h.app.clone();
+    app.review.cursor = 0;
+    assert!(update(&mut app, key(ch('r'))).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.toast.unwrap().toast.text.starts_with("move to a match first"));
+}
+
+#[test]
+fn attached_rights_are_stored_and_apply_to_that_stretch_only() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n')]);
+    let m = h.app.review_current().unwrap().clone();
+    let date = Date::from_unix_ms(NOW);
+    let owners = |h: &Harness, id: &str| {
+        let m = h.app.data.match_(id).unwrap();
+        let rs = h.app.data.lookup.rights_for(&h.app.data.rights, m, date);
+        rs.iter().map(|r| r.rights_holder.clone()).collect::<Vec<_>>()
+    };
+    let before = owners(&h, &m.id).len();
+    h.keys(&[ch('r')]);
+    fill(&mut h, "rights_holder", "Umi Audio");
+    fill(&mut h, "work_title", "Opening theme");
+    fill(&mut h, "work_kind", "sound_recording");
+    fill(&mut h, "rights_type", "master");
+    fill(&mut h, "share_pct", "100");
+    fill(&mut h, "policy", "track");
+    h.run(ctrl('s'));
+    assert_eq!((h.app.mode.clone(), h.app.screen), (Mode::Normal, Screen::Review));
+    let t = &h.app.toast.as_ref().unwrap().toast;
+    assert!(t.text.ends_with(&format!("saved for match {}", m.id)), "{}", t.text);
+    // Stored through rights::add, like the rights screen's form (same audit name).
+    let stored = h.rt.catalog().rights().unwrap();
+    let r = stored.iter().find(|r| r.rights_holder == "Umi Audio").unwrap();
+    assert_eq!(r.episode.as_deref(), Some(EP01));
+    assert_eq!((r.start, r.end), (Some(Seconds(30.0)), Some(Seconds(50.0))));
+    assert_eq!(r.created_by, "tester");
+    // The review panel lists it for this region, not for ep01's other region at 3:10.
+    assert_eq!(owners(&h, &m.id).len(), before + 1);
+    assert!(owners(&h, &m.id).contains(&"Umi Audio".to_string()));
+    assert!(h.screen().contains(&format!("Rights that apply ({})", before + 1)));
+    let other = h.app.data.matches.iter().find(|o| o.episode == EP01 && o.id != m.id).unwrap();
+    assert!(!owners(&h, &other.id).contains(&"Umi Audio".to_string()));
+}
+
+#[test]
+fn play_keys_ask_for_each_side_of_the_region() {
+    let h = Harness::new();
+    let mut app = h.app.clone();
+    update(&mut app, key(ch('3')));
+    update(&mut app, key(ch('n')));
+    let upload = PlayRequest {
+        side: Side::Upload,
+        file: "/uploads/a.mp4".into(),
+        audio_stream: None,
+        start: Seconds(0.0),
+        duration: Seconds(20.0),
+    };
+    assert_eq!(update(&mut app, key(ch('p'))), vec![Effect::Play(upload)]);
+    let reference = PlayRequest {
+        side: Side::Reference,
+        file: "/media/ep01.mkv".into(),
+        audio_stream: Some(1),
+        start: Seconds(30.0),
+        duration: Seconds(20.0),
+    };
+    assert_eq!(update(&mut app, key(ch('P'))), vec![Effect::Play(reference)]);
+    assert_eq!(app.mode, Mode::Normal);
+    // An upload row has no stretch to play.
+    app.review.cursor = 0;
+    assert!(update(&mut app, key(ch('p'))).is_empty());
+    assert!(app.toast.unwrap().toast.text.contains("to play its upload"));
+}
+
+#[test]
+fn playing_says_which_file_is_gone_or_that_the_player_is_missing() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n'), ch('P')]);
+    let t = &h.app.toast.as_ref().unwrap().toast;
+    assert_eq!(t.level, Level::Error);
+    assert_eq!(
+        t.text,
+        "cannot play the reference: /media/ep01.mkv is not there any more (moved or deleted?)"
+    );
+    // The file is there but the player is not.
+    h.rt.set_player(Player::new("aniprint-test-no-such-ffplay"));
+    h.app.data.uploads[0].path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into();
+    h.keys(&[ch('p')]);
+    let t = &h.app.toast.as_ref().unwrap().toast;
+    assert_eq!(t.level, Level::Error);
+    assert!(t.text.contains("aniprint-test-no-such-ffplay not found"), "{}", t.text);
 }
 
 #[test]
@@ -609,6 +743,14 @@ fn snapshot_rights_form() {
     h.keys(&[ch('4'), ch('a')]);
     h.chars("Umi Audio");
     snap("tui_rights_form", &h);
+}
+
+#[test]
+fn snapshot_review_attach_rights() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n'), ch('r')]);
+    h.chars("Umi Audio");
+    snap("tui_review_attach_rights", &h);
 }
 
 #[test]

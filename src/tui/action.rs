@@ -10,6 +10,7 @@ use crate::catalog::{MatchFilter, MatchStatus, PieceStatus};
 use crate::progress::Stage;
 use crate::review::Decision;
 use crate::rights::{Problem, RawRecord};
+use crate::units::Seconds;
 
 use super::app::{Data, Screen};
 use super::widgets::spectrogram::SpecImage;
@@ -89,6 +90,13 @@ pub enum Cmd {
     NextPending,
     /// Review: previous pending match.
     PrevPending,
+    /// Review: record ownership of the selected match's reference range (opens the rights
+    /// form, prefilled).
+    AttachRights,
+    /// Review: play the selected match's stretch of the upload (external player).
+    PlayUpload,
+    /// Review: play the selected match's stretch of the reference episode (external player).
+    PlayReference,
     /// Rights: add a record.
     AddRights,
     /// Rights: edit the selected record.
@@ -199,6 +207,40 @@ pub struct PreviewRequest {
     pub upload: (PathBuf, f64, f64),
     /// Episode file, audio stream index and range (seconds).
     pub reference: (PathBuf, usize, f64, f64),
+}
+
+/// Which side of a match region to play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The upload (query).
+    Upload,
+    /// The reference episode.
+    Reference,
+}
+
+impl Side {
+    /// What messages call it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Upload => "upload",
+            Side::Reference => "reference",
+        }
+    }
+}
+
+/// A stretch of a media file to play with the external player.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayRequest {
+    /// Which side of the match it is.
+    pub side: Side,
+    /// The media file.
+    pub file: PathBuf,
+    /// Absolute index of the audio stream to play (none: the player's default).
+    pub audio_stream: Option<usize>,
+    /// Where to start.
+    pub start: Seconds,
+    /// How long to play.
+    pub duration: Seconds,
 }
 
 /// Job ids, unique in one session.
@@ -356,6 +398,8 @@ pub enum Effect {
     DeleteRights(String),
     /// Compute the spectrograms of a match (latest request wins).
     Preview(PreviewRequest),
+    /// Play a stretch of a file with the external player (stops the one playing).
+    Play(PlayRequest),
     /// Reload the data from the catalog.
     Reload,
     /// Leave the TUI.

@@ -221,6 +221,9 @@ pub struct DecisionForm {
 pub struct RightsForm {
     /// The id of the record being edited (none: a new record).
     pub editing: Option<String>,
+    /// The match region a new record is attached to from the review screen (its scope is
+    /// prefilled with the region's episode and reference range).
+    pub for_match: Option<String>,
     /// One field per rights CSV column, in [`crate::rights::COLUMNS`] order.
     pub fields: Vec<(&'static str, TextInput)>,
     /// The field with the cursor.

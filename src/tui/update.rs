@@ -11,9 +11,11 @@ use ratatui::crossterm::event::{
 use crate::catalog::{MatchStatus, PieceStatus};
 use crate::review::{DISMISS_REASONS, DISPUTE_REASONS, Decision};
 use crate::rights::{COLUMNS, RawRecord, parse_record};
+use crate::units::Seconds;
 
 use super::action::{
-    Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Preview, PreviewRequest, Toast,
+    Action, Cmd, Effect, JobEvent, JobResult, JobSpec, PlayRequest, Preview, PreviewRequest, Side,
+    Toast,
 };
 use super::app::{
     App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, Prompt,
@@ -77,7 +79,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::RightsSaved(id) => {
-            if matches!(app.mode, Mode::RightsForm(_)) {
+            let mut attached = None;
+            if let Mode::RightsForm(form) = &app.mode {
+                attached = form.for_match.clone();
                 app.mode = Mode::Normal;
             }
             if let Some(pos) =
@@ -85,7 +89,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             {
                 app.rights.cursor = pos;
             }
-            toast(app, Toast::ok(format!("rights record {id} saved")));
+            let text = match attached {
+                Some(m) => format!("rights record {id} saved for match {m}"),
+                None => format!("rights record {id} saved"),
+            };
+            toast(app, Toast::ok(text));
             vec![]
         }
         Action::RightsRejected(problems) => {
@@ -721,7 +729,73 @@ fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             open_prompt(app, PromptKind::Scan, "");
             vec![]
         }
+        Cmd::AttachRights => attach_rights(app),
+        Cmd::PlayUpload => play(app, Side::Upload),
+        Cmd::PlayReference => play(app, Side::Reference),
         _ => vec![],
+    }
+}
+
+/// Open the rights form for the match under the cursor, its scope prefilled with the
+/// region's series, episode and reference (episode) time range.
+fn attach_rights(app: &mut App) -> Vec<Effect> {
+    let Some(m) = app.review_current().cloned() else {
+        toast(app, Toast::info("move to a match first (j/k): rights attach to one match region"));
+        return vec![];
+    };
+    let Some(ep) = app.data.episode(&m.episode) else {
+        let text =
+            format!("episode {} of match {} is not in the catalog any more", m.episode, m.id);
+        toast(app, Toast::error(text));
+        return vec![];
+    };
+    // A scan's last hop may end a hair past the episode; the range must lie inside it.
+    let end =
+        if ep.duration.0 > 0.0 { m.episode_end.0.min(ep.duration.0) } else { m.episode_end.0 };
+    let mut raw = rights_defaults();
+    raw.set("series", ep.series.clone())
+        .set("episode", ep.id.clone())
+        .set("start_s", format!("{:.3}", m.episode_start.0.max(0.0)))
+        .set("end_s", format!("{end:.3}"));
+    let mut form = new_form(None, &raw, &app.data.lookup);
+    form.for_match = Some(m.id);
+    app.mode = Mode::RightsForm(form);
+    vec![]
+}
+
+/// Ask the runtime to play one side of the match under the cursor.
+fn play(app: &mut App, side: Side) -> Vec<Effect> {
+    let Some(m) = app.review_current().cloned() else {
+        toast(
+            app,
+            Toast::info(format!("move to a match first (j/k) to play its {}", side.as_str())),
+        );
+        return vec![];
+    };
+    let req = match side {
+        Side::Upload => app.data.upload(&m.upload).map(|u| PlayRequest {
+            side,
+            file: PathBuf::from(&u.path),
+            audio_stream: None,
+            start: m.upload_start,
+            duration: m.duration(),
+        }),
+        Side::Reference => app.data.episode(&m.episode).map(|e| PlayRequest {
+            side,
+            file: PathBuf::from(&e.path),
+            audio_stream: Some(e.audio_stream),
+            start: m.episode_start,
+            duration: Seconds((m.episode_end.0 - m.episode_start.0).max(0.0)),
+        }),
+    };
+    match req {
+        Some(req) => vec![Effect::Play(req)],
+        None => {
+            let text =
+                format!("the {} of match {} is not in the catalog any more", side.as_str(), m.id);
+            toast(app, Toast::error(text));
+            vec![]
+        }
     }
 }
 
@@ -729,11 +803,10 @@ fn on_rights(app: &mut App, cmd: Cmd) -> Vec<Effect> {
     let current = app.rights_rows().get(app.rights.cursor).map(|&i| app.data.rights[i].clone());
     match cmd {
         Cmd::AddRights => {
-            let mut raw = RawRecord::default();
+            let mut raw = rights_defaults();
             if let [only] = app.data.series.as_slice() {
                 raw.set("series", only.name.clone());
             }
-            raw.set("territories", "WW").set("territory_mode", "include");
             app.mode = Mode::RightsForm(new_form(None, &raw, &app.data.lookup));
         }
         Cmd::EditRights => match current {
@@ -754,14 +827,27 @@ fn on_rights(app: &mut App, cmd: Cmd) -> Vec<Effect> {
     vec![]
 }
 
+/// What a new record starts with: worldwide.
+fn rights_defaults() -> RawRecord {
+    let mut raw = RawRecord::default();
+    raw.set("territories", "WW").set("territory_mode", "include");
+    raw
+}
+
 fn new_form(
     editing: Option<String>,
     raw: &RawRecord,
     lookup: &crate::rights::Lookup,
 ) -> RightsForm {
     let fields = COLUMNS.iter().map(|c| (*c, TextInput::new(raw.get(c)))).collect();
-    let mut form =
-        RightsForm { editing, fields, cursor: 1, errors: Default::default(), general: Vec::new() };
+    let mut form = RightsForm {
+        editing,
+        for_match: None,
+        fields,
+        cursor: 1,
+        errors: Default::default(),
+        general: Vec::new(),
+    };
     validate_form(&mut form, lookup);
     form
 }

@@ -148,9 +148,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Mode::RightsForm(form) => {
             let r = popup(area, 90, area.height.saturating_sub(2));
             Clear.render(r, buf);
-            let title = match &form.editing {
-                Some(id) => format!(" Edit rights record {id} "),
-                None => " New rights record ".to_string(),
+            let title = match (&form.editing, &form.for_match) {
+                (Some(id), _) => format!(" Edit rights record {id} "),
+                (None, Some(m)) => format!(" New rights record for match {m} "),
+                (None, None) => " New rights record ".to_string(),
             };
             let block = frame(title, t);
             let inner = block.inner(r);

@@ -236,9 +236,12 @@ fn render_match(app: &App, m: &MatchRegion, area: Rect, buf: &mut Buffer) {
     let rin = block.inner(rights);
     block.render(rights, buf);
     if owners.is_empty() {
-        Paragraph::new("no ownership record covers this range (owner_missing in the report)")
-            .style(t.warn())
-            .render(rin, buf);
+        Paragraph::new(vec![
+            Line::from("no ownership record covers this range (owner_missing in the report)"),
+            Line::from("r records one for exactly this stretch"),
+        ])
+        .style(t.warn())
+        .render(rin, buf);
     }
     for (i, r) in owners.iter().take(usize::from(rin.height)).enumerate() {
         let text = format!(
