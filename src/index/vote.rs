@@ -185,6 +185,11 @@ pub struct RegionParams {
     pub min_segments: u32,
     /// Hits below this cosine similarity are ignored.
     pub min_similarity: f32,
+    /// A region's first and last agreeing segments must reach this similarity; weaker ones at
+    /// either end are trimmed off. A segment that only half overlaps the reuse (or is audio
+    /// merely like the episode's next second) still clears `min_similarity`, which is kept low
+    /// so a region holds together through noisy middles; its edges need more.
+    pub edge_similarity: f32,
     /// Seconds between segment starts (query and reference).
     pub hop_s: f64,
     /// Seconds one segment spans.
@@ -198,6 +203,7 @@ impl Default for RegionParams {
             max_gap: 2,
             min_segments: 4,
             min_similarity: 0.0,
+            edge_similarity: 0.0,
             hop_s: 0.5,
             segment_s: 1.0,
         }
@@ -367,7 +373,19 @@ fn chain(per_q: &[Vec<Obs>], p: &RegionParams, merge_tolerance: i64) -> Vec<Run>
             None => joined.push(run),
         }
     }
-    joined.retain(|r| r.obs.len() as u32 >= p.min_segments.max(1));
+    for run in &mut joined {
+        let keep_from = run.obs.iter().position(|o| o.sim >= p.edge_similarity);
+        let keep_to = run.obs.iter().rposition(|o| o.sim >= p.edge_similarity);
+        match (keep_from, keep_to) {
+            (Some(a), Some(b)) => {
+                run.obs.truncate(b + 1);
+                run.obs.drain(..a);
+            }
+            _ => run.obs.clear(),
+        }
+        run.last_q = run.obs.last().map_or(run.last_q, |o| o.q);
+    }
+    joined.retain(|r| !r.obs.is_empty() && r.obs.len() as u32 >= p.min_segments.max(1));
     joined.sort_by_key(|r| (r.first_q(), r.track, r.last_q));
     joined
 }
@@ -595,6 +613,24 @@ mod tests {
         let one = vote_phases(&[(0.0, p0)], 5);
         assert_eq!(one[0].candidate.piece, "other-000000000");
         assert!(vote_phases(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn weak_edges_are_trimmed_off_a_region() {
+        // Segments 0..10 follow one alignment; the first and last two are weak (half-overlap).
+        let hits: Vec<Vec<Hit>> = (0..10u32)
+            .map(|q| {
+                let sim = if (2..8).contains(&q) { 0.95 } else { 0.6 };
+                vec![hit("ep1-000000000", 50 + q, sim)]
+            })
+            .collect();
+        let loose = regions(&hits, &params());
+        assert_eq!(spans(&loose), vec![("ep1-000000000", 50, 0, 9)]);
+        let strict = RegionParams { edge_similarity: 0.7, ..params() };
+        assert_eq!(spans(&regions(&hits, &strict)), vec![("ep1-000000000", 50, 2, 7)]);
+        // Nothing strong enough: no region.
+        let none = RegionParams { edge_similarity: 0.99, ..params() };
+        assert!(regions(&hits, &none).is_empty());
     }
 
     fn params() -> RegionParams {
