@@ -252,7 +252,11 @@ pub fn find_regions(
             opts.region.hop_s,
         );
         for mut r in found {
-            r.query_end_s = r.query_end_s.min(duration.0);
+            if r.query_end_s > duration.0 {
+                // The last segment was zero-padded past the upload's end: so was its match.
+                r.episode_end_s -= r.query_end_s - duration.0;
+                r.query_end_s = duration.0;
+            }
             let len = r.query_end_s - r.query_start_s;
             let needed = opts.threshold + opts.threshold_scale / (r.votes.max(1) as f32).sqrt();
             if len + 1e-9 >= opts.min_duration_s && r.score >= needed {
@@ -278,11 +282,14 @@ fn merge_same_alignment(mut rs: Vec<EpisodeRegion>, hop: f64) -> Vec<EpisodeRegi
             Some(o) => {
                 let (va, vb) = (f64::from(o.votes.max(1)), f64::from(r.votes.max(1)));
                 o.score = ((f64::from(o.score) * va + f64::from(r.score) * vb) / (va + vb)) as f32;
+                o.offset_s = (o.offset_s * va + r.offset_s * vb) / (va + vb);
                 o.votes += r.votes;
                 o.query_end_s = o.query_end_s.max(r.query_end_s);
-                o.episode_end_s = o.episode_end_s.max(r.episode_end_s);
-                o.episode_start_s = o.episode_start_s.min(r.episode_start_s);
                 o.query_start_s = o.query_start_s.min(r.query_start_s);
+                // One alignment: the episode range is the upload range moved by the offset
+                // (min/max of the parts' own ranges would stretch it by their offset jitter).
+                o.episode_start_s = o.query_start_s + o.offset_s;
+                o.episode_end_s = o.query_end_s + o.offset_s;
                 for p in r.pieces {
                     if !o.pieces.contains(&p) {
                         o.pieces.push(p);
@@ -412,4 +419,45 @@ pub fn query_file(
         a.rank = i + 1;
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(q0: f64, q1: f64, offset: f64, votes: u32) -> EpisodeRegion {
+        EpisodeRegion {
+            episode: "ep".into(),
+            offset_s: offset,
+            q_start: 0,
+            q_end: 0,
+            query_start_s: q0,
+            query_end_s: q1,
+            episode_start_s: q0 + offset,
+            episode_end_s: q1 + offset,
+            score: 0.9,
+            votes,
+            pieces: vec!["ep-000000000".into()],
+        }
+    }
+
+    #[test]
+    fn merged_parts_keep_one_alignment_and_equal_lengths() {
+        let merged = merge_same_alignment(
+            vec![region(10.0, 20.0, 30.04, 19), region(0.0, 10.5, 30.0, 19)],
+            0.5,
+        );
+        assert_eq!(merged.len(), 1);
+        let r = &merged[0];
+        assert!((r.offset_s - 30.02).abs() < 1e-9, "{}", r.offset_s);
+        assert_eq!((r.query_start_s, r.query_end_s), (0.0, 20.0));
+        assert!((r.episode_start_s - 30.02).abs() < 1e-9);
+        assert!(((r.episode_end_s - r.episode_start_s) - 20.0).abs() < 1e-9);
+        // Another alignment of the same episode stays apart.
+        let two = merge_same_alignment(
+            vec![region(0.0, 10.0, 30.0, 19), region(10.0, 20.0, 90.0, 19)],
+            0.5,
+        );
+        assert_eq!(two.len(), 2);
+    }
 }
