@@ -91,6 +91,12 @@ pub struct Stats {
     pub episodes: u64,
     /// Pieces.
     pub pieces: u64,
+    /// Scanned uploads.
+    pub uploads: u64,
+    /// Match regions (any review state).
+    pub matches: u64,
+    /// Ownership records.
+    pub rights: u64,
     /// Bytes the LMDB file takes on disk.
     pub disk_bytes: u64,
 }
@@ -355,10 +361,18 @@ impl Catalog {
 
     /// Record counts and size on disk.
     pub fn stats(&self) -> Result<Stats> {
-        let (series, episodes, pieces) =
-            self.read(|r, d| Ok((d.series.len(r)?, d.episodes.len(r)?, d.pieces.len(r)?)))?;
+        let (series, episodes, pieces, uploads, matches, rights) = self.read(|r, d| {
+            Ok((
+                d.series.len(r)?,
+                d.episodes.len(r)?,
+                d.pieces.len(r)?,
+                d.uploads.len(r)?,
+                d.matches.len(r)?,
+                d.rights.len(r)?,
+            ))
+        })?;
         let disk_bytes = self.env.real_disk_size()?;
-        Ok(Stats { series, episodes, pieces, disk_bytes })
+        Ok(Stats { series, episodes, pieces, uploads, matches, rights, disk_bytes })
     }
 }
 

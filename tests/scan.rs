@@ -292,6 +292,10 @@ fn rescanning_an_upload_replaces_its_matches_instead_of_adding_copies() {
     assert_eq!(confirmed[0].0, id);
     scan(&cat, &[&up05]);
     assert_eq!(matches(&cat), reviewed, "the rescan after a review changed the matches");
+    let stats = json(&cat, &["catalog", "stats", "--json"]);
+    assert_eq!(stats["uploads"], 2, "{stats}");
+    assert_eq!(stats["matches"].as_u64(), Some(reviewed.len() as u64), "{stats}");
+    assert_eq!(stats["rights"], 0, "{stats}");
 }
 
 /// Cut `seconds` of `src` from `start` into a WAV file with the ffmpeg CLI.

@@ -35,6 +35,9 @@ struct Stats {
     dropped: u64,
     unreviewed: u64,
     duration_s: f64,
+    uploads: u64,
+    matches: u64,
+    rights: u64,
     disk_bytes: u64,
     disk_bytes_per_episode: Option<u64>,
 }
@@ -58,6 +61,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 dropped: count(PieceStatus::Drop),
                 unreviewed: count(PieceStatus::Unreviewed),
                 duration_s: (duration_s * 1000.0).round() / 1000.0,
+                uploads: s.uploads,
+                matches: s.matches,
+                rights: s.rights,
                 disk_bytes: s.disk_bytes,
                 disk_bytes_per_episode: (s.episodes > 0).then(|| s.disk_bytes / s.episodes),
             };
@@ -78,6 +84,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     super::hms(duration_s),
                     duration_s / 3600.0
                 )?;
+                writeln!(out, "uploads     {} ({} match regions)", stats.uploads, stats.matches)?;
+                writeln!(out, "rights      {} ownership records", stats.rights)?;
                 writeln!(
                     out,
                     "disk        {} bytes ({})",
