@@ -154,6 +154,26 @@ impl CheckpointPaths {
     }
 }
 
+/// Load the checkpoint in `paths` into `map` and `adam` and return its run state, or `None`
+/// when there is none yet (a fresh run).
+pub fn load_checkpoint<S: serde::de::DeserializeOwned>(
+    map: &VarMap,
+    adam: &mut Adam,
+    paths: &CheckpointPaths,
+    device: &Device,
+) -> Result<Option<S>> {
+    if !(paths.weights.is_file() && paths.state.is_file()) {
+        return Ok(None);
+    }
+    let mut m = map.clone();
+    m.load(&paths.weights)?;
+    adam.load(&paths.adam, device)?;
+    let text = std::fs::read_to_string(&paths.state).map_err(|e| Error::io(&paths.state, e))?;
+    let state = serde_json::from_str(&text)
+        .map_err(|e| Error::Config { path: paths.state.clone(), reason: e.to_string() })?;
+    Ok(Some(state))
+}
+
 /// Save weights, moments and state. Each is written beside its name, then renamed: a kill
 /// leaves the previous set whole, or the new weights with the previous state (which resumes a
 /// few steps early, harmlessly).

@@ -657,17 +657,10 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let vars = model::sorted_vars(&map);
     crate::optim::init_weights(&vars, opts.seed, model::init_std)?;
     let mut adam = crate::optim::Adam::new(vars)?;
-    let ckpt = opts.state.join("checkpoint.safetensors");
-    let adam_path = opts.state.join("adam.safetensors");
-    let state_path = opts.state.join("state.json");
+    let paths = crate::optim::CheckpointPaths::in_dir(&opts.state);
     let mut state = TrainState::default();
-    if ckpt.is_file() && state_path.is_file() {
-        let mut m = map.clone();
-        m.load(&ckpt)?;
-        adam.load(&adam_path, &device)?;
-        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-        state = serde_json::from_str(&text)
-            .map_err(|e| Error::Config { path: state_path.clone(), reason: e.to_string() })?;
+    if let Some(saved) = crate::optim::load_checkpoint(&map, &mut adam, &paths, &device)? {
+        state = saved;
         tracing::info!("resuming at step {}", state.step);
     }
     let sampler = Sampler::new(&corpus.train);
@@ -721,16 +714,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             state.step, l, state.loss, state.val_top1, state.elapsed_s
         );
         if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
-            crate::optim::save_checkpoint(
-                &map,
-                &adam,
-                &state,
-                &crate::optim::CheckpointPaths {
-                    weights: ckpt.clone(),
-                    adam: adam_path.clone(),
-                    state: state_path.clone(),
-                },
-            )?;
+            crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
         }
     }
     crate::optim::write_model(&map, &card(&state), &opts.out)?;
