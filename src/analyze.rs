@@ -84,10 +84,7 @@ impl Analyzer {
         phases: usize,
     ) -> Result<Vec<(Stem, PhasedFingerprints)>> {
         let cfg = self.fingerprinter.config();
-        let shifts: Vec<usize> = (0..phases.max(1))
-            .map(|k| k * cfg.hop / phases.max(1))
-            .filter(|&s| s == 0 || audio.len() >= s + cfg.segment)
-            .collect();
+        let shifts = cfg.phase_shifts(audio.len(), phases);
         let mut stems = vec![(Stem::Mix, audio.to_vec())];
         if let Some(s) = &self.splitter {
             let (voice, background) = s.split(audio)?;

@@ -277,29 +277,28 @@ pub fn evaluate(
                     qs.push((si, start, q));
                 }
                 // Per query, its phase-shifted copies: (shift in samples, fingerprints).
-                let phases = opts.phases.max(1);
                 let fps: Vec<Vec<(usize, Fingerprints)>> = qs
                     .iter()
                     .map(|(_, _, q)| {
-                        (0..phases)
-                            .map(|k| k * cfg.hop / phases)
-                            .filter(|&shift| k_fits(q.len(), shift, cfg.segment))
+                        cfg.phase_shifts(q.len(), opts.phases)
+                            .into_iter()
                             .map(|shift| Ok((shift, fp.fingerprint(&q[shift..])?)))
                             .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<_>>()?;
-                let rows_q: Vec<f32> =
-                    fps.iter().flatten().flat_map(|(_, f)| f.data.iter().copied()).collect();
+                let rows_q = Fingerprints {
+                    dim,
+                    data: fps.iter().flatten().flat_map(|(_, f)| f.data.iter().copied()).collect(),
+                };
                 for (kind, counts) in opts.search.iter().zip(counts.iter_mut()) {
                     // One list of hits per query segment, all queries in order.
                     let seg_hits: Vec<Vec<Hit>> = match (kind, &ann) {
                         (SearchKind::Ann, Some((index, key, _))) => {
-                            let q = Fingerprints { dim, data: rows_q.clone() };
-                            index.search_batch(key, &q, opts.top_k, SearchKind::Ann)?
+                            index.search_batch(key, &rows_q, opts.top_k, SearchKind::Ann)?
                         }
                         _ => {
-                            let nq = rows_q.len() / dim;
-                            let q_t = Tensor::from_vec(rows_q.clone(), (nq, dim), &device)?;
+                            let q_t =
+                                Tensor::from_slice(&rows_q.data, (rows_q.len(), dim), &device)?;
                             let sims = q_t.matmul(&ref_t)?.to_vec2::<f32>()?;
                             sims.iter().map(|r| top_hits(r, opts.top_k, &owner, &names)).collect()
                         }
@@ -337,7 +336,9 @@ pub fn evaluate(
                                  (mean {:.3}, {} votes, same audio {same}); truth ranked {:?}",
                                 all[*si].package,
                                 *start as f64 / f64::from(rate.0),
-                                all[c.0.piece[3..].parse::<usize>().unwrap_or(0)].package,
+                                source_index(&c.0.piece)
+                                    .and_then(|i| all.get(i))
+                                    .map_or("?", |s| s.package.as_str()),
                                 c.1 / f64::from(rate.0),
                                 c.2,
                                 c.0.votes,
@@ -387,19 +388,15 @@ pub fn evaluate(
     })
 }
 
-/// Whether a query of `len` samples still holds a whole segment after dropping `shift` samples
-/// (phase 0 always counts, so a query is never left without one).
-fn k_fits(len: usize, shift: usize, segment: usize) -> bool {
-    shift == 0 || len >= shift + segment
+/// The reference source a piece name (`ref00042`) stands for.
+fn source_index(piece: &str) -> Option<usize> {
+    piece.strip_prefix("ref")?.parse().ok()
 }
 
 /// Whether the clean audio the Top-1 candidate (`piece` at sample `at`) points at is `query`'s own (another copy of
 /// it: a loop, a duplicated file), searched within one hop of the candidate's position.
 fn same_audio(query: &[f32], piece: &str, at: f64, all: &[&Source], hop: usize) -> bool {
-    let Some(source) = piece.strip_prefix("ref").and_then(|i| i.parse::<usize>().ok()) else {
-        return false;
-    };
-    let Some(s) = all.get(source) else { return false };
+    let Some(s) = source_index(piece).and_then(|i| all.get(i)) else { return false };
     let at = at.round() as i64;
     let from = (at - hop as i64).clamp(0, s.clean.len() as i64) as usize;
     let to = (at + (query.len() + hop) as i64).clamp(0, s.clean.len() as i64) as usize;

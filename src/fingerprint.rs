@@ -71,6 +71,16 @@ impl FingerprintConfig {
         if len <= self.segment { usize::from(len > 0) } else { 1 + (len - self.segment) / self.hop }
     }
 
+    /// Sample shifts of `phases` sub-hop copies of a `len`-sample clip (`k * hop / phases`),
+    /// leaving out copies that would hold no whole segment; shift 0 always comes.
+    pub fn phase_shifts(&self, len: usize, phases: usize) -> Vec<usize> {
+        let phases = phases.max(1);
+        (0..phases)
+            .map(|k| k * self.hop / phases)
+            .filter(|&s| s == 0 || len >= s + self.segment)
+            .collect()
+    }
+
     /// Start sample of segment `i`.
     pub fn segment_start(&self, i: usize) -> usize {
         i * self.hop
@@ -319,6 +329,15 @@ impl Fingerprinter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phase_shifts_keep_a_whole_segment() {
+        let cfg = FingerprintConfig::default(); // segment 8000, hop 4000
+        assert_eq!(cfg.phase_shifts(24_000, 4), vec![0, 1000, 2000, 3000]);
+        assert_eq!(cfg.phase_shifts(9_500, 4), vec![0, 1000]);
+        assert_eq!(cfg.phase_shifts(8_000, 4), vec![0]);
+        assert_eq!(cfg.phase_shifts(24_000, 0), vec![0]);
+    }
 
     #[test]
     fn segment_counts() {
