@@ -4,6 +4,9 @@
 // The whole crate is test code, helpers included (clippy.toml allows unwrap in #[test] only).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -62,15 +65,6 @@ fn ingest_ok<S: AsRef<OsStr>>(catalog: &Path, args: &[S]) -> Run {
     let r = run(catalog, &all);
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     r
-}
-
-fn have_ffmpeg() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]
@@ -451,7 +445,7 @@ fn unknown_piece_ids_change_nothing_and_an_empty_catalog_lists_nothing() {
 /// Copies of the fixture episodes with distinct bytes (a metadata tag differs, the audio is
 /// untouched), so each is a distinct episode. `None` without the ffmpeg CLI.
 fn variants(dir: &Path, copies: usize) -> Option<Vec<PathBuf>> {
-    if !have_ffmpeg() {
+    if !tools::have_ffmpeg() {
         eprintln!("skipped: the ffmpeg CLI is not installed");
         return None;
     }

@@ -6,10 +6,13 @@
 // The whole crate is test code, helpers included (clippy.toml allows unwrap in #[test] only).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/tools.rs"]
+mod tools;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -48,15 +51,6 @@ fn ok<S: AsRef<OsStr>>(catalog: &Path, args: &[S]) -> String {
 fn json<S: AsRef<OsStr>>(catalog: &Path, args: &[S]) -> Value {
     let stdout = ok(catalog, args);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn have_ffmpeg() -> bool {
-    Command::new("ffmpeg")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn file_name(path: &str) -> String {
@@ -313,7 +307,7 @@ fn cut(src: &Path, start: f64, seconds: f64, dst: &Path) {
 
 #[test]
 fn query_places_a_three_second_clip_in_its_episode() {
-    if !have_ffmpeg() {
+    if !tools::have_ffmpeg() {
         eprintln!("skipped: the ffmpeg CLI is not installed");
         return;
     }

@@ -3,16 +3,11 @@
 //! tmux is not installed (`scripts/setup.sh` installs it).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-fn have(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
+#[path = "support/tools.rs"]
+mod tools;
+use tools::have;
 
 #[test]
 fn tui_confirms_a_match_and_exports_the_report_in_tmux() {
