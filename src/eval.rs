@@ -13,6 +13,8 @@
 //! the catalog uses, built over the same reference vectors and fed the same degraded queries, so
 //! the two rows differ only by the approximate search.
 
+pub mod stems;
+
 use std::path::Path;
 
 use candle_core::{Device, Tensor};

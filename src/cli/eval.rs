@@ -1,4 +1,5 @@
-//! `aniprint eval fingerprint`: the paper's Table 6 for a model.
+//! `aniprint eval fingerprint`: the paper's Table 6 for a model; `eval stems`: what separation
+//! buys retrieval; `eval separator` lives with the separator's CLI.
 
 use std::path::PathBuf;
 
@@ -18,6 +19,44 @@ pub enum Command {
     Fingerprint(FingerprintArgs),
     /// SDR/SIR of the separator beside the mixture and Ideal Ratio Mask baselines.
     Separator(super::separate::EvalArgs),
+    /// Top-1 of reused dialogue under new music (and music under new dialogue): mix alone vs
+    /// stems, with the installed (or given) separator.
+    Stems(StemsArgs),
+}
+
+/// Options of `eval stems`.
+#[derive(Debug, clap::Args)]
+pub struct StemsArgs {
+    /// The training corpus: references and queries come from its held-out packages only.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Decoded-audio cache (shared with training).
+    #[arg(long, default_value = "../train-state/fingerprint/cache")]
+    cache: PathBuf,
+    /// Separator model directory (default: the installed one).
+    #[arg(long)]
+    separator: Option<PathBuf>,
+    /// Reference episodes (dialogue over music).
+    #[arg(long, default_value_t = 60)]
+    references: usize,
+    /// Seconds per reference episode.
+    #[arg(long, default_value_t = 60.0)]
+    reference_s: f32,
+    /// Queries per scenario and length.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Query lengths in seconds.
+    #[arg(long, value_delimiter = ',', default_value = "3,5")]
+    lengths: Vec<f32>,
+    /// Query phases (as `eval fingerprint --phases`).
+    #[arg(long, default_value_t = 4)]
+    phases: usize,
+    /// Seed for references and queries.
+    #[arg(long, default_value_t = 11)]
+    seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of `eval fingerprint`.
@@ -72,6 +111,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let a = match cmd {
         Command::Fingerprint(a) => a,
         Command::Separator(a) => return super::separate::eval(a, ctx),
+        Command::Stems(a) => return stems(a, ctx),
     };
     let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     let mut fp = Fingerprinter::load(&dir, &Device::Cpu)?;
@@ -80,13 +120,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         fp = fp.with_hop(hop)?;
     }
     let rate = fp.config().rate();
-    let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = eval_bar(ctx);
     let sink = BarSink(bar.clone());
     // Recorded noise comes from training packages outside the reference; with --refs there
     // are none, and the noise is synthetic (coloured) only.
@@ -122,6 +156,54 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         ..EvalOptions::default()
     };
     let report = eval::evaluate(&fp, &queries_from, &distractors, &noise, &opts, &sink)?;
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(Outcome::Ok)
+}
+
+/// A progress bar for an evaluation.
+fn eval_bar(ctx: &Ctx) -> indicatif::ProgressBar {
+    let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Run `eval stems`.
+fn stems(a: StemsArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    use aniprint::analyze::{Analyzer, StemSplitter};
+    use aniprint::eval::stems::{StemEvalOptions, evaluate_stems};
+    use aniprint::separate::Separator;
+    let fp = Fingerprinter::load_default(&Device::Cpu)?;
+    let splitter: Box<dyn StemSplitter> = match a.separator {
+        Some(dir) => Box::new(Separator::load(&dir, &Device::Cpu)?),
+        None => super::separate::default_splitter()?.ok_or_else(|| {
+            anyhow::anyhow!("no separator model is installed; pass --separator DIR")
+        })?,
+    };
+    let analyzer = Analyzer::new(fp, Some(splitter));
+    let bar = eval_bar(ctx);
+    let sink = BarSink(bar.clone());
+    let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();
+    let corpus = train::load_corpus(&a.corpus, &a.cache, analyzer.rate(), &val, &sink)?;
+    let opts = StemEvalOptions {
+        references: a.references,
+        reference_s: a.reference_s,
+        queries: a.queries,
+        lengths: a.lengths,
+        phases: a.phases,
+        seed: a.seed,
+        ..StemEvalOptions::default()
+    };
+    let report = evaluate_stems(&analyzer, &corpus.val, &opts, &sink)?;
     bar.finish_and_clear();
     if a.json {
         print_json(&report)?;

@@ -201,6 +201,83 @@ impl<'a> Pool<'a> {
     }
 }
 
+/// How [`Pool::fill`] strings excerpts together.
+#[derive(Debug, Clone, Copy)]
+pub struct Fill {
+    /// Silence between excerpts, seconds (uniform in the range).
+    pub gap_s: (f32, f32),
+    /// Level of each excerpt relative to the others, dB (uniform in the range).
+    pub level_db: (f32, f32),
+}
+
+impl Fill {
+    /// Dialogue: lines with short pauses, each line at its own level.
+    pub const SPEECH: Fill = Fill { gap_s: (0.05, 0.8), level_db: (-4.0, 4.0) };
+    /// Effects: one after another with pauses.
+    pub const SFX: Fill = Fill { gap_s: (0.0, 1.0), level_db: (-6.0, 3.0) };
+    /// Music: back to back (sources are long; a short one is followed by another).
+    pub const MUSIC: Fill = Fill { gap_s: (0.0, 0.0), level_db: (0.0, 0.0) };
+}
+
+/// `[start, end)` of `x` without the leading and trailing stretches quieter than 1% of its
+/// peak: prompt files come padded with silence, which would otherwise stack up between lines.
+fn trim_silence(x: &[f32]) -> (usize, usize) {
+    let peak = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let thr = peak * 0.01;
+    let start = x.iter().position(|v| v.abs() > thr).unwrap_or(0);
+    let end = x.iter().rposition(|v| v.abs() > thr).map_or(x.len(), |i| i + 1);
+    (start, end.max(start))
+}
+
+impl Pool<'_> {
+    /// `len` samples of excerpts strung together with `fill`'s pauses, so a patch of dialogue
+    /// or effects is as busy as a scene rather than one short prompt and seconds of zeros. The
+    /// first excerpt starts at a random point inside the first pause-plus-line, so lines do not
+    /// always begin a patch.
+    pub fn fill(&self, rng: &mut StdRng, len: usize, coded: bool, fill: Fill) -> Vec<f32> {
+        let mut out = vec![0f32; len];
+        if self.is_empty() || len == 0 {
+            return out;
+        }
+        let rate = self.sources[0].rate.0;
+        let gap = |rng: &mut StdRng| (uniform(rng, fill.gap_s) * rate as f32) as usize;
+        let mut pos: isize = gap(rng) as isize;
+        let mut first = true;
+        // Bounded: a pool of silent sources must not spin forever.
+        for _ in 0..256 {
+            if pos >= len as isize {
+                break;
+            }
+            let want = len as isize - pos.max(0);
+            let mut x = self.draw(rng, want as usize + len, coded);
+            let (a, b) = trim_silence(&x);
+            x.truncate(b);
+            x.drain(..a);
+            if x.is_empty() {
+                break;
+            }
+            if first {
+                // Begin part-way through the first excerpt (music and long lines).
+                let skip = rng.random_range(0..x.len());
+                pos -= skip as isize;
+                first = false;
+            }
+            let g = 10f32.powf(uniform(rng, fill.level_db) / 20.0);
+            for (i, v) in x.iter().enumerate() {
+                let j = pos + i as isize;
+                if j >= len as isize {
+                    break;
+                }
+                if j >= 0 {
+                    out[j as usize] += g * v;
+                }
+            }
+            pos += x.len() as isize + gap(rng) as isize;
+        }
+        out
+    }
+}
+
 /// The three pools a mixture draws from.
 #[derive(Debug)]
 pub struct Pools<'a> {
@@ -220,7 +297,8 @@ impl<'a> Pools<'a> {
     }
 }
 
-fn uniform(rng: &mut StdRng, (lo, hi): (f32, f32)) -> f32 {
+/// Uniform in `[lo, hi)`, or `lo` when the range is empty.
+pub fn uniform(rng: &mut StdRng, (lo, hi): (f32, f32)) -> f32 {
     if hi > lo { rng.random_range(lo..hi) } else { lo }
 }
 
@@ -247,19 +325,20 @@ pub fn make_mixture(
     let with_voice = rng.random::<f32>() >= recipe.p_no_voice && !pools.voice.is_empty();
     let with_bg = (rng.random::<f32>() >= recipe.p_no_background || !with_voice)
         && !(pools.music.is_empty() && pools.sfx.is_empty());
-    let mut voice = if with_voice { pools.voice.draw(rng, len, coded) } else { vec![0.0; len] };
+    let mut voice =
+        if with_voice { pools.voice.fill(rng, len, coded, Fill::SPEECH) } else { vec![0.0; len] };
     scale_to_rms(&mut voice, 1.0);
     let mut bg = vec![0.0; len];
     if with_bg {
         let use_sfx = pools.music.is_empty() || rng.random::<f32>() < recipe.p_sfx;
         bg = if use_sfx && !pools.sfx.is_empty() {
-            pools.sfx.draw(rng, len, coded)
+            pools.sfx.fill(rng, len, coded, Fill::SFX)
         } else {
-            pools.music.draw(rng, len, coded)
+            pools.music.fill(rng, len, coded, Fill::MUSIC)
         };
         scale_to_rms(&mut bg, 1.0);
         if !pools.sfx.is_empty() && rng.random::<f32>() < recipe.p_extra_sfx {
-            let mut fx = pools.sfx.draw(rng, len, coded);
+            let mut fx = pools.sfx.fill(rng, len, coded, Fill::SFX);
             scale_to_rms(&mut fx, 10f32.powf(uniform(rng, (-12.0, 0.0)) / 20.0));
             bg.iter_mut().zip(&fx).for_each(|(b, f)| *b += f);
             scale_to_rms(&mut bg, 1.0);
@@ -576,4 +655,68 @@ fn provenance(
     t.insert("training".into(), toml::Value::Table(training));
     t.insert("metrics".into(), toml::Value::Table(metrics));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn source(kind: Kind, clean: Vec<f32>) -> Source {
+        Source {
+            package: "p".into(),
+            version: "1".into(),
+            kind,
+            licence: String::new(),
+            rate: SampleRate(8000),
+            coded: clean.clone(),
+            clean,
+        }
+    }
+
+    /// A 0.5 s "line" padded with 0.25 s of silence on both sides, as prompt files are.
+    fn prompt(level: f32) -> Vec<f32> {
+        let mut v = vec![0.0; 2000];
+        v.extend((0..4000).map(|i| level * (i as f32 * 0.3).sin()));
+        v.extend(vec![0.0; 2000]);
+        v
+    }
+
+    #[test]
+    fn trim_silence_keeps_the_sounding_span() {
+        assert_eq!(trim_silence(&prompt(0.5)), (2001, 6000));
+        assert_eq!(trim_silence(&[0.0; 10]), (0, 10));
+        assert_eq!(trim_silence(&[]), (0, 0));
+    }
+
+    #[test]
+    fn fill_strings_short_lines_across_the_whole_patch() {
+        let sources: Vec<Source> = (0..4).map(|_| source(Kind::Speech, prompt(0.5))).collect();
+        let pool = Pool::new(&sources);
+        let len = 8000 * 6;
+        let mut rng = StdRng::seed_from_u64(3);
+        let x = pool.fill(&mut rng, len, false, Fill::SPEECH);
+        assert_eq!(x.len(), len);
+        // One 0.5 s line per ~1 s at most pauses: far more than the single prompt a plain
+        // draw gives, and sound in every second of the patch.
+        let active = x.iter().filter(|v| v.abs() > 1e-3).count() as f32 / len as f32;
+        assert!(active > 0.3, "active fraction {active}");
+        for second in x.chunks(8000) {
+            assert!(second.iter().any(|v| v.abs() > 1e-3));
+        }
+        // Deterministic in the seed.
+        assert_eq!(x, pool.fill(&mut StdRng::seed_from_u64(3), len, false, Fill::SPEECH));
+    }
+
+    #[test]
+    fn fill_of_silent_or_empty_pools_is_silence() {
+        let silent = [source(Kind::Sfx, vec![0.0; 100])];
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(
+            Pool::new(&silent).fill(&mut rng, 1000, false, Fill::SFX).iter().all(|&v| v == 0.0)
+        );
+        let none: [Source; 0] = [];
+        assert_eq!(Pool::new(&none).fill(&mut rng, 10, false, Fill::SFX), vec![0.0; 10]);
+    }
 }
