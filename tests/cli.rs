@@ -321,7 +321,10 @@ fn export_writes_kept_pieces_and_a_manifest() {
             "duration_s",
             "language",
             "source_file",
-            "sha256"
+            "sha256",
+            "file",
+            "voice_file",
+            "background_file"
         ]
     );
     assert_eq!(rows.len(), 2);
@@ -341,6 +344,8 @@ fn export_writes_kept_pieces_and_a_manifest() {
         assert!((dur - (end - start)).abs() < 2e-3);
         // The file: <series>/<episode-id>/<piece-id>.wav, 44.1 kHz, channels as the source.
         let wav = out.join("=HYPERLINK(\"x\")").join(&row[1]).join(format!("{}.wav", row[2]));
+        assert!(row[9].ends_with(&format!("/{}/{}.wav", row[1], row[2])), "file {}", row[9]);
+        assert_eq!((row[10].as_str(), row[11].as_str()), ("", ""), "no stems without --stems");
         let reader =
             hound::WavReader::open(&wav).unwrap_or_else(|e| panic!("{}: {e}", wav.display()));
         let spec = reader.spec();

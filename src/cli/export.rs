@@ -1,6 +1,7 @@
 //! `aniprint export-pieces`: the dataset step. Kept pieces are decoded again from their
 //! episode's source file (the stream chosen at ingest, at the export rate, mono or stereo as the
-//! source up to 2 channels), written as audio files, and listed in `manifest.csv`.
+//! source up to 2 channels), written as audio files, and listed in `manifest.csv`; with
+//! `--stems`, also separated into voice and background.
 //!
 //! Each episode is decoded once, streaming: a piece is written as soon as the decoder passes
 //! its end, so memory holds one piece at a time. A source that moved or changed (its SHA-256
@@ -9,6 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aniprint::analyze::StemSplitter;
 use aniprint::catalog::{Episode, Piece, PieceStatus};
 use aniprint::media::write::{AudioFormat, write_audio};
 use aniprint::media::{self, DecodeOptions, StreamSelect};
@@ -24,7 +26,7 @@ use super::{Ctx, Outcome};
 const MP3_RATES: &[u32] = &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000];
 
 /// The manifest's columns, in order.
-pub const MANIFEST_HEADER: [&str; 9] = [
+pub const MANIFEST_HEADER: [&str; 12] = [
     "series",
     "episode",
     "piece",
@@ -34,6 +36,9 @@ pub const MANIFEST_HEADER: [&str; 9] = [
     "language",
     "source_file",
     "sha256",
+    "file",
+    "voice_file",
+    "background_file",
 ];
 
 /// Arguments of `aniprint export-pieces`.
@@ -55,6 +60,11 @@ pub struct Args {
     /// Only pieces of this series.
     #[arg(long, value_name = "NAME")]
     series: Option<String>,
+    /// Also write each piece's stems with the installed separator: `<piece>.voice.<ext>` (the
+    /// separated dialogue, band-limited to the model's 4 kHz) and `<piece>.background.<ext>`
+    /// (the mono mix minus that voice, so the two add up to the mix at full bandwidth).
+    #[arg(long)]
+    stems: bool,
 }
 
 /// One manifest line.
@@ -68,10 +78,14 @@ struct Row {
     language: String,
     source_file: String,
     sha256: String,
+    /// Files relative to the output folder (stems empty without `--stems`).
+    file: String,
+    voice_file: String,
+    background_file: String,
 }
 
 impl Row {
-    fn cells(&self) -> [String; 9] {
+    fn cells(&self) -> [String; 12] {
         [
             escape_cell(&self.series).into_owned(),
             escape_cell(&self.episode).into_owned(),
@@ -82,6 +96,9 @@ impl Row {
             escape_cell(&self.language).into_owned(),
             escape_cell(&self.source_file).into_owned(),
             escape_cell(&self.sha256).into_owned(),
+            escape_cell(&self.file).into_owned(),
+            escape_cell(&self.voice_file).into_owned(),
+            escape_cell(&self.background_file).into_owned(),
         ]
     }
 }
@@ -94,6 +111,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if args.format == AudioFormat::Mp3 && !MP3_RATES.contains(&args.rate) {
         bail!("mp3 cannot be written at {} Hz; use one of {MP3_RATES:?}", args.rate);
     }
+    let splitter = if args.stems {
+        Some(super::separate::default_splitter()?.ok_or_else(|| {
+            anyhow!("--stems needs a separator model, and none is installed in models/")
+        })?)
+    } else {
+        None
+    };
     let catalog = ctx.open_catalog()?;
     let wanted =
         |s: PieceStatus| s == PieceStatus::Keep || (args.all && s == PieceStatus::Unreviewed);
@@ -117,7 +141,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut rows = Vec::new();
     let mut failed: Vec<Failure> = Vec::new();
     for (ep, pieces) in &jobs {
-        export_episode(ep, pieces, &args, &bars, &mut rows, &mut failed);
+        export_episode(ep, pieces, &args, splitter.as_deref(), &bars, &mut rows, &mut failed);
     }
     bars.finish();
     let manifest = args.out.join("manifest.csv");
@@ -154,6 +178,7 @@ fn export_episode(
     ep: &Episode,
     pieces: &[Piece],
     args: &Args,
+    splitter: Option<&dyn StemSplitter>,
     bars: &Bars,
     rows: &mut Vec<Row>,
     failed: &mut Vec<Failure>,
@@ -163,7 +188,7 @@ fn export_episode(
     let res = cut_pieces(ep, pieces, args, bars, &mut |piece, samples, channels| {
         done += 1;
         bars.done(1);
-        match write_piece(ep, piece, &samples, channels, args) {
+        match write_piece(ep, piece, &samples, channels, args, splitter) {
             Ok(row) => rows.push(row),
             Err(e) => failed.push((piece.id.clone(), e)),
         }
@@ -282,11 +307,29 @@ fn write_piece(
     samples: &[f32],
     channels: u16,
     args: &Args,
+    splitter: Option<&dyn StemSplitter>,
 ) -> anyhow::Result<Row> {
-    let dir = args.out.join(path_component(&ep.series)).join(path_component(&ep.id));
+    let rel = Path::new(&path_component(&ep.series)).join(path_component(&ep.id));
+    let dir = args.out.join(&rel);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let file = dir.join(format!("{}.{}", path_component(&piece.id), args.format.extension()));
-    write_audio(&file, samples, SampleRate(args.rate), channels, args.format)?;
+    let name = |suffix: &str| {
+        rel.join(format!("{}{suffix}.{}", path_component(&piece.id), args.format.extension()))
+    };
+    let rate = SampleRate(args.rate);
+    let file = name("");
+    write_audio(&args.out.join(&file), samples, rate, channels, args.format)?;
+    let (mut voice_file, mut background_file) = (String::new(), String::new());
+    if let Some(splitter) = splitter {
+        let (voice, background) = split_at_rate(splitter, samples, channels, rate)
+            .with_context(|| format!("separating piece {}", piece.id))?;
+        for (suffix, audio, out) in
+            [(".voice", voice, &mut voice_file), (".background", background, &mut background_file)]
+        {
+            let f = name(suffix);
+            write_audio(&args.out.join(&f), &audio, rate, 1, args.format)?;
+            *out = f.to_string_lossy().into_owned();
+        }
+    }
     let (start, end) = piece.span(ep.work_rate);
     Ok(Row {
         series: ep.series.clone(),
@@ -297,7 +340,28 @@ fn write_piece(
         language: ep.language.clone().unwrap_or_default(),
         source_file: ep.path.clone(),
         sha256: ep.sha256.clone(),
+        file: file.to_string_lossy().into_owned(),
+        voice_file,
+        background_file,
     })
+}
+
+/// Voice and background of interleaved `samples` at `rate`, both mono at `rate`: the separator
+/// runs at its own rate, its voice is brought back to `rate`, and the background is the mono
+/// mix minus that voice (so everything above the model's band stays in the background).
+fn split_at_rate(
+    splitter: &dyn StemSplitter,
+    samples: &[f32],
+    channels: u16,
+    rate: SampleRate,
+) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+    let mono = media::to_mono(samples, channels);
+    let low = media::resample(&mono, rate, splitter.rate())?;
+    let (voice_low, _) = splitter.split(&low)?;
+    let mut voice = media::resample(&voice_low, splitter.rate(), rate)?;
+    voice.resize(mono.len(), 0.0);
+    let background = mono.iter().zip(&voice).map(|(m, v)| m - v).collect();
+    Ok((voice, background))
 }
 
 fn round_ms(x: f64) -> f64 {
