@@ -25,7 +25,7 @@ use crate::units::SampleRate;
 use crate::{Error, Result};
 
 /// What a source in the training corpus holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Music.
@@ -36,7 +36,19 @@ pub enum Kind {
     Sfx,
 }
 
-/// One package of the corpus, decoded and concatenated at the fingerprint rate.
+impl Kind {
+    /// The manifest's name of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Music => "music",
+            Kind::Speech => "speech",
+            Kind::Sfx => "sfx",
+        }
+    }
+}
+
+/// One package of the corpus (or the files of one kind in it), decoded and concatenated at
+/// the fingerprint rate.
 #[derive(Debug, Clone)]
 pub struct Source {
     /// Debian package name.
@@ -108,19 +120,34 @@ pub fn load_corpus(
             "cannot read the corpus manifest ({e}); run ../shared/data/fetch_training_audio.sh"
         ),
     })?;
-    let mut by_pkg: BTreeMap<String, Vec<ManifestRow>> = BTreeMap::new();
+    // One source per package and kind of file: a dialogue package may also ship its game's
+    // music and effects (fillets-ng-data does), which must not count as voice.
+    let mut by_pkg: BTreeMap<(String, Option<Kind>), Vec<ManifestRow>> = BTreeMap::new();
+    let mut whole: BTreeMap<String, usize> = BTreeMap::new();
     for row in rdr.deserialize() {
         let row: ManifestRow = row?;
-        by_pkg.entry(row.package.clone()).or_default().push(row);
+        *whole.entry(row.package.clone()).or_default() += 1;
+        by_pkg.entry((row.package.clone(), file_kind(&row.kind, &row.path))).or_default().push(row);
     }
     std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
     progress.stage(Stage::Decoding);
     progress.set_total(by_pkg.len() as u64);
     let sources: Vec<Result<Option<Source>>> = by_pkg
         .into_par_iter()
-        .map(|(pkg, mut rows)| {
+        .map(|((pkg, kind), mut rows)| {
             rows.sort_by(|a, b| a.path.cmp(&b.path));
-            let r = load_package(corpus, cache, rate, &pkg, &rows);
+            let r = match kind {
+                // A package split by kind caches each part under its own name.
+                Some(kind) => {
+                    let part = if rows.len() == whole[&pkg] {
+                        pkg.clone()
+                    } else {
+                        format!("{pkg}.{}", kind.as_str())
+                    };
+                    load_package(corpus, cache, rate, &pkg, &part, kind, &rows)
+                }
+                None => Ok(None),
+            };
             progress.advance(1);
             r
         })
@@ -137,21 +164,51 @@ pub fn load_corpus(
     Ok(out)
 }
 
+/// The kind of one corpus file: the manifest's kind of its package, except that files of a
+/// speech package with no language in their path (`__en__`, `__nds__`, `__sr@latin__`,
+/// `__en_US_f_Allison__`) are the game's music (a `music` folder) or effects.
+fn file_kind(package_kind: &str, path: &str) -> Option<Kind> {
+    let kind = match package_kind {
+        "music" => Kind::Music,
+        "speech" => Kind::Speech,
+        "sfx" => Kind::Sfx,
+        _ => return None,
+    };
+    if kind != Kind::Speech {
+        return Some(kind);
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let mut folders: Vec<&str> = name.split("__").collect();
+    folders.pop();
+    let is_language = |c: &str| {
+        let b = c.as_bytes();
+        b.len() >= 2
+            && b[..2].iter().all(u8::is_ascii_lowercase)
+            && (b.len() == 2
+                || (b.len() == 3 && b[2].is_ascii_lowercase())
+                || b[2] == b'_'
+                || b[2] == b'@')
+    };
+    Some(if folders.iter().any(|c| is_language(c)) {
+        Kind::Speech
+    } else if folders.contains(&"music") {
+        Kind::Music
+    } else {
+        Kind::Sfx
+    })
+}
+
 fn load_package(
     corpus: &Path,
     cache: &Path,
     rate: SampleRate,
     pkg: &str,
+    part: &str,
+    kind: Kind,
     rows: &[ManifestRow],
 ) -> Result<Option<Source>> {
-    let kind = match rows.first().map(|r| r.kind.as_str()) {
-        Some("music") => Kind::Music,
-        Some("speech") => Kind::Speech,
-        Some("sfx") => Kind::Sfx,
-        _ => return Ok(None),
-    };
-    let clean_path = cache.join(format!("{pkg}.{}.f32", rate.0));
-    let coded_path = cache.join(format!("{pkg}.{}.mp3.f32", rate.0));
+    let clean_path = cache.join(format!("{part}.{}.f32", rate.0));
+    let coded_path = cache.join(format!("{part}.{}.mp3.f32", rate.0));
     let clean = match read_f32(&clean_path) {
         Some(v) => v,
         None => {
@@ -173,7 +230,7 @@ fn load_package(
     let coded = match read_f32(&coded_path) {
         Some(v) if v.len() == clean.len() => v,
         _ => {
-            let v = codec_round_trip(&clean, rate, &cache.join(format!("{pkg}.tmp.mp3")))?;
+            let v = codec_round_trip(&clean, rate, &cache.join(format!("{part}.tmp.mp3")))?;
             write_f32(&coded_path, &v)?;
             v
         }
@@ -777,4 +834,38 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
     t.insert("training".into(), toml::Value::Table(training));
     t.insert("metrics".into(), toml::Value::Table(metrics));
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_of_a_speech_package_without_a_language_are_music_or_effects() {
+        let k = |kind: &str, path: &str| file_kind(kind, path);
+        let s = "speech/fillets-ng-data/";
+        assert_eq!(
+            k("speech", &format!("{s}games__fillets-ng__sound__aztec__en__bot-x.ogg")),
+            Some(Kind::Speech)
+        );
+        assert_eq!(
+            k("speech", &format!("{s}games__fillets-ng__music__rybky01.ogg")),
+            Some(Kind::Music)
+        );
+        assert_eq!(
+            k("speech", &format!("{s}games__fillets-ng__sound__share__sp-dead.ogg")),
+            Some(Kind::Sfx)
+        );
+        for voice in [
+            "speech/a/asterisk__sounds__en_US_f_Allison__your.wav",
+            "speech/k/ktuberling__sounds__nds__brill.wav",
+            "speech/k/ktuberling__sounds__sr@ijekavian__nos.ogg",
+        ] {
+            assert_eq!(k("speech", voice), Some(Kind::Speech), "{voice}");
+        }
+        // Only speech packages are looked into; unknown kinds are skipped.
+        assert_eq!(k("music", "music/x/games__x__sound__share__a.ogg"), Some(Kind::Music));
+        assert_eq!(k("sfx", "sfx/x/a__music__b.ogg"), Some(Kind::Sfx));
+        assert_eq!(k("noise", "x/a.ogg"), None);
+    }
 }

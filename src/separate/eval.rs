@@ -134,6 +134,7 @@ pub fn corpus_items(
         p_sfx: 0.2,
         p_extra_sfx: 0.3,
         p_coded: 0.0,
+        min_background_activity: 0.9,
     };
     let len = (seconds * rate.0 as f32) as usize;
     let mut rng = StdRng::seed_from_u64(seed);

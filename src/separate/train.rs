@@ -44,6 +44,11 @@ pub struct MixRecipe {
     pub p_extra_sfx: f32,
     /// Probability of using the low-bitrate MP3 copies of both stems.
     pub p_coded: f32,
+    /// Fraction of 1 s windows in which the background must be sounding (within 20 dB of its
+    /// overall level); backgrounds that fall short are drawn again (up to 20 times). Zero for
+    /// training (scenes with dialogue alone are real); evaluation sets it so that every item
+    /// has both stems throughout, as the paper's test mixtures do.
+    pub min_background_activity: f32,
 }
 
 impl Default for MixRecipe {
@@ -56,6 +61,7 @@ impl Default for MixRecipe {
             p_sfx: 0.25,
             p_extra_sfx: 0.3,
             p_coded: 0.25,
+            min_background_activity: 0.0,
         }
     }
 }
@@ -169,6 +175,11 @@ impl<'a> Pool<'a> {
         Self { sources, cum }
     }
 
+    /// The rate of the pool's audio (8 kHz when empty).
+    pub fn rate(&self) -> SampleRate {
+        self.sources.first().map_or(SampleRate(8000), |s| s.rate)
+    }
+
     /// Whether the pool has nothing to draw.
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty()
@@ -278,6 +289,17 @@ impl Pool<'_> {
     }
 }
 
+/// Fraction of `window`-sample windows of `x` whose RMS is within 20 dB of the whole's.
+pub fn activity(x: &[f32], window: usize) -> f32 {
+    let total = crate::fingerprint::augment::rms(x);
+    let windows: Vec<&[f32]> = x.chunks(window.max(1)).collect();
+    if total <= 0.0 || windows.is_empty() {
+        return 0.0;
+    }
+    let on = windows.iter().filter(|w| crate::fingerprint::augment::rms(w) > 0.1 * total).count();
+    on as f32 / windows.len() as f32
+}
+
 /// The three pools a mixture draws from.
 #[derive(Debug)]
 pub struct Pools<'a> {
@@ -331,11 +353,24 @@ pub fn make_mixture(
     let mut bg = vec![0.0; len];
     if with_bg {
         let use_sfx = pools.music.is_empty() || rng.random::<f32>() < recipe.p_sfx;
-        bg = if use_sfx && !pools.sfx.is_empty() {
-            pools.sfx.fill(rng, len, coded, Fill::SFX)
+        let (pool, fill) = if use_sfx && !pools.sfx.is_empty() {
+            (&pools.sfx, Fill::SFX)
         } else {
-            pools.music.fill(rng, len, coded, Fill::MUSIC)
+            (&pools.music, Fill::MUSIC)
         };
+        bg = pool.fill(rng, len, coded, fill);
+        let window = pool.rate().0 as usize;
+        let mut best = activity(&bg, window);
+        for _ in 0..20 {
+            if best >= recipe.min_background_activity {
+                break;
+            }
+            let next = pool.fill(rng, len, coded, fill);
+            let a = activity(&next, window);
+            if a > best {
+                (bg, best) = (next, a);
+            }
+        }
         scale_to_rms(&mut bg, 1.0);
         if !pools.sfx.is_empty() && rng.random::<f32>() < recipe.p_extra_sfx {
             let mut fx = pools.sfx.fill(rng, len, coded, Fill::SFX);
