@@ -115,9 +115,14 @@ pub struct TrainArgs {
     /// Where the finished model goes (default: models/separator-v1 in this source tree).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Optimiser steps.
+    /// Optimiser steps: the run stops and writes the model here (a later run with more steps
+    /// resumes from the checkpoint).
     #[arg(long, default_value_t = 2000)]
     steps: usize,
+    /// Length of the learning-rate schedule if longer than --steps: stop a long run early with
+    /// a usable model and resume it later on the same schedule.
+    #[arg(long, value_name = "N")]
+    schedule_steps: Option<usize>,
     /// Patches (4.1 s mixtures) per step.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -159,6 +164,7 @@ pub fn train(a: TrainArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     opts.cache = a.cache;
     opts.steps = a.steps;
+    opts.schedule_steps = a.schedule_steps;
     opts.batch = a.batch;
     opts.lr = a.lr;
     opts.seed = a.seed;

@@ -77,8 +77,12 @@ pub struct TrainOptions {
     pub state: PathBuf,
     /// Where the finished model (weights + card) is written.
     pub out: PathBuf,
-    /// Optimiser steps.
+    /// Optimiser steps: training stops, and writes the model, here.
     pub steps: usize,
+    /// Length of the learning-rate schedule when it differs from `steps` (`None`: `steps`), so
+    /// a long run can stop early, write a model, and be resumed to the end with the very same
+    /// schedule as a run that never stopped.
+    pub schedule_steps: Option<usize>,
     /// Patches per step.
     pub batch: usize,
     /// Peak learning rate.
@@ -116,6 +120,7 @@ impl TrainOptions {
             state,
             out,
             steps: 2000,
+            schedule_steps: None,
             batch: 8,
             lr: 2e-3,
             warmup: 100,
@@ -130,6 +135,11 @@ impl TrainOptions {
             config: Config::default(),
             mix: MixRecipe::default(),
         }
+    }
+
+    /// Steps the learning-rate schedule spans.
+    pub fn schedule(&self) -> usize {
+        self.schedule_steps.unwrap_or(self.steps).max(self.steps)
     }
 
     /// The model rate.
@@ -241,10 +251,10 @@ fn trim_silence(x: &[f32]) -> (usize, usize) {
 }
 
 impl Pool<'_> {
-    /// `len` samples of excerpts strung together with `fill`'s pauses, so a patch of dialogue
-    /// or effects is as busy as a scene rather than one short prompt and seconds of zeros. The
-    /// first excerpt starts at a random point inside the first pause-plus-line, so lines do not
-    /// always begin a patch.
+    /// `len` samples of excerpts strung together with `fill`'s pauses and per-excerpt levels,
+    /// beginning at a random point of a random pause-plus-excerpt. Sources are whole packages
+    /// concatenated, so one excerpt usually covers the patch; another follows when a source
+    /// runs out, so nothing is zero-padded.
     pub fn fill(&self, rng: &mut StdRng, len: usize, coded: bool, fill: Fill) -> Vec<f32> {
         let mut out = vec![0f32; len];
         if self.is_empty() || len == 0 {
@@ -522,6 +532,15 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     if let Some(saved) = crate::optim::load_checkpoint(&map, &mut adam, &paths, &device)? {
         state = saved;
         tracing::info!("resuming at step {}", state.step);
+        if state.step > opts.steps {
+            return Err(Error::Invalid(format!(
+                "the checkpoint in {} is at step {step}, past --steps {}: ask for at least \
+                 {step} steps",
+                opts.state.display(),
+                opts.steps,
+                step = state.step,
+            )));
+        }
     }
     let pools = Pools::new(&corpus.train);
     if pools.voice.is_empty() || (pools.music.is_empty() && pools.sfx.is_empty()) {
@@ -562,7 +581,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         let (masks, stats) = sep.net().forward_t(&x, true)?;
         let loss = model::loss(&masks, &mix, &tgt, opts.config.loss)?;
         let grads = loss.backward()?;
-        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.steps, step);
+        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.schedule(), step);
         adam.step(&grads, lr, opts.weight_decay, step + 1)?;
         update_running_stats(&map, &stats)?;
         let l = f64::from(loss.to_scalar::<f32>()?);
@@ -654,6 +673,9 @@ fn provenance(
         "aniprint train separator --steps {} --batch {} --lr {} --seed {}",
         opts.steps, opts.batch, opts.lr, opts.seed
     );
+    if opts.schedule() != opts.steps {
+        command.push_str(&format!(" --schedule-steps {}", opts.schedule()));
+    }
     if !opts.config.eca {
         command.push_str(" --no-eca");
     }
