@@ -122,23 +122,28 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut missed = 0;
     let mut used = vec![false; found.len()];
     for t in &truth {
+        // A region is this reuse when it overlaps it in the upload, in the right episode, on
+        // the same alignment (within a second): the right episode at the wrong place is a
+        // false match.
+        let is_this = |u: &str, r: &MatchRegion| {
+            u == t.upload
+                && ep_name(&r.episode) == t.episode
+                && r.upload_start.0 < t.upload_end_s
+                && r.upload_end.0 > t.upload_start_s
+                && ((r.episode_start.0 - r.upload_start.0) - (t.episode_start_s - t.upload_start_s))
+                    .abs()
+                    < 1.0
+        };
         let best = found
             .iter()
             .enumerate()
-            .filter(|(_, (u, r))| *u == t.upload && ep_name(&r.episode) == t.episode)
-            .filter(|(_, (_, r))| {
-                r.upload_start.0 < t.upload_end_s && r.upload_end.0 > t.upload_start_s
-            })
+            .filter(|(_, (u, r))| is_this(u, r))
             .max_by(|a, b| a.1.1.score.total_cmp(&b.1.1.score));
         match best {
             Some((i, (_, r))) => {
                 // Every stem's region for this reuse counts as found, not as a false match.
                 for (j, (u, o)) in found.iter().enumerate() {
-                    if *u == t.upload
-                        && o.episode == r.episode
-                        && o.upload_start.0 < t.upload_end_s
-                        && o.upload_end.0 > t.upload_start_s
-                    {
+                    if is_this(u, o) {
                         used[j] = true;
                     }
                 }
