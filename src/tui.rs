@@ -84,6 +84,7 @@ pub struct Runtime {
     settings: Settings,
     runner: Runner,
     player: Player,
+    tx: Sender<Event>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -100,13 +101,15 @@ impl Runtime {
         settings: Settings,
         tx: Sender<Event>,
     ) -> Self {
-        let runner = Runner::new(catalog.clone(), services, settings.clone(), tx);
-        Self { catalog, settings, runner, player: Player::default() }
+        let runner = Runner::new(catalog.clone(), services, settings.clone(), tx.clone());
+        let player = player_reporting_to(Player::default(), &tx);
+        Self { catalog, settings, runner, player, tx }
     }
 
-    /// Play auditions with `player` instead of `ffplay` from `PATH`.
+    /// Play auditions with `player` instead of `ffplay` from `PATH` (its failures are reported
+    /// on the status line like the default player's).
     pub fn set_player(&mut self, player: Player) {
-        self.player = player;
+        self.player = player_reporting_to(player, &self.tx);
     }
 
     /// The catalog.
@@ -245,6 +248,14 @@ impl Runtime {
     }
 }
 
+/// `player`, its failed ends sent to the UI thread as [`Event::Player`].
+fn player_reporting_to(player: Player, tx: &Sender<Event>) -> Player {
+    let tx = tx.clone();
+    player.reporting(Arc::new(move |msg| {
+        let _ = tx.send(Event::Player(msg));
+    }))
+}
+
 /// Feed an action through `update`, carry out its effects, and feed their answers back until
 /// nothing is left.
 pub fn dispatch(app: &mut App, runtime: &mut Runtime, action: Action) {
@@ -265,6 +276,7 @@ pub fn event_action(ev: Event) -> Option<Action> {
         Event::Input(_) => None,
         Event::Job(j) => Some(Action::Job(j)),
         Event::Preview(p) => Some(Action::Preview(p)),
+        Event::Player(msg) => Some(Action::Toast(Toast::error(msg))),
         Event::Tick => Some(Action::Tick),
     }
 }

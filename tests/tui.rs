@@ -96,7 +96,7 @@ struct Harness {
     _dir: tempfile::TempDir,
     app: App,
     rt: Runtime,
-    _rx: crossbeam_channel::Receiver<Event>,
+    rx: crossbeam_channel::Receiver<Event>,
 }
 
 impl Harness {
@@ -108,7 +108,21 @@ impl Harness {
         opts.report_out = PathBuf::from("report.csv");
         opts.theme = Theme::mono();
         let (app, rt, rx, _tx) = tui::start(cat, Arc::new(NoServices), opts).unwrap();
-        Self { _dir: dir, app, rt, _rx: rx }
+        Self { _dir: dir, app, rt, rx }
+    }
+
+    /// Feed what the workers send back through `update` until `done` says so (or a minute
+    /// passes: then panic).
+    fn pump_until(&mut self, done: impl Fn(&App) -> bool) {
+        let t0 = std::time::Instant::now();
+        while !done(&self.app) {
+            assert!(t0.elapsed().as_secs() < 60, "timed out; jobs: {:#?}", self.app.jobs.list);
+            if let Ok(ev) = self.rx.recv_timeout(std::time::Duration::from_millis(50))
+                && let Some(a) = tui::event_action(ev)
+            {
+                self.run(a);
+            }
+        }
     }
 
     /// Dispatch through update and the runtime (effects carried out).
@@ -599,6 +613,30 @@ fn playing_says_which_file_is_gone_or_that_the_player_is_missing() {
     let t = &h.app.toast.as_ref().unwrap().toast;
     assert_eq!(t.level, Level::Error);
     assert!(t.text.contains("aniprint-test-no-such-ffplay not found"), "{}", t.text);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_player_that_fails_says_why_on_the_status_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = Harness::new();
+    // A stand-in ffplay that starts, then fails the way ffplay does on an unreadable file.
+    let fake = h._dir.path().join("ffplay");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho \"$9: Invalid data found when processing input\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.rt.set_player(Player::new(&fake));
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    h.app.data.uploads[0].path = here.into();
+    h.keys(&[ch('3'), ch('n'), ch('p')]);
+    assert!(h.app.toast.as_ref().unwrap().toast.text.starts_with("playing upload Cargo.toml"));
+    h.pump_until(|app| app.toast.as_ref().is_some_and(|t| t.toast.level == Level::Error));
+    let t = &h.app.toast.as_ref().unwrap().toast;
+    assert!(t.text.ends_with(&format!("{here}: Invalid data found when processing input")));
+    assert!(t.text.contains("could not play the upload Cargo.toml (exit status: 1)"), "{}", t.text);
 }
 
 #[test]

@@ -83,7 +83,7 @@ impl Settings {
     }
 }
 
-/// What reaches the UI thread: input, job reports, previews, ticks.
+/// What reaches the UI thread: input, job reports, previews, player failures, ticks.
 #[derive(Debug)]
 pub enum Event {
     /// A terminal event.
@@ -92,6 +92,8 @@ pub enum Event {
     Job(JobEvent),
     /// A preview is ready.
     Preview(Box<Preview>),
+    /// The audition player ended with an error: why.
+    Player(String),
     /// Time passed.
     Tick,
 }
