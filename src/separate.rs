@@ -6,7 +6,8 @@
 //! search need nothing more): 512-point STFT, 128-sample hop (16 ms), the lowest 256 bins. This
 //! module owns loading a trained model ([`Separator`]), chunked inference with bounded memory for
 //! inputs of any length, the network ([`model`]), training ([`train`]) and evaluation with
-//! BSS-Eval-style SDR/SIR ([`eval`]).
+//! BSS-Eval-style SDR/SIR ([`eval`]), and [`separate_file`], which writes a media file's stems
+//! (what `aniprint separate` and the TUI's separate jobs call).
 //!
 //! Chunking: the network's normalisation and attention are time-local (see [`model`]) and its
 //! receptive field reaches at most 126 frames either way, so a chunk whose context on each side
@@ -25,13 +26,16 @@ pub mod model;
 mod ops;
 pub mod train;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::{Complex32, Stft};
+use crate::media::write::{AudioFormat, write_audio};
+use crate::media::{self, DecodeOptions};
+use crate::progress::{Progress, Stage};
 use crate::units::SampleRate;
 use crate::{Error, Result};
 pub use model::{Config, LossKind, NormKind, UNet, eca_kernel_size};
@@ -288,6 +292,55 @@ impl crate::analyze::StemSplitter for Separator {
     }
 }
 
+/// Where [`separate_file`] writes the stems of `input` in `out`: `<name>.voice.<ext>` and
+/// `<name>.background.<ext>`, `<name>` being the input's file name without its extension.
+pub fn stem_paths(input: &Path, out: &Path, format: AudioFormat) -> [PathBuf; 2] {
+    let name = input.file_stem().map_or_else(|| "input".into(), |s| s.to_string_lossy());
+    let ext = format.extension();
+    [out.join(format!("{name}.voice.{ext}")), out.join(format!("{name}.background.{ext}"))]
+}
+
+/// What [`separate_file`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StemFiles {
+    /// Seconds of audio separated.
+    pub seconds: f64,
+    /// The voice stem.
+    pub voice: PathBuf,
+    /// The background stem.
+    pub background: PathBuf,
+}
+
+/// Decode `input` (its default audio stream, mono at the model rate), separate it and write
+/// both stems into `out` (created if missing) at [`stem_paths`], at the model rate. Reports
+/// the stages to `progress`; a file that cannot be decoded or written is an error for this
+/// file only, so batch callers record it and go on.
+pub fn separate_file(
+    sep: &Separator,
+    input: &Path,
+    out: &Path,
+    format: AudioFormat,
+    progress: &dyn Progress,
+) -> Result<StemFiles> {
+    let rate = sep.rate();
+    progress.stage(Stage::Decoding);
+    let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
+    let mono = media::decode(input, &opts)?;
+    progress.check()?;
+    progress.stage(Stage::Separating);
+    let (voice, background) = sep.separate(&mono)?;
+    progress.stage(Stage::Exporting);
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let [voice_path, background_path] = stem_paths(input, out, format);
+    write_audio(&voice_path, &voice, rate, 1, format)?;
+    write_audio(&background_path, &background, rate, 1, format)?;
+    Ok(StemFiles {
+        seconds: mono.len() as f64 / f64::from(rate.0),
+        voice: voice_path,
+        background: background_path,
+    })
+}
+
 /// Weight of chunk `[b0, b1)`'s mask at frame `t`: a linear cross-fade of `2 * half` frames
 /// centred on each inner chunk boundary, so the weights of neighbours sum to one.
 fn fade_weight(t: usize, b0: usize, b1: usize, half: usize, first: bool, last: bool) -> f32 {
@@ -353,6 +406,12 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stems_are_named_after_the_input() {
+        let [v, b] = stem_paths(Path::new("media/ep 01.mkv"), Path::new("out"), AudioFormat::Flac);
+        assert_eq!((v, b), ("out/ep 01.voice.flac".into(), "out/ep 01.background.flac".into()));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! Architecture. [`app::App`] is the model, [`action::Action`] the messages,
 //! [`update::update`] the only place state changes (it returns [`action::Effect`]s instead of
 //! doing I/O), [`view`] draws `&App`, and [`keymap`] is the one table that dispatches keys,
-//! draws the key bar and fills the help overlay and command palette.
+//! draws the key bar and fills the help overlay and command palette ([`command`] adds the
+//! palette's typed commands, such as `separate PATH... --out DIR`).
 //!
 //! [`Runtime`] carries effects out: quick catalog writes (review decisions, piece statuses,
-//! rights records) on the UI thread in short transactions, long work (ingest, scan, exports,
-//! rights import) as [`jobs`] on worker threads that report through a [`crate::progress::Progress`]
-//! over one channel, so the UI never blocks; auditions play in a detached [`player`] process.
+//! rights records) on the UI thread in short transactions, long work (ingest, scan,
+//! separation, exports, rights import) as [`jobs`] on worker threads that report through a
+//! [`crate::progress::Progress`] over one channel, so the UI never blocks; auditions play in a
+//! detached [`player`] process.
 //! [`run`] owns the terminal: raw mode, alternate screen, mouse capture, and a panic hook that
 //! restores the terminal first.
 //!
@@ -22,6 +24,7 @@
 
 pub mod action;
 pub mod app;
+pub mod command;
 pub mod jobs;
 pub mod keymap;
 pub mod player;

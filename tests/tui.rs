@@ -19,7 +19,7 @@ use aniprint::tui::action::{
     Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Level, PlayRequest, Preview, Side,
 };
 use aniprint::tui::app::{App, Confirm, LibFocus, Mode, Screen};
-use aniprint::tui::jobs::{Event, NoServices, Settings};
+use aniprint::tui::jobs::{Event, NoServices, Services, Settings};
 use aniprint::tui::player::Player;
 use aniprint::tui::theme::Theme;
 use aniprint::tui::update::{key, typed, update};
@@ -99,15 +99,28 @@ struct Harness {
     rx: crossbeam_channel::Receiver<Event>,
 }
 
+/// The committed separator and nothing else (what separate jobs need).
+struct SeparatorOnly;
+
+impl Services for SeparatorOnly {
+    fn load_separator(&self) -> aniprint::Result<aniprint::separate::Separator> {
+        aniprint::separate::Separator::load_default(&candle_core::Device::Cpu)
+    }
+}
+
 impl Harness {
     fn new() -> Self {
+        Self::with_services(Arc::new(NoServices))
+    }
+
+    fn with_services(services: Arc<dyn Services>) -> Self {
         let (dir, cat) = fixture_catalog();
         let mut opts = Options::new("catalog");
         opts.settings =
             Settings { who: "tester".into(), config: Config::default(), clock: Arc::new(|| NOW) };
         opts.report_out = PathBuf::from("report.csv");
         opts.theme = Theme::mono();
-        let (app, rt, rx, _tx) = tui::start(cat, Arc::new(NoServices), opts).unwrap();
+        let (app, rt, rx, _tx) = tui::start(cat, services, opts).unwrap();
         Self { _dir: dir, app, rt, rx }
     }
 
@@ -412,6 +425,91 @@ fn prompts_start_jobs() {
     h.keys(&[ch('i'), KeyCode::Enter]);
     let Mode::Prompt(p) = &h.app.mode else { panic!() };
     assert_eq!(p.error.as_deref(), Some("type a path"));
+}
+
+#[test]
+fn the_palette_starts_a_separate_job_from_a_typed_command() {
+    let h = Harness::new();
+    let mut app = h.app.clone();
+    update(&mut app, key(ch(':')));
+    // The bare name is a palette entry; Enter completes it for the arguments.
+    for a in typed("separate") {
+        update(&mut app, a);
+    }
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
+    assert_eq!(p.query.text, "separate ");
+    // Refused arguments keep the palette open with the reason.
+    for a in typed("--out x") {
+        update(&mut app, a);
+    }
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
+    assert!(p.error.as_deref().unwrap().contains("which files or folders?"), "{:?}", p.error);
+    // Typing clears the reason; quoted paths keep their spaces.
+    update(&mut app, ctrl('u'));
+    for a in typed("separate 'My Show/ep 1.mkv' uploads --out /tmp/stems") {
+        update(&mut app, a);
+    }
+    let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
+    assert_eq!(p.error, None);
+    assert_eq!(
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::Spawn(JobSpec::Separate {
+            paths: vec!["My Show/ep 1.mkv".into(), "uploads".into()],
+            out: "/tmp/stems".into()
+        })]
+    );
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn a_separate_job_fails_the_bad_file_alone_and_writes_the_others_stems() {
+    let mut h = Harness::with_services(Arc::new(SeparatorOnly));
+    // A folder of one good file and one that only looks like media (a plain-text file named
+    // .mkv); a .txt there is not media by its name and is left out of the walk.
+    let tmp = tempfile::tempdir().unwrap();
+    let (inputs, out) = (tmp.path().join("in"), tmp.path().join("stems"));
+    std::fs::create_dir(&inputs).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    std::fs::copy(fixtures.join("plain/speech.wav"), inputs.join("speech.wav")).unwrap();
+    std::fs::copy(fixtures.join("bad/notmedia.txt"), inputs.join("notmedia.mkv")).unwrap();
+    std::fs::copy(fixtures.join("bad/notmedia.txt"), inputs.join("notmedia.txt")).unwrap();
+    h.keys(&[ch(':')]);
+    h.chars(&format!("separate {} --out {}", inputs.display(), out.display()));
+    h.keys(&[KeyCode::Enter]);
+    assert_eq!(h.app.jobs.list.len(), 1);
+    h.pump_until(|app| !app.jobs_running());
+    let j = &h.app.jobs.list[0];
+    let bad = inputs.join("notmedia.mkv").display().to_string();
+    assert_eq!(j.failures.len(), 1, "{:?}", j.failures);
+    assert_eq!(j.failures[0].0, bad);
+    assert!(j.failures[0].1.contains("not a media file"), "{}", j.failures[0].1);
+    let Some(JobResult::Done { summary, output }) = &j.result else { panic!("{:?}", j.result) };
+    assert_eq!(summary, "1 separated (0:09), 1 failed");
+    assert_eq!(output.as_deref(), Some(out.as_path()));
+    assert_eq!(j.items, (2, 2));
+    for stem in ["speech.voice.wav", "speech.background.wav"] {
+        let len = std::fs::metadata(out.join(stem)).unwrap().len();
+        assert!(len > 100_000, "{stem}: {len} bytes"); // 9 s at 8 kHz, 16-bit
+    }
+    assert!(!out.join("notmedia.voice.wav").exists());
+    // Separation writes no catalog: nothing to reload, the toast says how it went.
+    assert_eq!(h.app.toast.as_ref().unwrap().toast.level, Level::Ok);
+}
+
+#[test]
+fn without_a_separator_the_separate_job_says_why() {
+    let mut h = Harness::new();
+    h.keys(&[ch(':')]);
+    h.chars("separate fixtures/plain");
+    h.keys(&[KeyCode::Enter]);
+    h.pump_until(|app| !app.jobs_running());
+    let JobResult::Failed(e) = h.app.jobs.list[0].result.as_ref().unwrap() else { panic!() };
+    assert_eq!(
+        e,
+        "separating needs the separator model: no separator model configured for this TUI"
+    );
 }
 
 #[test]

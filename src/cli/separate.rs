@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use aniprint::analyze::StemSplitter;
-use aniprint::media::write::{AudioFormat, write_audio};
-use aniprint::media::{self, DecodeOptions};
+use aniprint::media::write::AudioFormat;
 use aniprint::progress::Progress;
 use aniprint::separate::{DEFAULT_MODEL, Separator};
 use candle_core::Device;
@@ -45,7 +44,6 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let dir = args.model.unwrap_or_else(|| aniprint::fingerprint::models_dir().join(DEFAULT_MODEL));
     let sep = Separator::load(&dir, &Device::Cpu)?;
     std::fs::create_dir_all(&args.out)?;
-    let rate = sep.rate();
     let bar = ctx.multi.add(indicatif::ProgressBar::new(args.inputs.len() as u64));
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -59,24 +57,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     for input in &args.inputs {
         bar.set_message(input.display().to_string());
         let started = Instant::now();
-        let result = (|| -> anyhow::Result<(f64, [PathBuf; 2])> {
-            let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
-            let mono = media::decode(input, &opts)?;
-            let (voice, background) = sep.separate(&mono)?;
-            let name = input.file_stem().map(|s| s.to_string_lossy().into_owned());
-            let name = name.unwrap_or_else(|| "input".into());
-            let ext = args.format.extension();
-            let paths = [
-                args.out.join(format!("{name}.voice.{ext}")),
-                args.out.join(format!("{name}.background.{ext}")),
-            ];
-            write_audio(&paths[0], &voice, rate, 1, args.format)?;
-            write_audio(&paths[1], &background, rate, 1, args.format)?;
-            Ok((mono.len() as f64 / f64::from(rate.0), paths))
-        })();
+        let result = aniprint::separate::separate_file(
+            &sep,
+            input,
+            &args.out,
+            args.format,
+            &aniprint::progress::NoProgress,
+        );
         bar.inc(1);
         match result {
-            Ok((seconds, [v, b])) => {
+            Ok(aniprint::separate::StemFiles { seconds, voice: v, background: b }) => {
                 if !ctx.quiet {
                     let wall = started.elapsed().as_secs_f64();
                     bar.suspend(|| {

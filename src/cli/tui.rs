@@ -1,6 +1,6 @@
 //! `aniprint tui` (and `aniprint` with no command): the terminal UI on the catalog. The binary's
-//! part is small: it gives the library TUI the models and the dataset export (both live on
-//! this side), sends logs to a file, and refuses to start without a terminal.
+//! part is small: it gives the library TUI the models and the dataset export (the binary
+//! decides where models live), sends logs to a file, and refuses to start without a terminal.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::time::Duration;
 use aniprint::analyze::Analyzer;
 use aniprint::catalog::Catalog;
 use aniprint::progress::Progress;
+use aniprint::separate::Separator;
 use aniprint::tui::jobs::{Services, Settings};
 use anyhow::bail;
 
@@ -42,6 +43,12 @@ impl Services for BinServices {
     fn load_analyzer(&self) -> aniprint::Result<Analyzer> {
         super::scan::load_analyzer(self.no_separate)
             .map_err(|e| aniprint::Error::Invalid(format!("{e:#}")))
+    }
+
+    /// The separator `aniprint separate` uses by default (even under `--no-separate`, which
+    /// only keeps stems out of fingerprinting: a separate job asks for stems outright).
+    fn load_separator(&self) -> aniprint::Result<Separator> {
+        Separator::load_default(&candle_core::Device::Cpu)
     }
 
     /// Runs `aniprint export-pieces` as a child process (the export lives in the CLI), polling

@@ -68,6 +68,8 @@ pub enum Cmd {
     Ingest,
     /// Library: export the kept pieces as a dataset (background job).
     ExportDataset,
+    /// Library: split media files into voice and background stems (background job).
+    Separate,
     /// Jobs: cancel the selected job.
     CancelJob,
     /// Review: scan uploads (background job).
@@ -276,6 +278,22 @@ pub enum JobSpec {
         /// The CSV file.
         path: PathBuf,
     },
+    /// Split media files into voice and background stems with the separator.
+    Separate {
+        /// Files and folders.
+        paths: Vec<PathBuf>,
+        /// Folder the stems are written to (`<name>.voice.wav`, `<name>.background.wav`).
+        out: PathBuf,
+    },
+}
+
+/// Which worker thread runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worker {
+    /// The inference worker, which owns the loaded models (model jobs queue there).
+    Inference,
+    /// A thread of the job's own (catalog and file work).
+    Own,
 }
 
 impl JobSpec {
@@ -290,12 +308,22 @@ impl JobSpec {
             JobSpec::ExportDataset { out } => format!("export dataset -> {}", out.display()),
             JobSpec::ExportReport { out, .. } => format!("report -> {}", out.display()),
             JobSpec::ImportRights { path } => format!("import rights {}", path.display()),
+            JobSpec::Separate { paths, out } => {
+                format!("separate {} -> {}", list(paths), out.display())
+            }
         }
     }
 
-    /// Whether the job runs the models (and so queues on the inference worker).
-    pub fn needs_models(&self) -> bool {
-        matches!(self, JobSpec::Ingest { .. } | JobSpec::Scan { .. })
+    /// The worker that runs it: jobs that run the models queue on the inference worker.
+    pub fn worker(&self) -> Worker {
+        match self {
+            JobSpec::Ingest { .. } | JobSpec::Scan { .. } | JobSpec::Separate { .. } => {
+                Worker::Inference
+            }
+            JobSpec::ExportDataset { .. }
+            | JobSpec::ExportReport { .. }
+            | JobSpec::ImportRights { .. } => Worker::Own,
+        }
     }
 }
 

@@ -151,10 +151,12 @@ pub struct HelpState {
 /// The command palette's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PaletteState {
-    /// Fuzzy query.
+    /// Fuzzy query, or a typed command with its arguments.
     pub query: TextInput,
     /// Selected entry among the matches.
     pub cursor: usize,
+    /// Why the typed command was refused.
+    pub error: Option<String>,
 }
 
 /// What a text prompt is for.
@@ -168,6 +170,10 @@ pub enum PromptKind {
     ExportDataset,
     /// Rights CSV to import.
     ImportRights,
+    /// Media files or folders to separate into stems.
+    Separate,
+    /// Folder the stems of [`Prompt::paths`] go to.
+    SeparateOut,
     /// Report output file.
     ReportPath,
     /// Report `since` date.
@@ -182,6 +188,10 @@ impl PromptKind {
             PromptKind::Scan => "Scan uploads (file or folder, several separated by ';')",
             PromptKind::ExportDataset => "Export kept pieces to folder",
             PromptKind::ImportRights => "Import rights CSV file",
+            PromptKind::Separate => {
+                "Separate into stems (file or folder, several separated by ';')"
+            }
+            PromptKind::SeparateOut => "Write the voice and background stems to folder",
             PromptKind::ReportPath => "Report file",
             PromptKind::ReportSince => "Only matches since (YYYY-MM-DD, empty: any time)",
         }
@@ -197,6 +207,9 @@ pub struct Prompt {
     pub input: TextInput,
     /// Why the last answer was refused.
     pub error: Option<String>,
+    /// Paths chosen in an earlier step (the inputs whose stems [`PromptKind::SeparateOut`]
+    /// places).
+    pub paths: Vec<PathBuf>,
 }
 
 /// A review decision waiting for its reason code and note.

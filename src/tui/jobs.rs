@@ -1,7 +1,8 @@
 //! Background work: jobs on worker threads that call the same library functions as the CLI
 //! and report through [`JobReporter`] (a [`Progress`] that sends coalesced [`JobEvent`]s over
 //! a crossbeam channel and cancels through a [`CancelToken`]), one inference worker that owns
-//! the loaded models, and a latest-wins preview worker for spectrograms.
+//! the loaded models ([`Models`], each loaded on the first job that needs it), and a
+//! latest-wins preview worker for spectrograms.
 //!
 //! Models come from the embedding program through [`Services`], so the library TUI does not
 //! depend on how the binary finds them.
@@ -19,23 +20,31 @@ use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::index::CatalogIndex;
 use crate::ingest::{self, Indexing, IngestOptions};
+use crate::media::write::AudioFormat;
 use crate::media::{self, DecodeOptions, StreamSelect};
 use crate::progress::{CancelToken, Progress, Stage};
 use crate::report::{self, ReportOptions};
 use crate::scan::{self, ScanOptions};
+use crate::separate::{self, Separator};
 use crate::units::SampleRate;
 use crate::{Error, Result};
 
-use super::action::{JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest};
+use super::action::{JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest, Worker};
 use super::widgets::spectrogram::SpecImage;
 
 /// What the embedding program provides: the models and the dataset export, which live in the
-/// binary. Both default to "not available", so a plain library user gets a TUI that ingests
-/// without fingerprints and says why scans cannot run.
+/// binary. All default to "not available", so a plain library user gets a TUI that ingests
+/// without fingerprints and says why scans and separations cannot run.
 pub trait Services: Send + Sync {
     /// Load the fingerprinter (and separator). Called once, on the inference worker.
     fn load_analyzer(&self) -> Result<Analyzer> {
         Err(Error::Invalid("no models configured for this TUI".into()))
+    }
+
+    /// Load the separator for separate jobs. Called once, on the inference worker, by the
+    /// first separate job.
+    fn load_separator(&self) -> Result<Separator> {
+        Err(Error::Invalid("no separator model configured for this TUI".into()))
     }
 
     /// Export the kept pieces of `catalog` into `out` (audio files + manifest.csv); returns a
@@ -234,8 +243,47 @@ impl Progress for JobReporter {
     }
 }
 
-/// The analyzer once loaded, or why it could not be.
-type Models = Option<std::result::Result<Arc<Analyzer>, String>>;
+/// A model once loaded, or why it could not be (kept, so a missing model is not retried on
+/// every job).
+type Loaded<T> = Option<std::result::Result<Arc<T>, String>>;
+
+/// The models of the inference worker, each loaded on the first job that needs it and kept
+/// for the session.
+#[derive(Debug, Default)]
+pub struct Models {
+    analyzer: Loaded<Analyzer>,
+    separator: Loaded<Separator>,
+}
+
+impl Models {
+    /// The fingerprinter (with the separator when configured), loading it on first use.
+    pub fn analyzer(
+        &mut self,
+        services: &dyn Services,
+        rep: &dyn Progress,
+    ) -> std::result::Result<Arc<Analyzer>, String> {
+        self.analyzer
+            .get_or_insert_with(|| {
+                rep.message("loading models");
+                services.load_analyzer().map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The separator, loading it on first use.
+    pub fn separator(
+        &mut self,
+        services: &dyn Services,
+        rep: &dyn Progress,
+    ) -> std::result::Result<Arc<Separator>, String> {
+        self.separator
+            .get_or_insert_with(|| {
+                rep.message("loading the separator");
+                services.load_separator().map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
 
 /// Starts jobs and previews; owns the cancel tokens.
 pub struct Runner {
@@ -245,7 +293,7 @@ pub struct Runner {
     tx: Sender<Event>,
     next_id: JobId,
     cancels: HashMap<JobId, CancelToken>,
-    inference: Sender<(JobId, JobSpec, CancelToken)>,
+    inference: Sender<Queued>,
     preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)>,
 }
 
@@ -263,32 +311,7 @@ impl Runner {
         settings: Settings,
         tx: Sender<Event>,
     ) -> Self {
-        let (inference, queue) = crossbeam_channel::unbounded::<(JobId, JobSpec, CancelToken)>();
-        {
-            let (catalog, services, settings, tx) =
-                (catalog.clone(), services.clone(), settings.clone(), tx.clone());
-            std::thread::Builder::new()
-                .name("aniprint-inference".into())
-                .spawn(move || {
-                    let mut models: Models = None;
-                    for (id, spec, cancel) in queue {
-                        let rep = JobReporter::new(id, tx.clone(), cancel);
-                        if models.is_none() {
-                            rep.message("loading models");
-                            models = Some(
-                                services.load_analyzer().map(Arc::new).map_err(|e| e.to_string()),
-                            );
-                        }
-                        let analyzer = models.as_ref().and_then(|m| m.as_ref().ok()).cloned();
-                        let why = models.as_ref().and_then(|m| m.as_ref().err()).cloned();
-                        let result =
-                            run_job(&catalog, &*services, &settings, &spec, analyzer, why, &rep);
-                        rep.finish(result);
-                    }
-                })
-                .map_err(|e| tracing::error!("cannot start the inference worker: {e}"))
-                .ok();
-        }
+        let inference = start_worker("aniprint-inference", &catalog, &services, &settings, &tx);
         let preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)> = Arc::default();
         {
             let (slot, tx) = (preview.clone(), tx.clone());
@@ -317,7 +340,7 @@ impl Runner {
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.cancels.insert(id, cancel.clone());
-        if spec.needs_models() {
+        if spec.worker() == Worker::Inference {
             if self.inference.send((id, spec, cancel)).is_err() {
                 let rep = JobReporter::new(id, self.tx.clone(), CancelToken::new());
                 rep.finish(JobResult::Failed("the inference worker is gone".into()));
@@ -329,7 +352,8 @@ impl Runner {
         let started =
             std::thread::Builder::new().name(format!("aniprint-job-{id}")).spawn(move || {
                 let rep = JobReporter::new(id, tx, cancel);
-                let result = run_job(&catalog, &*services, &settings, &spec, None, None, &rep);
+                let mut none = Models::default();
+                let result = run_job(&catalog, &*services, &settings, &spec, &mut none, &rep);
                 rep.finish(result);
             });
         if let Err(e) = started {
@@ -359,25 +383,58 @@ impl Runner {
     }
 }
 
-/// Run one job to its end. Per-item failures become [`JobEvent::ItemFailed`]; the result
-/// says how the whole ended.
+/// A job on its way to a worker.
+type Queued = (JobId, JobSpec, CancelToken);
+
+/// Start a worker thread that runs the jobs sent to it one after the other, with models of
+/// its own (loaded on first need); returns where to send them.
+fn start_worker(
+    name: &str,
+    catalog: &Arc<Catalog>,
+    services: &Arc<dyn Services>,
+    settings: &Settings,
+    tx: &Sender<Event>,
+) -> Sender<Queued> {
+    let (jobs, queue) = crossbeam_channel::unbounded::<Queued>();
+    let (catalog, services, settings, tx) =
+        (catalog.clone(), services.clone(), settings.clone(), tx.clone());
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let mut models = Models::default();
+            for (id, spec, cancel) in queue {
+                let rep = JobReporter::new(id, tx.clone(), cancel);
+                let result = run_job(&catalog, &*services, &settings, &spec, &mut models, &rep);
+                rep.finish(result);
+            }
+        })
+        .map_err(|e| tracing::error!("cannot start the {name} worker: {e}"))
+        .ok();
+    jobs
+}
+
+/// Run one job to its end, loading the models it needs into `models` on first use.
+/// Per-item failures become [`JobEvent::ItemFailed`]; the result says how the whole ended.
 pub fn run_job(
     catalog: &Catalog,
     services: &dyn Services,
     settings: &Settings,
     spec: &JobSpec,
-    analyzer: Option<Arc<Analyzer>>,
-    no_models: Option<String>,
+    models: &mut Models,
     rep: &JobReporter,
 ) -> JobResult {
     let outcome = match spec {
-        JobSpec::Ingest { paths } => ingest_job(catalog, settings, paths, analyzer, no_models, rep),
-        JobSpec::Scan { paths } => match analyzer {
-            Some(a) => scan_job(catalog, settings, paths, &a, rep),
-            None => Err(Error::Invalid(format!(
-                "scanning needs the fingerprint model: {}",
-                no_models.unwrap_or_else(|| "not loaded".into())
-            ))),
+        JobSpec::Ingest { paths } => {
+            let analyzer = models.analyzer(services, rep);
+            ingest_job(catalog, settings, paths, analyzer, rep)
+        }
+        JobSpec::Scan { paths } => match models.analyzer(services, rep) {
+            Ok(a) => scan_job(catalog, settings, paths, &a, rep),
+            Err(why) => Err(Error::Invalid(format!("scanning needs the fingerprint model: {why}"))),
+        },
+        JobSpec::Separate { paths, out } => match models.separator(services, rep) {
+            Ok(sep) => separate_job(paths, out, &sep, rep),
+            Err(why) => Err(Error::Invalid(format!("separating needs the separator model: {why}"))),
         },
         JobSpec::ExportDataset { out } => {
             rep.stage(Stage::Exporting);
@@ -445,8 +502,7 @@ fn ingest_job(
     catalog: &Catalog,
     settings: &Settings,
     paths: &[PathBuf],
-    analyzer: Option<Arc<Analyzer>>,
-    no_models: Option<String>,
+    analyzer: std::result::Result<Arc<Analyzer>, String>,
     rep: &JobReporter,
 ) -> JobOutput {
     let cfg = &settings.config;
@@ -463,12 +519,12 @@ fn ingest_job(
     }
     rep.set_items(files.len() as u64);
     let report = match &analyzer {
-        Some(a) => {
+        Ok(a) => {
             let index = CatalogIndex::open(catalog)?;
             let ix = Indexing { analyzer: a, index: &index };
             ingest::ingest_paths_indexed(catalog, &files, &opts, Some(&ix), rep)?
         }
-        None => ingest::ingest_paths(catalog, &files, &opts, rep)?,
+        Err(_) => ingest::ingest_paths(catalog, &files, &opts, rep)?,
     };
     for (p, e) in &report.failed {
         rep.failed(&p.display().to_string(), &e.to_string());
@@ -479,11 +535,8 @@ fn ingest_job(
         report.skipped.len(),
         report.failed.len() + bad.len()
     );
-    if analyzer.is_none() {
-        summary.push_str(&format!(
-            " (not fingerprinted: {})",
-            no_models.unwrap_or_else(|| "no models".into())
-        ));
+    if let Err(why) = &analyzer {
+        summary.push_str(&format!(" (not fingerprinted: {why})"));
     }
     Ok((summary, None))
 }
@@ -516,6 +569,37 @@ fn scan_job(
         }
     }
     Ok((format!("{} uploads scanned, {regions} regions, {failed} failed", files.len()), None))
+}
+
+/// Separate every media file under `paths` into stems in `out`; a file that fails is reported
+/// with its reason and the others go on (as `aniprint separate` does).
+fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporter) -> JobOutput {
+    let (files, bad) = ingest::collect_inputs(paths, true);
+    for (p, e) in &bad {
+        rep.failed(&p.display().to_string(), &e.to_string());
+    }
+    rep.set_items(files.len() as u64);
+    let (mut seconds, mut failed) = (0.0, bad.len());
+    for f in &files {
+        rep.check()?;
+        rep.item(&f.display().to_string());
+        match separate::separate_file(sep, f, out, AudioFormat::Wav, rep) {
+            Ok(stems) => seconds += stems.seconds,
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => {
+                failed += 1;
+                rep.failed(&f.display().to_string(), &e.to_string());
+            }
+        }
+    }
+    let done = files.len() + bad.len() - failed;
+    Ok((
+        format!(
+            "{done} separated ({}), {failed} failed",
+            crate::tui::widgets::timeline::short_hms(seconds)
+        ),
+        Some(out.to_path_buf()),
+    ))
 }
 
 /// Write `data` to `path` through a temporary sibling (`<path>.tmp`) and a rename, so readers

@@ -1,11 +1,13 @@
 //! The keymap: one table of `(scope, keys, command, label)` that dispatches keys, draws the
 //! bottom key bar, fills the `?` help overlay and the `:` command palette (gitui's
-//! `commands()` idea), so what the screen says is what the keys do.
+//! `commands()` idea), so what the screen says is what the keys do. The palette and help also
+//! list the typed commands of [`super::command::COMMANDS`].
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::action::Cmd;
 use super::app::{App, Confirm, Mode, Screen};
+use super::command::{self, TypedCommand};
 
 /// One key, as the table writes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,7 @@ pub const KEYMAP: &[Binding] = &[
     b(S::Screen(Screen::Library), &[ch('l'), k(C::Right)], Cmd::FocusRight, "pieces"),
     b(S::Screen(Screen::Library), &[ch('i')], Cmd::Ingest, "ingest…"),
     b(S::Screen(Screen::Library), &[ch('E')], Cmd::ExportDataset, "export dataset…"),
+    b(S::Screen(Screen::Library), &[ch('S')], Cmd::Separate, "separate stems…"),
     // Jobs
     b(S::Screen(Screen::Jobs), &[ch('x'), k(C::Delete)], Cmd::CancelJob, "cancel job"),
     // Review
@@ -266,32 +269,53 @@ pub fn keys_label(bnd: &Binding) -> String {
     bnd.keys.iter().map(Key::label).collect::<Vec<_>>().join("/")
 }
 
-/// The help overlay's sections: scope title and (keys, label) lines, filtered.
-pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+/// The help overlay's sections: scope title and (keys, label) lines, filtered; the typed
+/// commands of the palette last.
+pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, String)>)> {
     let f = filter.to_lowercase();
-    let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
+    let hit = |keys: &str, label: &str| {
+        f.is_empty() || label.to_lowercase().contains(&f) || keys.to_lowercase().contains(&f)
+    };
+    let mut out: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
+    let mut add = |title: &'static str, keys: String, label: String| match out
+        .iter_mut()
+        .find(|(t, _)| *t == title)
+    {
+        Some((_, lines)) => lines.push((keys, label)),
+        None => out.push((title, vec![(keys, label)])),
+    };
     for bnd in KEYMAP {
         let keys = keys_label(bnd);
-        if !f.is_empty()
-            && !bnd.label.to_lowercase().contains(&f)
-            && !keys.to_lowercase().contains(&f)
-        {
-            continue;
+        if hit(&keys, bnd.label) {
+            add(bnd.scope.title(), keys, bnd.label.to_string());
         }
-        let title = bnd.scope.title();
-        match out.iter_mut().find(|(t, _)| *t == title) {
-            Some((_, lines)) => lines.push((keys, bnd.label)),
-            None => out.push((title, vec![(keys, bnd.label)])),
+    }
+    for c in command::COMMANDS {
+        let (keys, label) = (format!(":{}", c.name), format!("{} · {}", c.args, c.about));
+        if hit(&keys, &label) {
+            add("Palette commands", keys, label);
         }
     }
     out
 }
 
-/// Palette entries for the current screen: `(label, keys, command)`, fuzzy-filtered by
-/// `query` and best match first.
-pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, Cmd)> {
+/// What a palette entry does when chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaletteItem {
+    /// Run a keymap command.
+    Cmd(Cmd),
+    /// Start typing this command's arguments.
+    Typed(&'static TypedCommand),
+}
+
+/// Palette entries for the current screen: `(label, keys, item)`, fuzzy-filtered by `query`
+/// and best match first. Once `query` is a typed command with arguments, only that command.
+pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, PaletteItem)> {
+    if let Some(c) = command::command_of(query) {
+        return vec![(c.usage(), String::new(), PaletteItem::Typed(c))];
+    }
     let scopes = [Scope::Screen(app.screen), Scope::Nav, Scope::Global];
-    let mut scored: Vec<(i64, String, String, Cmd)> = Vec::new();
+    let mut scored: Vec<(i64, String, String, PaletteItem)> = Vec::new();
     for bnd in KEYMAP.iter().filter(|b| scopes.contains(&b.scope)) {
         if matches!(bnd.cmd, Cmd::Palette) {
             continue;
@@ -302,7 +326,13 @@ pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, Cmd)> {
             _ => bnd.label.to_string(),
         };
         if let Some(score) = fuzzy_score(&label, query) {
-            scored.push((score, label, keys_label(bnd), bnd.cmd));
+            scored.push((score, label, keys_label(bnd), PaletteItem::Cmd(bnd.cmd)));
+        }
+    }
+    // Typed commands match on their name only: their argument lists would match anything.
+    for c in command::COMMANDS {
+        if let Some(score) = fuzzy_score(c.name, query) {
+            scored.push((score, c.usage(), String::new(), PaletteItem::Typed(c)));
         }
     }
     scored.sort_by_key(|s| std::cmp::Reverse(s.0));

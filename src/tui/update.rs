@@ -21,7 +21,8 @@ use super::app::{
     App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, Prompt,
     PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
 };
-use super::keymap;
+use super::command;
+use super::keymap::{self, PaletteItem};
 use super::view::{self, Hit};
 
 /// Ticks a toast stays (at 4 ticks a second).
@@ -154,6 +155,7 @@ fn on_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Mode::Palette(p) => {
             let changed = edit_text(&mut p.query, &ev);
             p.cursor = if changed { 0 } else { p.cursor };
+            p.error = if changed { None } else { p.error.take() };
         }
         Mode::Prompt(p) => {
             let changed = edit_text(&mut p.input, &ev);
@@ -302,9 +304,25 @@ fn on_cmd(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             let entries = keymap::palette_entries(app, &p.query.text);
             match cmd {
                 Cmd::Back => vec![],
-                Cmd::Submit => match entries.get(p.cursor) {
-                    Some((_, _, c)) => on_normal(app, *c),
-                    None => vec![],
+                Cmd::Submit => match command::parse(&p.query.text) {
+                    Some(Ok(spec)) => start_job(app, spec),
+                    Some(Err(e)) => {
+                        p.error = Some(e);
+                        app.mode = Mode::Palette(p);
+                        vec![]
+                    }
+                    None => match entries.get(p.cursor) {
+                        Some((_, _, PaletteItem::Cmd(c))) => on_normal(app, *c),
+                        Some((_, _, PaletteItem::Typed(c))) => {
+                            // Complete the name; the arguments are the user's to type.
+                            p.query = TextInput::new(format!("{} ", c.name));
+                            p.cursor = 0;
+                            p.error = None;
+                            app.mode = Mode::Palette(p);
+                            vec![]
+                        }
+                        None => vec![],
+                    },
                 },
                 Cmd::Down => {
                     p.cursor = (p.cursor + 1).min(entries.len().saturating_sub(1));
@@ -599,13 +617,21 @@ fn on_library(app: &mut App, cmd: Cmd) -> Vec<Effect> {
         }
         Cmd::Ingest => open_prompt(app, PromptKind::Ingest, ""),
         Cmd::ExportDataset => open_prompt(app, PromptKind::ExportDataset, "dataset"),
+        Cmd::Separate => open_prompt(app, PromptKind::Separate, ""),
         _ => {}
     }
     vec![]
 }
 
 fn open_prompt(app: &mut App, kind: PromptKind, text: &str) {
-    app.mode = Mode::Prompt(Prompt { kind, input: TextInput::new(text), error: None });
+    let input = TextInput::new(text);
+    app.mode = Mode::Prompt(Prompt { kind, input, error: None, paths: Vec::new() });
+}
+
+/// Start a background job and say so.
+fn start_job(app: &mut App, spec: JobSpec) -> Vec<Effect> {
+    toast(app, Toast::info(format!("started: {} (see 2 Jobs)", spec.title())));
+    vec![Effect::Spawn(spec)]
 }
 
 fn on_jobs(app: &mut App, cmd: Cmd) -> Vec<Effect> {
@@ -922,18 +948,26 @@ fn submit_prompt(app: &mut App, mut p: Prompt) -> Vec<Effect> {
         app.mode = Mode::Prompt(p);
         return vec![];
     }
-    let spawn = |app: &mut App, spec: JobSpec| {
-        toast(app, Toast::info(format!("started: {} (see 2 Jobs)", spec.title())));
-        vec![Effect::Spawn(spec)]
-    };
     match p.kind {
-        PromptKind::Ingest => spawn(app, JobSpec::Ingest { paths }),
-        PromptKind::Scan => spawn(app, JobSpec::Scan { paths }),
+        PromptKind::Ingest => start_job(app, JobSpec::Ingest { paths }),
+        PromptKind::Scan => start_job(app, JobSpec::Scan { paths }),
         PromptKind::ExportDataset => {
-            spawn(app, JobSpec::ExportDataset { out: PathBuf::from(&text) })
+            start_job(app, JobSpec::ExportDataset { out: PathBuf::from(&text) })
         }
         PromptKind::ImportRights => {
-            spawn(app, JobSpec::ImportRights { path: PathBuf::from(&text) })
+            start_job(app, JobSpec::ImportRights { path: PathBuf::from(&text) })
+        }
+        PromptKind::Separate => {
+            app.mode = Mode::Prompt(Prompt {
+                kind: PromptKind::SeparateOut,
+                input: TextInput::new(command::DEFAULT_STEMS_DIR),
+                error: None,
+                paths,
+            });
+            vec![]
+        }
+        PromptKind::SeparateOut => {
+            start_job(app, JobSpec::Separate { paths: p.paths, out: PathBuf::from(&text) })
         }
         PromptKind::ReportPath => {
             app.reports.out = PathBuf::from(&text);
@@ -998,9 +1032,14 @@ fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {
                 JobResult::Failed(e) => Toast::error(format!("{title}: {e}")),
             };
             toast(app, t);
+            // Only jobs that write the catalog change what the screens show.
             match spec {
-                JobSpec::ExportDataset { .. } | JobSpec::ExportReport { .. } => vec![],
-                _ => vec![Effect::Reload],
+                JobSpec::Ingest { .. } | JobSpec::Scan { .. } | JobSpec::ImportRights { .. } => {
+                    vec![Effect::Reload]
+                }
+                JobSpec::ExportDataset { .. }
+                | JobSpec::ExportReport { .. }
+                | JobSpec::Separate { .. } => vec![],
             }
         }
     }

@@ -31,8 +31,9 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     block.render(list, buf);
     if app.jobs.list.is_empty() {
         Paragraph::new(
-            "No jobs yet.\n\nLibrary: i ingests a folder, E exports the kept pieces.\n\
-             Review: s scans uploads.  Rights: i imports a CSV.  Reports: x writes the report.",
+            "No jobs yet.\n\nLibrary: i ingests a folder, S separates stems, E exports the kept \
+             pieces.\nReview: s scans uploads.  Rights: i imports a CSV.  Reports: x writes the \
+             report.\nPalette: :separate PATH... [--out DIR].",
         )
         .style(t.dim())
         .render(inner, buf);

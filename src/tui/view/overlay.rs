@@ -76,7 +76,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         Mode::Palette(p) => {
             let entries = keymap::palette_entries(app, &p.query.text);
-            let h = (entries.len() as u16 + 3).clamp(5, area.height.saturating_sub(4));
+            let extra = u16::from(p.error.is_some());
+            let h = (entries.len() as u16 + 3 + extra).clamp(5, area.height.saturating_sub(4));
             let r = Rect::new(
                 area.x + area.width.saturating_sub(60) / 2,
                 area.y + 2,
@@ -90,7 +91,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             let mut q = input_line(&p.query, true, t);
             q.spans.insert(0, Span::styled(": ", t.key()));
             q.render(Rect::new(inner.x, inner.y, inner.width, 1), buf);
-            let list = Rect::new(inner.x, inner.y + 1, inner.width, inner.height.saturating_sub(1));
+            if let Some(e) = &p.error {
+                let w = usize::from(inner.width);
+                buf.set_string(inner.x, inner.y + 1, fit(&format!("✗ {e}"), w), t.error());
+            }
+            let list = Rect::new(
+                inner.x,
+                inner.y + 1 + extra,
+                inner.width,
+                inner.height.saturating_sub(1 + extra),
+            );
             let vis = usize::from(list.height);
             let off = scroll_offset(p.cursor, vis);
             let w = usize::from(list.width);

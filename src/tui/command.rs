@@ -1,0 +1,145 @@
+//! Typed commands of the `:` palette (`separate PATH... --out DIR`): commands that take
+//! arguments, which a key cannot give. One table ([`COMMANDS`]) feeds the palette's entries
+//! and the help overlay; [`parse`] turns a typed line into a job, so `update` only matches.
+
+use std::path::PathBuf;
+
+use super::action::JobSpec;
+
+/// A command typed into the palette with its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypedCommand {
+    /// The first word.
+    pub name: &'static str,
+    /// Its arguments, as help writes them.
+    pub args: &'static str,
+    /// What it does.
+    pub about: &'static str,
+}
+
+impl TypedCommand {
+    /// `name args`, as the palette shows it.
+    pub fn usage(&self) -> String {
+        format!("{} {}", self.name, self.args)
+    }
+}
+
+/// Every typed command.
+pub const COMMANDS: &[TypedCommand] = &[TypedCommand {
+    name: "separate",
+    args: "PATH... [--out DIR]",
+    about: "voice and background stems of media files or folders (job; default --out stems)",
+}];
+
+/// Where `:separate` writes stems unless `--out` says otherwise.
+pub const DEFAULT_STEMS_DIR: &str = "stems";
+
+/// The typed command `line` is, once its name is followed by a space (before that, the
+/// palette still fuzzy-matches it like any entry).
+pub fn command_of(line: &str) -> Option<&'static TypedCommand> {
+    let line = line.trim_start();
+    let (name, _) = line.split_once(char::is_whitespace)?;
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// The job `line` asks for, or why it cannot run; `None` when `line` is no typed command.
+pub fn parse(line: &str) -> Option<Result<JobSpec, String>> {
+    let cmd = command_of(line)?;
+    Some(split_words(line).and_then(|words| match cmd.name {
+        "separate" => separate(&words[1..]),
+        other => Err(format!("{other}: not a command")),
+    }))
+}
+
+fn separate(words: &[String]) -> Result<JobSpec, String> {
+    let mut paths = Vec::new();
+    let mut out = None;
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--out" => out = Some(value(&mut it, "--out", "a folder")?),
+            flag if flag.starts_with("--") => {
+                return Err(format!("separate: unknown option {flag} (only --out DIR)"));
+            }
+            path => paths.push(PathBuf::from(path)),
+        }
+    }
+    if paths.is_empty() {
+        return Err("separate: which files or folders? separate PATH... [--out DIR]".into());
+    }
+    let out = out.map_or_else(|| PathBuf::from(DEFAULT_STEMS_DIR), PathBuf::from);
+    Ok(JobSpec::Separate { paths, out })
+}
+
+/// The value after `flag`.
+fn value<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    flag: &str,
+    what: &str,
+) -> Result<String, String> {
+    it.next()
+        .filter(|v| !v.starts_with("--"))
+        .cloned()
+        .ok_or_else(|| format!("{flag} needs {what}"))
+}
+
+/// Split a command line into words as a shell would, without expansion: whitespace separates,
+/// `'...'` and `"..."` quote (paths with spaces), `\` escapes the next char.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                let next = chars.next().ok_or("a \\ ends the line: nothing to escape")?;
+                word.get_or_insert_default().push(next);
+            }
+            (Some(_), c) => word.get_or_insert_default().push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_default();
+            }
+            (None, c) if c.is_whitespace() => words.extend(word.take()),
+            (None, c) => word.get_or_insert_default().push(c),
+        }
+    }
+    if let Some(q) = quote {
+        return Err(format!("unclosed {q}"));
+    }
+    words.extend(word);
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_like_a_shell_without_expansion() {
+        let w = split_words(r#"separate "My Show/ep 1.mkv" 'a b' c\ d  --out x"#).unwrap();
+        assert_eq!(w, ["separate", "My Show/ep 1.mkv", "a b", "c d", "--out", "x"]);
+        assert_eq!(split_words("a ''").unwrap(), ["a", ""]);
+        assert_eq!(split_words("a 'b").unwrap_err(), "unclosed '");
+    }
+
+    #[test]
+    fn separate_takes_paths_and_an_out_folder() {
+        assert_eq!(command_of("separate"), None);
+        assert_eq!(
+            parse("separate a.mkv dir --out /tmp/s"),
+            Some(Ok(JobSpec::Separate {
+                paths: vec!["a.mkv".into(), "dir".into()],
+                out: "/tmp/s".into()
+            }))
+        );
+        let spec = parse("  separate a.mkv").unwrap().unwrap();
+        assert_eq!(spec, JobSpec::Separate { paths: vec!["a.mkv".into()], out: "stems".into() });
+        assert!(parse("separate --out x").unwrap().unwrap_err().contains("which files"));
+        assert_eq!(parse("separate a --out").unwrap().unwrap_err(), "--out needs a folder");
+        assert!(parse("separate a --format flac").unwrap().unwrap_err().contains("--format"));
+        assert_eq!(parse("ingest a"), None);
+    }
+}
