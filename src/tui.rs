@@ -46,7 +46,7 @@ use crate::config::Config;
 use crate::{Error, Result, review};
 
 use self::action::{Action, Effect, JobEvent, Toast};
-use self::app::{App, Data};
+use self::app::{App, Data, DirEntry, Listing};
 use self::jobs::{Event, Runner, Services, Settings};
 use self::player::Player;
 use self::theme::Theme;
@@ -242,6 +242,9 @@ impl Runtime {
                 };
                 vec![Action::Toast(t)]
             }
+            Effect::ListDir { dir, select } => {
+                vec![Action::Listed(Box::new(list_dir(&dir, select)))]
+            }
             Effect::Reload => vec![self.loaded()],
             Effect::Quit => {
                 self.player.stop();
@@ -249,6 +252,34 @@ impl Runtime {
             }
         }
     }
+}
+
+/// Read `dir` for the file picker (on the UI thread: one `read_dir`, no walking). A file
+/// lists its folder with the cursor on it, so a typed file path shows where it is.
+fn list_dir(dir: &std::path::Path, select: Option<PathBuf>) -> Listing {
+    let read = || -> std::io::Result<Listing> {
+        let mut dir = std::fs::canonicalize(dir)?;
+        let mut select = select.clone();
+        if !dir.is_dir()
+            && let Some(parent) = dir.parent()
+        {
+            select = Some(dir.clone());
+            dir = parent.to_path_buf();
+        }
+        let mut entries = Vec::new();
+        // An entry that cannot be read is left out rather than hiding the whole folder.
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            entries.push(DirEntry { name, is_dir: path.is_dir(), path });
+        }
+        Ok(Listing { dir, entries: Ok(entries), select })
+    };
+    read().unwrap_or_else(|e| Listing {
+        dir: dir.to_path_buf(),
+        entries: Err(format!("{}: {e}", dir.display())),
+        select: None,
+    })
 }
 
 /// `player`, its failed ends sent to the UI thread as [`Event::Player`].

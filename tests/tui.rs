@@ -406,25 +406,133 @@ fn cancel_marks_the_job_and_asks_the_runner() {
     assert!(h.app.jobs.list[0].cancelling);
 }
 
-#[test]
-fn prompts_start_jobs() {
-    let mut h = Harness::new();
-    let mut app = h.app.clone();
-    update(&mut app, key(ch('i')));
-    for a in typed("fixtures/episodes; more") {
-        update(&mut app, a);
+/// A folder to browse: `a/` (holding `x.mkv`), `b.mp4`, `rights.csv`, `notes.txt`, `.cache/`.
+fn browse_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::create_dir_all(root.join(".cache")).unwrap();
+    for f in ["a/x.mkv", "b.mp4", "rights.csv", "notes.txt"] {
+        std::fs::write(root.join(f), "").unwrap();
     }
+    (tmp, root)
+}
+
+fn picker(app: &App) -> &aniprint::tui::app::Picker {
+    let Mode::Picker(pk) = &app.mode else { panic!("no picker: {:?}", app.mode) };
+    pk
+}
+
+fn names(app: &App) -> Vec<&str> {
+    picker(app).entries.iter().map(|e| e.name.as_str()).collect()
+}
+
+#[test]
+fn the_picker_browses_marks_across_folders_and_starts_the_job() {
+    let mut h = Harness::new();
+    let (_tmp, root) = browse_dir();
+    h.app.browse_dir = root.clone();
+    h.keys(&[ch('i')]);
+    let pk = picker(&h.app);
+    assert_eq!(pk.dir.as_deref(), Some(root.as_path()));
+    // Folders first, then the media files; dot files and other files are counted, not shown.
+    assert_eq!((names(&h.app), pk.hidden), (vec!["a", "b.mp4"], 3));
+    // l descends, Space marks, h goes back up with the cursor on the folder left.
+    h.keys(&[ch('l')]);
+    assert_eq!(picker(&h.app).dir.as_deref(), Some(root.join("a").as_path()));
+    h.keys(&[ch(' '), ch('h')]);
+    assert_eq!((names(&h.app), picker(&h.app).cursor), (vec!["a", "b.mp4"], 0));
+    h.keys(&[ch('j'), ch(' ')]);
+    let marked: Vec<PathBuf> = picker(&h.app).marked.iter().cloned().collect();
+    assert_eq!(marked, [root.join("a/x.mkv"), root.join("b.mp4")]);
+    // Enter with marks uses them, wherever the cursor is.
+    let mut app = h.app.clone();
     let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(effects, vec![Effect::Spawn(JobSpec::Ingest { paths: marked })]);
+    assert_eq!(app.mode, Mode::Normal);
+    // Without marks (a new picker has none), i uses the entry under the cursor, a folder too.
+    h.keys(&[KeyCode::Esc, ch('i')]);
+    assert!(picker(&h.app).marked.is_empty());
+    let mut app = h.app.clone();
+    let effects = update(&mut app, key(ch('i')));
+    assert_eq!(effects, vec![Effect::Spawn(JobSpec::Ingest { paths: vec![root.join("a")] })]);
+    // Esc cancels; the next picker opens where this one was.
+    h.keys(&[ch('l'), KeyCode::Esc]);
+    assert_eq!((h.app.mode.clone(), h.app.browse_dir.clone()), (Mode::Normal, root.join("a")));
+}
+
+#[test]
+fn the_picker_takes_typed_paths_too() {
+    let mut h = Harness::new();
+    let (_tmp, root) = browse_dir();
+    h.app.browse_dir = root.clone();
+    // Scan from the review screen: any key the list does not use starts the path field.
+    h.keys(&[ch('3'), ch('s')]);
+    h.chars("b.mp4; /elsewhere/up.mkv");
+    let pk = picker(&h.app);
+    assert!(pk.typing);
+    // Relative paths are in the folder shown.
+    let mut app = h.app.clone();
     assert_eq!(
-        effects,
-        vec![Effect::Spawn(JobSpec::Ingest {
-            paths: vec!["fixtures/episodes".into(), "more".into()]
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::Spawn(JobSpec::Scan {
+            paths: vec![root.join("b.mp4"), "/elsewhere/up.mkv".into()]
         })]
     );
-    // An empty answer is refused in place.
-    h.keys(&[ch('i'), KeyCode::Enter]);
-    let Mode::Prompt(p) = &h.app.mode else { panic!() };
-    assert_eq!(p.error.as_deref(), Some("type a path"));
+    // Tab goes to the typed folder; a folder that is not there is refused in place.
+    h.run(ctrl('u'));
+    h.chars("a");
+    h.keys(&[KeyCode::Tab]);
+    assert_eq!((picker(&h.app).typing, names(&h.app)), (false, vec!["x.mkv"]));
+    h.keys(&[KeyCode::Tab]);
+    h.chars("../nope");
+    h.keys(&[KeyCode::Tab]);
+    let pk = picker(&h.app);
+    assert!(pk.error.as_deref().unwrap().contains("nope: No such file"), "{:?}", pk.error);
+    assert_eq!(pk.dir.as_deref(), Some(root.join("a").as_path()));
+    // An empty answer is refused; Esc leaves the field, then the picker.
+    h.keys(&[KeyCode::Tab, KeyCode::Enter]);
+    assert_eq!(picker(&h.app).error.as_deref(), Some("type a path (several separated by ';')"));
+    h.keys(&[KeyCode::Esc]);
+    assert!(!picker(&h.app).typing);
+    h.keys(&[KeyCode::Esc]);
+    assert_eq!(h.app.mode, Mode::Normal);
+}
+
+#[test]
+fn the_picker_asks_where_stems_go_and_wants_one_rights_csv() {
+    let mut h = Harness::new();
+    let (_tmp, root) = browse_dir();
+    h.app.browse_dir = root.clone();
+    // Separate: the picked file, then the stems folder (beside it by default).
+    h.keys(&[ch('S'), ch('j'), KeyCode::Enter]);
+    let Mode::Prompt(p) = &h.app.mode else { panic!("{:?}", h.app.mode) };
+    assert_eq!(p.input.text, root.join("stems").display().to_string());
+    let mut app = h.app.clone();
+    assert_eq!(
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::Spawn(JobSpec::Separate {
+            paths: vec![root.join("b.mp4")],
+            out: root.join("stems")
+        })]
+    );
+    // `:separate --out DIR` without paths picks them, and keeps DIR.
+    h.keys(&[KeyCode::Esc, ch(':')]);
+    h.chars("separate --out /tmp/st");
+    h.keys(&[KeyCode::Enter, ch('j'), KeyCode::Enter]);
+    let Mode::Prompt(p) = &h.app.mode else { panic!("{:?}", h.app.mode) };
+    assert_eq!((p.input.text.as_str(), p.paths.clone()), ("/tmp/st", vec![root.join("b.mp4")]));
+    // Rights: only CSV files are offered, and exactly one is taken.
+    h.keys(&[KeyCode::Esc, ch('4'), ch('i')]);
+    assert_eq!(names(&h.app), ["a", "rights.csv"]);
+    h.keys(&[ch(' '), ch(' '), KeyCode::Enter]);
+    assert_eq!(picker(&h.app).error.as_deref(), Some("one CSV file, please (2 marked)"));
+    h.keys(&[ch(' ')]);
+    let mut app = h.app.clone();
+    assert_eq!(
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::Spawn(JobSpec::ImportRights { path: root.join("a") })]
+    );
 }
 
 #[test]
@@ -440,12 +548,12 @@ fn the_palette_starts_a_separate_job_from_a_typed_command() {
     let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
     assert_eq!(p.query.text, "separate ");
     // Refused arguments keep the palette open with the reason.
-    for a in typed("--out x") {
+    for a in typed("a.mkv --format flac") {
         update(&mut app, a);
     }
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
     let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
-    assert!(p.error.as_deref().unwrap().contains("which files or folders?"), "{:?}", p.error);
+    assert_eq!(p.error.as_deref(), Some("separate: unknown option --format (only --out DIR)"));
     // Typing clears the reason; quoted paths keep their spaces.
     update(&mut app, ctrl('u'));
     for a in typed("separate 'My Show/ep 1.mkv' uploads --out /tmp/stems") {
@@ -842,6 +950,33 @@ fn snapshot_jobs() {
     h.run(Action::Job(JobEvent::Finished { id: 2, result: done, elapsed_ms: 300 }));
     h.keys(&[ch('2')]);
     snap("tui_jobs", &h);
+}
+
+#[test]
+fn snapshot_picker() {
+    let mut h = Harness::new();
+    h.app.browse_dir = "/media/anime".into();
+    h.keys(&[ch('i')]); // lists a folder that is not there: says so, waits for a listing
+    let entry = |name: &str, is_dir| aniprint::tui::app::DirEntry {
+        name: name.into(),
+        path: PathBuf::from("/media/anime").join(name),
+        is_dir,
+    };
+    let listing = aniprint::tui::app::Listing {
+        dir: "/media/anime".into(),
+        entries: Ok(vec![
+            entry("Fixture Show S01E02.mkv", false),
+            entry("uploads", true),
+            entry("Fixture Show S01E01.mkv", false),
+            entry("episodes", true),
+            entry("notes.txt", false),
+            entry(".thumbnails", true),
+        ]),
+        select: None,
+    };
+    h.run(Action::Listed(Box::new(listing)));
+    h.keys(&[ch('j'), ch('j'), ch(' '), ch(' ')]);
+    snap("tui_picker", &h);
 }
 
 #[test]

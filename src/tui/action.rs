@@ -12,7 +12,7 @@ use crate::review::Decision;
 use crate::rights::{Problem, RawRecord};
 use crate::units::Seconds;
 
-use super::app::{Data, Screen};
+use super::app::{Data, Listing, Screen};
 use super::widgets::spectrogram::SpecImage;
 
 /// A command a key, a palette entry or a mouse click triggers.
@@ -123,6 +123,16 @@ pub enum Cmd {
     CancelAndQuit,
     /// Quit dialog: quit once the running jobs have finished.
     QuitWhenDone,
+    /// File picker: open the folder under the cursor.
+    IntoDir,
+    /// File picker: go to the parent folder.
+    UpDir,
+    /// File picker: use the marked entries, else the one under the cursor.
+    Accept,
+    /// File picker: type a path instead.
+    TypePath,
+    /// File picker: show the typed folder (or leave the path field when it is empty).
+    GoToPath,
 }
 
 /// Everything that can happen to the app.
@@ -152,6 +162,8 @@ pub enum Action {
     RightsSaved(String),
     /// A rights record was refused: its problems.
     RightsRejected(Vec<Problem>),
+    /// A folder was read for the file picker.
+    Listed(Box<Listing>),
 }
 
 /// A short message at the bottom of the screen.
@@ -428,6 +440,13 @@ pub enum Effect {
     Preview(PreviewRequest),
     /// Play a stretch of a file with the external player (stops the one playing).
     Play(PlayRequest),
+    /// Read a folder for the file picker (a file: its folder, the cursor on it).
+    ListDir {
+        /// The folder.
+        dir: PathBuf,
+        /// The entry to put the cursor on.
+        select: Option<PathBuf>,
+    },
     /// Reload the data from the catalog.
     Reload,
     /// Leave the TUI.

@@ -2,7 +2,7 @@
 //! [`Data`] is a snapshot of the catalog, reloaded after each change; the rest is UI state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::catalog::{
@@ -66,6 +66,8 @@ pub enum Mode {
     Palette(PaletteState),
     /// A one-line text prompt.
     Prompt(Prompt),
+    /// The file picker: browse folders, mark entries, or type a path.
+    Picker(Picker),
     /// A review decision that needs a reason code and a note.
     Decision(DecisionForm),
     /// Adding or editing a rights record.
@@ -159,19 +161,164 @@ pub struct PaletteState {
     pub error: Option<String>,
 }
 
-/// What a text prompt is for.
+/// What the file picker picks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptKind {
-    /// A file or folder to ingest.
+pub enum PickFor {
+    /// Episodes to ingest.
     Ingest,
     /// Uploads to scan.
     Scan,
+    /// Media to separate into stems.
+    Separate,
+    /// The rights CSV to import (one file).
+    ImportRights,
+}
+
+impl PickFor {
+    /// The picker's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            PickFor::Ingest => "Ingest episodes: files or folders",
+            PickFor::Scan => "Scan uploads: files or folders",
+            PickFor::Separate => "Separate into stems: files or folders",
+            PickFor::ImportRights => "Import rights: one CSV file",
+        }
+    }
+
+    /// Whether a file (folders are always listed) is offered: media for the media jobs, CSV
+    /// for the rights import.
+    pub fn offers(self, file: &Path) -> bool {
+        match self {
+            PickFor::ImportRights => {
+                file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+            }
+            PickFor::Ingest | PickFor::Scan | PickFor::Separate => {
+                crate::media::is_media_path(file)
+            }
+        }
+    }
+}
+
+/// One entry of a listed folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// File name.
+    pub name: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// A folder (or a link to one).
+    pub is_dir: bool,
+}
+
+/// A folder's entries, as the runtime read them for the picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The folder, absolute.
+    pub dir: PathBuf,
+    /// Its entries in any order, or why it could not be read.
+    pub entries: std::result::Result<Vec<DirEntry>, String>,
+    /// The entry to put the cursor on (the folder just left, going up).
+    pub select: Option<PathBuf>,
+}
+
+/// The file picker popup: a folder's entries (folders first), marks that survive moving
+/// between folders, and a path field for typing instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picker {
+    /// What the picked paths are for.
+    pub purpose: PickFor,
+    /// The folder shown (none until its listing arrives).
+    pub dir: Option<PathBuf>,
+    /// Its folders, then the files [`PickFor::offers`], by name; no dot files.
+    pub entries: Vec<DirEntry>,
+    /// Entries left out (dot files, files not offered).
+    pub hidden: usize,
+    /// Cursor in [`Picker::entries`].
+    pub cursor: usize,
+    /// Marked paths, in any folder.
+    pub marked: BTreeSet<PathBuf>,
+    /// Typing into the path field.
+    pub typing: bool,
+    /// The typed path(s), `;` between several; relative ones are in the folder shown.
+    pub input: TextInput,
+    /// Why the last step was refused.
+    pub error: Option<String>,
+    /// Separation: the stems folder `:separate --out` gave.
+    pub out: Option<PathBuf>,
+}
+
+impl Picker {
+    /// A picker for `purpose`, waiting for its first listing.
+    pub fn new(purpose: PickFor) -> Self {
+        Self {
+            purpose,
+            dir: None,
+            entries: Vec::new(),
+            hidden: 0,
+            cursor: 0,
+            marked: BTreeSet::new(),
+            typing: false,
+            input: TextInput::default(),
+            error: None,
+            out: None,
+        }
+    }
+
+    /// Show `listing`: its folders and offered files sorted, the cursor on the entry it
+    /// selects. A folder that could not be read leaves the one shown and says why.
+    pub fn show(&mut self, listing: Listing) {
+        let entries = match listing.entries {
+            Ok(e) => e,
+            Err(e) => {
+                self.error = Some(e);
+                return;
+            }
+        };
+        let total = entries.len();
+        let mut shown: Vec<DirEntry> = entries
+            .into_iter()
+            .filter(|e| !e.name.starts_with('.') && (e.is_dir || self.purpose.offers(&e.path)))
+            .collect();
+        shown.sort_by(|a, b| {
+            (!a.is_dir, a.name.to_lowercase(), &a.name).cmp(&(
+                !b.is_dir,
+                b.name.to_lowercase(),
+                &b.name,
+            ))
+        });
+        self.hidden = total - shown.len();
+        self.cursor =
+            listing.select.and_then(|sel| shown.iter().position(|e| e.path == sel)).unwrap_or(0);
+        self.entries = shown;
+        self.dir = Some(listing.dir);
+        self.error = None;
+    }
+
+    /// The entry under the cursor.
+    pub fn current(&self) -> Option<&DirEntry> {
+        self.entries.get(self.cursor)
+    }
+
+    /// The typed paths, relative ones taken in the folder shown.
+    pub fn typed_paths(&self) -> Vec<PathBuf> {
+        self.input
+            .text
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match &self.dir {
+                Some(dir) => dir.join(s), // an absolute `s` replaces `dir`
+                None => PathBuf::from(s),
+            })
+            .collect()
+    }
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
     /// Folder to export the dataset to.
     ExportDataset,
-    /// Rights CSV to import.
-    ImportRights,
-    /// Media files or folders to separate into stems.
-    Separate,
     /// Folder the stems of [`Prompt::paths`] go to.
     SeparateOut,
     /// Report output file.
@@ -184,13 +331,7 @@ impl PromptKind {
     /// The question shown.
     pub fn question(self) -> &'static str {
         match self {
-            PromptKind::Ingest => "Ingest (file or folder, several separated by ';')",
-            PromptKind::Scan => "Scan uploads (file or folder, several separated by ';')",
             PromptKind::ExportDataset => "Export kept pieces to folder",
-            PromptKind::ImportRights => "Import rights CSV file",
-            PromptKind::Separate => {
-                "Separate into stems (file or folder, several separated by ';')"
-            }
             PromptKind::SeparateOut => "Write the voice and background stems to folder",
             PromptKind::ReportPath => "Report file",
             PromptKind::ReportSince => "Only matches since (YYYY-MM-DD, empty: any time)",
@@ -539,6 +680,9 @@ pub struct App {
     pub toast: Option<ShownToast>,
     /// Ticks so far (throbber).
     pub ticks: u64,
+    /// The folder the file picker opens in: the last one it showed (at first the current
+    /// directory).
+    pub browse_dir: PathBuf,
     /// Set when the app should exit.
     pub quit: bool,
     /// Quit as soon as no job runs.
@@ -563,6 +707,7 @@ impl App {
             reports: ReportsState { out: report_out, ..ReportsState::default() },
             toast: None,
             ticks: 0,
+            browse_dir: PathBuf::from("."),
             quit: false,
             quit_when_done: false,
             theme,

@@ -1,10 +1,26 @@
 //! Typed commands of the `:` palette (`separate PATH... --out DIR`): commands that take
 //! arguments, which a key cannot give. One table ([`COMMANDS`]) feeds the palette's entries
-//! and the help overlay; [`parse`] turns a typed line into a job, so `update` only matches.
+//! and the help overlay; [`parse`] turns a typed line into a job (or a file picker, when the
+//! paths are left out), so `update` only matches.
 
 use std::path::PathBuf;
 
 use super::action::JobSpec;
+use super::app::PickFor;
+
+/// What a typed command asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    /// Start this job.
+    Spawn(JobSpec),
+    /// Pick the inputs in the file picker first.
+    Pick {
+        /// What for.
+        purpose: PickFor,
+        /// The output folder already given.
+        out: Option<PathBuf>,
+    },
+}
 
 /// A command typed into the palette with its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +58,8 @@ pub fn command_of(line: &str) -> Option<&'static TypedCommand> {
     COMMANDS.iter().find(|c| c.name == name)
 }
 
-/// The job `line` asks for, or why it cannot run; `None` when `line` is no typed command.
-pub fn parse(line: &str) -> Option<Result<JobSpec, String>> {
+/// What `line` asks for, or why it cannot run; `None` when `line` is no typed command.
+pub fn parse(line: &str) -> Option<Result<Typed, String>> {
     let cmd = command_of(line)?;
     Some(split_words(line).and_then(|words| match cmd.name {
         "separate" => separate(&words[1..]),
@@ -51,7 +67,7 @@ pub fn parse(line: &str) -> Option<Result<JobSpec, String>> {
     }))
 }
 
-fn separate(words: &[String]) -> Result<JobSpec, String> {
+fn separate(words: &[String]) -> Result<Typed, String> {
     let mut paths = Vec::new();
     let mut out = None;
     let mut it = words.iter();
@@ -64,11 +80,12 @@ fn separate(words: &[String]) -> Result<JobSpec, String> {
             path => paths.push(PathBuf::from(path)),
         }
     }
+    let out = out.map(PathBuf::from);
     if paths.is_empty() {
-        return Err("separate: which files or folders? separate PATH... [--out DIR]".into());
+        return Ok(Typed::Pick { purpose: PickFor::Separate, out });
     }
-    let out = out.map_or_else(|| PathBuf::from(DEFAULT_STEMS_DIR), PathBuf::from);
-    Ok(JobSpec::Separate { paths, out })
+    let out = out.unwrap_or_else(|| PathBuf::from(DEFAULT_STEMS_DIR));
+    Ok(Typed::Spawn(JobSpec::Separate { paths, out }))
 }
 
 /// The value after `flag`.
@@ -130,14 +147,17 @@ mod tests {
         assert_eq!(command_of("separate"), None);
         assert_eq!(
             parse("separate a.mkv dir --out /tmp/s"),
-            Some(Ok(JobSpec::Separate {
+            Some(Ok(Typed::Spawn(JobSpec::Separate {
                 paths: vec!["a.mkv".into(), "dir".into()],
                 out: "/tmp/s".into()
-            }))
+            })))
         );
         let spec = parse("  separate a.mkv").unwrap().unwrap();
-        assert_eq!(spec, JobSpec::Separate { paths: vec!["a.mkv".into()], out: "stems".into() });
-        assert!(parse("separate --out x").unwrap().unwrap_err().contains("which files"));
+        let stems = JobSpec::Separate { paths: vec!["a.mkv".into()], out: "stems".into() };
+        assert_eq!(spec, Typed::Spawn(stems));
+        // No paths: pick them.
+        let pick = Typed::Pick { purpose: PickFor::Separate, out: Some("x".into()) };
+        assert_eq!(parse("separate --out x"), Some(Ok(pick)));
         assert_eq!(parse("separate a --out").unwrap().unwrap_err(), "--out needs a folder");
         assert!(parse("separate a --format flac").unwrap().unwrap_err().contains("--format"));
         assert_eq!(parse("ingest a"), None);

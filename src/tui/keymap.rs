@@ -81,6 +81,10 @@ pub enum Scope {
     Palette,
     /// A text prompt.
     Prompt,
+    /// The file picker's list.
+    Picker,
+    /// The file picker's path field.
+    PickerPath,
     /// The review decision form.
     Decision,
     /// The rights record form.
@@ -102,6 +106,7 @@ impl Scope {
             Scope::Help | Scope::HelpFilter => "Help",
             Scope::Palette => "Palette",
             Scope::Prompt => "Prompt",
+            Scope::Picker | Scope::PickerPath => "File picker",
             Scope::Decision => "Decision",
             Scope::RightsForm => "Rights form",
             Scope::ConfirmQuit | Scope::ConfirmYesNo => "Question",
@@ -207,6 +212,23 @@ pub const KEYMAP: &[Binding] = &[
     // Prompt
     b(S::Prompt, &[k(C::Enter)], Cmd::Submit, "ok"),
     b(S::Prompt, &[k(C::Esc)], Cmd::Back, "cancel"),
+    // File picker: letters the list does not use start the path field (`update::on_key`).
+    b(S::Picker, &[k(C::Enter)], Cmd::Open, "open/use"),
+    b(S::Picker, &[ch(' ')], Cmd::Mark, "mark"),
+    b(S::Picker, &[ch('i')], Cmd::Accept, "use marked"),
+    b(S::Picker, &[ch('h'), k(C::Left), k(C::Backspace)], Cmd::UpDir, "parent"),
+    b(S::Picker, &[ch('l'), k(C::Right)], Cmd::IntoDir, "into"),
+    b(S::Picker, &[k(C::Tab)], Cmd::TypePath, "type path"),
+    b(S::Picker, &[k(C::Esc)], Cmd::Back, "cancel"),
+    b(S::Picker, &[ch('j'), k(C::Down)], Cmd::Down, "down"),
+    b(S::Picker, &[ch('k'), k(C::Up)], Cmd::Up, "up"),
+    b(S::Picker, &[ch('g'), k(C::Home)], Cmd::Top, "top"),
+    b(S::Picker, &[ch('G'), k(C::End)], Cmd::Bottom, "bottom"),
+    b(S::Picker, &[ctrl('d'), k(C::PageDown)], Cmd::PageDown, "page down"),
+    b(S::Picker, &[ctrl('u'), k(C::PageUp)], Cmd::PageUp, "page up"),
+    b(S::PickerPath, &[k(C::Enter)], Cmd::Submit, "use typed path"),
+    b(S::PickerPath, &[k(C::Tab)], Cmd::GoToPath, "go to folder"),
+    b(S::PickerPath, &[k(C::Esc)], Cmd::Back, "back to list"),
     // Decision
     b(S::Decision, &[k(C::Down)], Cmd::Down, "next reason"),
     b(S::Decision, &[k(C::Up)], Cmd::Up, "previous reason"),
@@ -236,6 +258,8 @@ pub fn active_scopes(app: &App) -> Vec<Scope> {
         Mode::Help(_) => vec![Scope::Help],
         Mode::Palette(_) => vec![Scope::Palette],
         Mode::Prompt(_) => vec![Scope::Prompt],
+        Mode::Picker(p) if p.typing => vec![Scope::PickerPath],
+        Mode::Picker(_) => vec![Scope::Picker],
         Mode::Decision(_) => vec![Scope::Decision],
         Mode::RightsForm(_) => vec![Scope::RightsForm],
         Mode::Confirm(Confirm::Quit) => vec![Scope::ConfirmQuit],

@@ -18,10 +18,10 @@ use super::action::{
     Toast,
 };
 use super::app::{
-    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, Prompt,
-    PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
+    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, PickFor, Picker,
+    Prompt, PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
 };
-use super::command;
+use super::command::{self, Typed};
 use super::keymap::{self, PaletteItem};
 use super::view::{self, Hit};
 
@@ -97,6 +97,15 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             toast(app, Toast::ok(text));
             vec![]
         }
+        Action::Listed(listing) => {
+            if listing.entries.is_ok() {
+                app.browse_dir = listing.dir.clone();
+            }
+            if let Mode::Picker(pk) = &mut app.mode {
+                pk.show(*listing);
+            }
+            vec![]
+        }
         Action::RightsRejected(problems) => {
             if let Mode::RightsForm(form) = &mut app.mode {
                 form.general.clear();
@@ -160,6 +169,18 @@ fn on_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Mode::Prompt(p) => {
             let changed = edit_text(&mut p.input, &ev);
             p.error = if changed { None } else { p.error.take() };
+        }
+        Mode::Picker(pk) => {
+            // A printable key the list does not use starts the path field with itself, so a
+            // path can simply be typed (`/srv/...`, `../uploads`).
+            let plain = !ev.modifiers.contains(KeyModifiers::CONTROL);
+            if !pk.typing && plain && matches!(ev.code, KeyCode::Char(_)) {
+                pk.typing = true;
+                pk.input.clear();
+            }
+            if pk.typing && edit_text(&mut pk.input, &ev) {
+                pk.error = None;
+            }
         }
         Mode::Decision(d) => {
             edit_text(&mut d.note, &ev);
@@ -305,7 +326,8 @@ fn on_cmd(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             match cmd {
                 Cmd::Back => vec![],
                 Cmd::Submit => match command::parse(&p.query.text) {
-                    Some(Ok(spec)) => start_job(app, spec),
+                    Some(Ok(Typed::Spawn(spec))) => start_job(app, spec),
+                    Some(Ok(Typed::Pick { purpose, out })) => open_picker(app, purpose, out),
                     Some(Err(e)) => {
                         p.error = Some(e);
                         app.mode = Mode::Palette(p);
@@ -348,6 +370,7 @@ fn on_cmd(app: &mut App, cmd: Cmd) -> Vec<Effect> {
                 vec![]
             }
         },
+        Mode::Picker(pk) => on_picker(app, pk, cmd),
         Mode::Decision(mut d) => match cmd {
             Cmd::Back => vec![],
             Cmd::Down => {
@@ -615,12 +638,142 @@ fn on_library(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             }
             return move_cursor(app, 1);
         }
-        Cmd::Ingest => open_prompt(app, PromptKind::Ingest, ""),
+        Cmd::Ingest => return open_picker(app, PickFor::Ingest, None),
         Cmd::ExportDataset => open_prompt(app, PromptKind::ExportDataset, "dataset"),
-        Cmd::Separate => open_prompt(app, PromptKind::Separate, ""),
+        Cmd::Separate => return open_picker(app, PickFor::Separate, None),
         _ => {}
     }
     vec![]
+}
+
+/// Open the file picker in the folder it last showed; `out` is the stems folder a
+/// `:separate --out` gave.
+fn open_picker(app: &mut App, purpose: PickFor, out: Option<PathBuf>) -> Vec<Effect> {
+    app.mode = Mode::Picker(Picker { out, ..Picker::new(purpose) });
+    vec![Effect::ListDir { dir: app.browse_dir.clone(), select: None }]
+}
+
+fn on_picker(app: &mut App, mut pk: Picker, cmd: Cmd) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    let list = |dir: &std::path::Path, select: Option<PathBuf>| Effect::ListDir {
+        dir: dir.to_path_buf(),
+        select,
+    };
+    if pk.typing {
+        match cmd {
+            Cmd::Back => {
+                pk.typing = false;
+                pk.error = None;
+            }
+            Cmd::Submit => {
+                let paths = pk.typed_paths();
+                if paths.is_empty() {
+                    pk.error = Some("type a path (several separated by ';')".into());
+                } else {
+                    return finish_pick(app, pk, paths);
+                }
+            }
+            Cmd::GoToPath => {
+                pk.typing = false;
+                if let Some(target) = pk.typed_paths().first() {
+                    effects.push(list(target, None));
+                    pk.input.clear();
+                }
+            }
+            _ => {}
+        }
+        app.mode = Mode::Picker(pk);
+        return effects;
+    }
+    let current = pk.current().cloned();
+    let n = pk.entries.len();
+    let page = page(app) as isize;
+    match cmd {
+        Cmd::Back => return vec![],
+        Cmd::Down => pk.cursor = step(pk.cursor, n, 1),
+        Cmd::Up => pk.cursor = step(pk.cursor, n, -1),
+        Cmd::PageDown => pk.cursor = step(pk.cursor, n, page),
+        Cmd::PageUp => pk.cursor = step(pk.cursor, n, -page),
+        Cmd::Top => pk.cursor = 0,
+        Cmd::Bottom => pk.cursor = n.saturating_sub(1),
+        Cmd::Mark => {
+            if let Some(e) = current {
+                if !pk.marked.remove(&e.path) {
+                    pk.marked.insert(e.path);
+                }
+                pk.cursor = step(pk.cursor, n, 1);
+            }
+        }
+        Cmd::IntoDir => {
+            if let Some(e) = current.filter(|e| e.is_dir) {
+                effects.push(list(&e.path, None));
+            }
+        }
+        Cmd::UpDir => {
+            if let Some(dir) = &pk.dir
+                && let Some(parent) = dir.parent()
+            {
+                effects.push(list(parent, Some(dir.clone())));
+            }
+        }
+        Cmd::Open if !pk.marked.is_empty() => {
+            let paths = pk.marked.iter().cloned().collect();
+            return finish_pick(app, pk, paths);
+        }
+        Cmd::Open => match current {
+            Some(e) if e.is_dir => effects.push(list(&e.path, None)),
+            Some(e) => return finish_pick(app, pk, vec![e.path]),
+            None => pk.error = Some("nothing here: h goes up, Tab types a path".into()),
+        },
+        Cmd::Accept => {
+            // The marks, else the entry under the cursor, else (an empty folder) the folder.
+            let paths: Vec<PathBuf> = if !pk.marked.is_empty() {
+                pk.marked.iter().cloned().collect()
+            } else {
+                current.map(|e| e.path).or_else(|| pk.dir.clone()).into_iter().collect()
+            };
+            if !paths.is_empty() {
+                return finish_pick(app, pk, paths);
+            }
+        }
+        Cmd::TypePath => {
+            pk.typing = true;
+            pk.error = None;
+        }
+        _ => {}
+    }
+    app.mode = Mode::Picker(pk);
+    effects
+}
+
+/// The picker's answer: start its job (separation asks for the stems folder first).
+fn finish_pick(app: &mut App, mut pk: Picker, paths: Vec<PathBuf>) -> Vec<Effect> {
+    match pk.purpose {
+        PickFor::Ingest => start_job(app, JobSpec::Ingest { paths }),
+        PickFor::Scan => start_job(app, JobSpec::Scan { paths }),
+        PickFor::ImportRights => match <[PathBuf; 1]>::try_from(paths) {
+            Ok([path]) => start_job(app, JobSpec::ImportRights { path }),
+            Err(paths) => {
+                pk.error = Some(format!("one CSV file, please ({} marked)", paths.len()));
+                app.mode = Mode::Picker(pk);
+                vec![]
+            }
+        },
+        PickFor::Separate => {
+            // Beside the inputs unless `:separate --out` said where.
+            let out = pk.out.take().unwrap_or_else(|| match &pk.dir {
+                Some(dir) => dir.join(command::DEFAULT_STEMS_DIR),
+                None => PathBuf::from(command::DEFAULT_STEMS_DIR),
+            });
+            app.mode = Mode::Prompt(Prompt {
+                kind: PromptKind::SeparateOut,
+                input: TextInput::new(out.display().to_string()),
+                error: None,
+                paths,
+            });
+            vec![]
+        }
+    }
 }
 
 fn open_prompt(app: &mut App, kind: PromptKind, text: &str) {
@@ -751,10 +904,7 @@ fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             }
             vec![]
         }
-        Cmd::Scan => {
-            open_prompt(app, PromptKind::Scan, "");
-            vec![]
-        }
+        Cmd::Scan => open_picker(app, PickFor::Scan, None),
         Cmd::AttachRights => attach_rights(app),
         Cmd::PlayUpload => play(app, Side::Upload),
         Cmd::PlayReference => play(app, Side::Reference),
@@ -847,7 +997,7 @@ fn on_rights(app: &mut App, cmd: Cmd) -> Vec<Effect> {
                 app.mode = Mode::Confirm(Confirm::DeleteRights(r.rights_id));
             }
         }
-        Cmd::ImportRights => open_prompt(app, PromptKind::ImportRights, ""),
+        Cmd::ImportRights => return open_picker(app, PickFor::ImportRights, None),
         _ => {}
     }
     vec![]
@@ -949,22 +1099,8 @@ fn submit_prompt(app: &mut App, mut p: Prompt) -> Vec<Effect> {
         return vec![];
     }
     match p.kind {
-        PromptKind::Ingest => start_job(app, JobSpec::Ingest { paths }),
-        PromptKind::Scan => start_job(app, JobSpec::Scan { paths }),
         PromptKind::ExportDataset => {
             start_job(app, JobSpec::ExportDataset { out: PathBuf::from(&text) })
-        }
-        PromptKind::ImportRights => {
-            start_job(app, JobSpec::ImportRights { path: PathBuf::from(&text) })
-        }
-        PromptKind::Separate => {
-            app.mode = Mode::Prompt(Prompt {
-                kind: PromptKind::SeparateOut,
-                input: TextInput::new(command::DEFAULT_STEMS_DIR),
-                error: None,
-                paths,
-            });
-            vec![]
         }
         PromptKind::SeparateOut => {
             start_job(app, JobSpec::Separate { paths: p.paths, out: PathBuf::from(&text) })

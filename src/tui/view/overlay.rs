@@ -1,13 +1,13 @@
-//! Overlays drawn over the screen: help, palette, prompts, the decision form, the rights
-//! form and questions.
+//! Overlays drawn over the screen: help, palette, prompts, the file picker, the decision
+//! form, the rights form and questions.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
 
-use super::{fit, scroll_offset};
-use crate::tui::app::{App, Confirm, Mode, TextInput};
+use super::{fit, fit_left, scroll_offset};
+use crate::tui::app::{App, Confirm, Mode, Picker, TextInput};
 use crate::tui::keymap;
 use crate::tui::theme::Theme;
 
@@ -128,6 +128,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             lines.push(Line::styled("Enter ok · Esc cancel", t.dim()));
             Paragraph::new(lines).render(inner, buf);
         }
+        Mode::Picker(pk) => picker(pk, area, buf, t),
         Mode::Decision(d) => {
             let h = d.reasons.len() as u16 + 6;
             let r = popup(area, 60, h);
@@ -240,5 +241,68 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             block.render(r, buf);
             Paragraph::new(body).render(inner, buf);
         }
+    }
+}
+
+/// The file picker: the folder, its entries (folders first, `▸` the cursor, `●` marks), then the path
+/// field when typing, why the last step was refused, and what is marked or left out.
+fn picker(pk: &Picker, area: Rect, buf: &mut Buffer, t: &Theme) {
+    let r = popup(area, 80, area.height.saturating_sub(4));
+    Clear.render(r, buf);
+    let block = frame(format!(" {} ", pk.purpose.title()), t);
+    let inner = block.inner(r);
+    block.render(r, buf);
+    let w = usize::from(inner.width);
+    let dir = pk.dir.as_ref().map_or_else(|| "reading…".to_string(), |d| d.display().to_string());
+    buf.set_string(inner.x, inner.y, fit_left(&dir, w), t.title());
+    let mut footer: Vec<Line> = Vec::new();
+    if pk.typing {
+        let mut line = input_line(&pk.input, true, t);
+        line.spans.insert(0, Span::styled("Path: ", t.key()));
+        footer.push(line);
+    }
+    if let Some(e) = &pk.error {
+        footer.push(Line::styled(fit(&format!("✗ {e}"), w), t.error()));
+    }
+    let mut status = Vec::new();
+    if !pk.marked.is_empty() {
+        status.push(format!("{} marked", pk.marked.len()));
+    }
+    if pk.hidden > 0 {
+        let what = match pk.purpose {
+            crate::tui::app::PickFor::ImportRights => "not CSV",
+            _ => "not media",
+        };
+        status.push(format!("{} hidden (dot files, {what})", pk.hidden));
+    }
+    if !pk.typing {
+        status.push("Tab types a path".into());
+    }
+    footer.push(Line::styled(fit(&status.join(" · "), w), t.dim()));
+    let list_h = inner.height.saturating_sub(1 + footer.len() as u16);
+    let list = Rect::new(inner.x, inner.y + 1, inner.width, list_h);
+    if pk.entries.is_empty() && pk.dir.is_some() {
+        buf.set_string(list.x, list.y, "(no folders or files to offer here)", t.dim());
+    }
+    let vis = usize::from(list.height);
+    let off = scroll_offset(pk.cursor, vis);
+    for (i, e) in pk.entries.iter().enumerate().skip(off).take(vis) {
+        let y = list.y + (i - off) as u16;
+        let here = i == pk.cursor && !pk.typing;
+        let base = if here { t.cursor() } else { t.text() };
+        buf.set_string(list.x, y, " ".repeat(w), base);
+        if here {
+            buf.set_string(list.x, y, "▸", base);
+        }
+        if pk.marked.contains(&e.path) {
+            buf.set_string(list.x + 1, y, "●", base.patch(t.marked()));
+        }
+        let name = if e.is_dir { format!("{}/", e.name) } else { e.name.clone() };
+        let style = if e.is_dir { base.patch(t.title()) } else { base };
+        buf.set_string(list.x + 3, y, fit(&name, w.saturating_sub(3)), style);
+    }
+    let fy = list.bottom();
+    for (k, line) in footer.into_iter().enumerate() {
+        line.render(Rect::new(inner.x, fy + k as u16, inner.width, 1), buf);
     }
 }
