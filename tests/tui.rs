@@ -17,9 +17,10 @@ use aniprint::progress::Stage;
 use aniprint::review::{self, Decision, ReviewConfig};
 use aniprint::tui::action::{
     Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Level, PlayRequest, Preview, Side,
+    TrainModel, TrainSpec, Worker,
 };
 use aniprint::tui::app::{App, Confirm, LibFocus, Mode, Screen};
-use aniprint::tui::jobs::{Event, NoServices, Services, Settings};
+use aniprint::tui::jobs::{Event, JobReporter, Models, NoServices, Services, Settings, run_job};
 use aniprint::tui::player::Player;
 use aniprint::tui::theme::Theme;
 use aniprint::tui::update::{key, typed, update};
@@ -621,6 +622,76 @@ fn without_a_separator_the_separate_job_says_why() {
 }
 
 #[test]
+fn the_palette_starts_a_training_run_and_refuses_a_bad_one() {
+    let h = Harness::new();
+    let mut app = h.app.clone();
+    update(&mut app, key(ch(':')));
+    for a in typed("train separator --corpus ../data/corpus") {
+        update(&mut app, a);
+    }
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    let Mode::Palette(p) = &app.mode else { panic!("{:?}", app.mode) };
+    assert!(p.error.as_deref().unwrap().starts_with("train: --steps N is needed"));
+    for a in typed(" --steps 400 --state /tmp/sep") {
+        update(&mut app, a);
+    }
+    let spec = TrainSpec {
+        model: TrainModel::Separator,
+        corpus: "../data/corpus".into(),
+        steps: 400,
+        state: Some("/tmp/sep".into()),
+        out: None,
+        cache: None,
+    };
+    assert_eq!(
+        JobSpec::Train(spec.clone()).title(),
+        "train separator: 400 steps on ../data/corpus"
+    );
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(effects, vec![Effect::Spawn(JobSpec::Train(spec.clone()))]);
+    // It runs on the training worker, not the inference worker that ingest and scans use.
+    assert_eq!(JobSpec::Train(spec).worker(), Worker::Training);
+    assert_eq!(JobSpec::Separate { paths: vec![], out: "s".into() }.worker(), Worker::Inference);
+}
+
+#[test]
+fn a_training_job_reports_a_missing_corpus_and_stops_when_cancelled() {
+    let mut h = Harness::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let (corpus, state) = (tmp.path().join("no-corpus"), tmp.path().join("state"));
+    // Through the palette and the training worker: the corpus is checked before any step.
+    h.keys(&[ch(':')]);
+    h.chars(&format!(
+        "train separator --corpus {} --steps 3 --state {}",
+        corpus.display(),
+        state.display()
+    ));
+    h.keys(&[KeyCode::Enter]);
+    h.pump_until(|app| app.jobs.list.first().is_some_and(|j| !j.running()));
+    let Some(JobResult::Failed(e)) = &h.app.jobs.list[0].result else { panic!() };
+    assert!(e.contains("cannot read the corpus manifest"), "{e}");
+    // Cancelled before it starts: no corpus read, no state written.
+    let spec = JobSpec::Train(TrainSpec {
+        model: TrainModel::Fingerprint,
+        corpus,
+        steps: 3,
+        state: Some(state.clone()),
+        out: Some(tmp.path().join("model")),
+        cache: None,
+    });
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let cancel = aniprint::progress::CancelToken::new();
+    cancel.cancel();
+    let rep = JobReporter::new(9, tx, cancel);
+    let settings =
+        Settings { who: "tester".into(), config: Config::default(), clock: Arc::new(|| NOW) };
+    let result =
+        run_job(h.rt.catalog(), &NoServices, &settings, &spec, &mut Models::default(), &rep);
+    assert_eq!(result, JobResult::Cancelled);
+    assert!(!state.exists());
+}
+
+#[test]
 fn help_and_palette_come_from_the_keymap() {
     let mut h = Harness::new();
     h.keys(&[ch('?')]);
@@ -977,6 +1048,56 @@ fn snapshot_picker() {
     h.run(Action::Listed(Box::new(listing)));
     h.keys(&[ch('j'), ch('j'), ch(' '), ch(' ')]);
     snap("tui_picker", &h);
+}
+
+#[test]
+fn snapshot_jobs_separate_and_train() {
+    let mut h = Harness::new();
+    let separate = JobSpec::Separate { paths: vec!["fixtures/plain".into()], out: "stems".into() };
+    h.run(Action::Job(JobEvent::Started { id: 1, spec: separate }));
+    h.run(Action::Job(JobEvent::ItemFailed {
+        id: 1,
+        item: "fixtures/plain/notmedia.mkv".into(),
+        reason: "fixtures/plain/notmedia.mkv: not a media file (Invalid data found)".into(),
+    }));
+    h.run(Action::Job(JobEvent::Progress {
+        id: 1,
+        item: "fixtures/plain/speech.wav".into(),
+        items: (1, 3),
+        stage: Some(Stage::Separating),
+        units: (0, 0),
+        message: String::new(),
+        elapsed_ms: 2_000,
+    }));
+    let train = JobSpec::Train(TrainSpec {
+        model: TrainModel::Separator,
+        corpus: "../data/corpus".into(),
+        steps: 400,
+        state: None,
+        out: Some("models/separator-v2".into()),
+        cache: None,
+    });
+    h.run(Action::Job(JobEvent::Started { id: 2, spec: train }));
+    h.run(Action::Job(JobEvent::Progress {
+        id: 2,
+        item: String::new(),
+        items: (0, 0),
+        stage: Some(Stage::Training),
+        units: (100, 400),
+        message: "loss 0.1234 lr 1.95e-3 val SDR 4.21 dB (2.40 s/step)".into(),
+        elapsed_ms: 240_000,
+    }));
+    h.keys(&[ch('2'), ch('j')]);
+    snap("tui_jobs_separate_train", &h);
+    // Cancel asks the runner; the stopped run says how it resumes.
+    let effects = update(&mut h.app, key(ch('x')));
+    assert_eq!(effects, vec![Effect::Cancel(2)]);
+    h.run(Action::Job(JobEvent::Finished {
+        id: 2,
+        result: JobResult::Cancelled,
+        elapsed_ms: 241_000,
+    }));
+    assert!(h.screen().contains("stopped: :train with the same --state resumes"));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! runtime to carry out ([`Effect`]). Commands ([`Cmd`]) are what keys, the palette and the
 //! mouse map to; they carry no data so one keymap table can list them all.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
@@ -297,6 +297,60 @@ pub enum JobSpec {
         /// Folder the stems are written to (`<name>.voice.wav`, `<name>.background.wav`).
         out: PathBuf,
     },
+    /// Train (or resume training) a model.
+    Train(TrainSpec),
+}
+
+/// Which model a training job trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainModel {
+    /// The contrastive fingerprinter.
+    Fingerprint,
+    /// The voice/background separator.
+    Separator,
+}
+
+impl TrainModel {
+    /// Its name, as `:train` and `aniprint train` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainModel::Fingerprint => "fingerprint",
+            TrainModel::Separator => "separator",
+        }
+    }
+
+    /// The model directory the binary uses by default (what a run without `--out` replaces).
+    pub fn default_model(self) -> &'static str {
+        match self {
+            TrainModel::Fingerprint => crate::fingerprint::DEFAULT_MODEL,
+            TrainModel::Separator => crate::separate::DEFAULT_MODEL,
+        }
+    }
+}
+
+/// A training run as `:train` asks for it; what is left out takes `aniprint train`'s
+/// defaults, so the CLI and the TUI resume each other's checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrainSpec {
+    /// Which model.
+    pub model: TrainModel,
+    /// The corpus made by `fetch_training_audio.sh`.
+    pub corpus: PathBuf,
+    /// Optimiser steps to reach (a resumed run counts the steps already done).
+    pub steps: usize,
+    /// Checkpoints and log (none: [`TrainSpec::state_dir`]'s default).
+    pub state: Option<PathBuf>,
+    /// Where the finished model goes (none: the installed default model).
+    pub out: Option<PathBuf>,
+    /// Decoded-audio cache (none: `cache` in the state folder).
+    pub cache: Option<PathBuf>,
+}
+
+impl TrainSpec {
+    /// Where the checkpoints go: `--state`, else `../train-state/<model>` (the CLI's default).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.clone().unwrap_or_else(|| Path::new("../train-state").join(self.model.as_str()))
+    }
 }
 
 /// Which worker thread runs a job.
@@ -304,6 +358,9 @@ pub enum JobSpec {
 pub enum Worker {
     /// The inference worker, which owns the loaded models (model jobs queue there).
     Inference,
+    /// The training worker: training runs queue there, so a run never holds up ingest or
+    /// scans and two runs never share the CPU.
+    Training,
     /// A thread of the job's own (catalog and file work).
     Own,
 }
@@ -323,6 +380,9 @@ impl JobSpec {
             JobSpec::Separate { paths, out } => {
                 format!("separate {} -> {}", list(paths), out.display())
             }
+            JobSpec::Train(t) => {
+                format!("train {}: {} steps on {}", t.model.as_str(), t.steps, t.corpus.display())
+            }
         }
     }
 
@@ -332,6 +392,7 @@ impl JobSpec {
             JobSpec::Ingest { .. } | JobSpec::Scan { .. } | JobSpec::Separate { .. } => {
                 Worker::Inference
             }
+            JobSpec::Train(_) => Worker::Training,
             JobSpec::ExportDataset { .. }
             | JobSpec::ExportReport { .. }
             | JobSpec::ImportRights { .. } => Worker::Own,

@@ -1,8 +1,9 @@
 //! Background work: jobs on worker threads that call the same library functions as the CLI
 //! and report through [`JobReporter`] (a [`Progress`] that sends coalesced [`JobEvent`]s over
 //! a crossbeam channel and cancels through a [`CancelToken`]), one inference worker that owns
-//! the loaded models ([`Models`], each loaded on the first job that needs it), and a
-//! latest-wins preview worker for spectrograms.
+//! the loaded models ([`Models`], each loaded on the first job that needs it), one training
+//! worker (CPU-heavy runs queue there, never in front of ingest or scans), and a latest-wins
+//! preview worker for spectrograms.
 //!
 //! Models come from the embedding program through [`Services`], so the library TUI does not
 //! depend on how the binary finds them.
@@ -29,8 +30,11 @@ use crate::separate::{self, Separator};
 use crate::units::SampleRate;
 use crate::{Error, Result};
 
-use super::action::{JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest, Worker};
+use super::action::{
+    JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest, TrainModel, TrainSpec, Worker,
+};
 use super::widgets::spectrogram::SpecImage;
+use super::widgets::timeline::short_hms;
 
 /// What the embedding program provides: the models and the dataset export, which live in the
 /// binary. All default to "not available", so a plain library user gets a TUI that ingests
@@ -294,6 +298,7 @@ pub struct Runner {
     next_id: JobId,
     cancels: HashMap<JobId, CancelToken>,
     inference: Sender<Queued>,
+    training: Sender<Queued>,
     preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)>,
 }
 
@@ -312,6 +317,7 @@ impl Runner {
         tx: Sender<Event>,
     ) -> Self {
         let inference = start_worker("aniprint-inference", &catalog, &services, &settings, &tx);
+        let training = start_worker("aniprint-train", &catalog, &services, &settings, &tx);
         let preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)> = Arc::default();
         {
             let (slot, tx) = (preview.clone(), tx.clone());
@@ -329,21 +335,27 @@ impl Runner {
             next_id: 1,
             cancels: HashMap::new(),
             inference,
+            training,
             preview,
         }
     }
 
-    /// Start a job; returns its id. Model jobs queue on the inference worker, others get a
-    /// thread of their own.
+    /// Start a job; returns its id. Model jobs queue on the inference worker, training runs
+    /// on the training worker, others get a thread of their own.
     pub fn spawn(&mut self, spec: JobSpec) -> JobId {
         let id = self.next_id;
         self.next_id += 1;
         let cancel = CancelToken::new();
         self.cancels.insert(id, cancel.clone());
-        if spec.worker() == Worker::Inference {
-            if self.inference.send((id, spec, cancel)).is_err() {
+        let queue = match spec.worker() {
+            Worker::Inference => Some((&self.inference, "inference")),
+            Worker::Training => Some((&self.training, "training")),
+            Worker::Own => None,
+        };
+        if let Some((queue, name)) = queue {
+            if queue.send((id, spec, cancel)).is_err() {
                 let rep = JobReporter::new(id, self.tx.clone(), CancelToken::new());
-                rep.finish(JobResult::Failed("the inference worker is gone".into()));
+                rep.finish(JobResult::Failed(format!("the {name} worker is gone")));
             }
             return id;
         }
@@ -436,6 +448,7 @@ pub fn run_job(
             Ok(sep) => separate_job(paths, out, &sep, rep),
             Err(why) => Err(Error::Invalid(format!("separating needs the separator model: {why}"))),
         },
+        JobSpec::Train(t) => train_job(t, rep),
         JobSpec::ExportDataset { out } => {
             rep.stage(Stage::Exporting);
             services.export_dataset(catalog, out, rep).map(|s| (s, Some(out.clone())))
@@ -594,12 +607,67 @@ fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporte
     }
     let done = files.len() + bad.len() - failed;
     Ok((
-        format!(
-            "{done} separated ({}), {failed} failed",
-            crate::tui::widgets::timeline::short_hms(seconds)
-        ),
+        format!("{done} separated ({}), {failed} failed", short_hms(seconds)),
         Some(out.to_path_buf()),
     ))
+}
+
+/// Train (or resume) a model with the library trainer, as `aniprint train` does: load the
+/// corpus (decoded into the cache on first use), then step until `steps`, checkpointing as
+/// the trainer does. Cancel stops at the next step; the next run with the same state folder
+/// resumes from the last checkpoint.
+fn train_job(spec: &TrainSpec, rep: &JobReporter) -> JobOutput {
+    rep.check()?;
+    let state = spec.state_dir();
+    let out = spec
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::fingerprint::models_dir().join(spec.model.default_model()));
+    let corpus = spec.corpus.clone();
+    match spec.model {
+        TrainModel::Fingerprint => {
+            use crate::fingerprint::train::{self as ft, TrainOptions};
+            let mut opts = TrainOptions::new(corpus, state, out);
+            opts.steps = spec.steps;
+            opts.cache = spec.cache.clone().unwrap_or(opts.cache);
+            let rate = opts.fingerprint.rate();
+            let corpus = ft::load_corpus(&opts.corpus, &opts.cache, rate, &opts.val_packages, rep)?;
+            rep.check()?;
+            let s = ft::train(&opts, &corpus, rep)?;
+            let summary = format!(
+                "{} steps ({} in all): loss {:.3}, validation top-1 {:.1}%",
+                s.step,
+                short_hms(s.elapsed_s),
+                s.loss,
+                100.0 * s.val_top1
+            );
+            Ok((summary, Some(opts.out)))
+        }
+        TrainModel::Separator => {
+            use crate::separate::train::{self as st, TrainOptions};
+            let mut opts = TrainOptions::new(corpus, state, out);
+            opts.steps = spec.steps;
+            opts.cache = spec.cache.clone().unwrap_or(opts.cache);
+            let rate = opts.rate();
+            let corpus = crate::fingerprint::train::load_corpus(
+                &opts.corpus,
+                &opts.cache,
+                rate,
+                &opts.val_packages,
+                rep,
+            )?;
+            rep.check()?;
+            let s = st::train(&opts, &corpus, rep)?;
+            let summary = format!(
+                "{} steps ({} in all): loss {:.4}, validation SDR {:.2} dB",
+                s.step,
+                short_hms(s.elapsed_s),
+                s.loss,
+                s.val_sdr
+            );
+            Ok((summary, Some(opts.out)))
+        }
+    }
 }
 
 /// Write `data` to `path` through a temporary sibling (`<path>.tmp`) and a rename, so readers

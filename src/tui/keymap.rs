@@ -315,9 +315,11 @@ pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, String)>)>
         }
     }
     for c in command::COMMANDS {
-        let (keys, label) = (format!(":{}", c.name), format!("{} · {}", c.args, c.about));
-        if hit(&keys, &label) {
-            add("Palette commands", keys, label);
+        let keys = format!(":{}", c.name);
+        if hit(&keys, c.args) || hit("", c.about) {
+            // Arguments, then what it does on a line of its own: both are long.
+            add("Palette commands", keys, c.args.to_string());
+            add("Palette commands", String::new(), c.about.to_string());
         }
     }
     out

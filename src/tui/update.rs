@@ -1175,7 +1175,8 @@ fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {
                 }
                 JobSpec::ExportDataset { .. }
                 | JobSpec::ExportReport { .. }
-                | JobSpec::Separate { .. } => vec![],
+                | JobSpec::Separate { .. }
+                | JobSpec::Train(_) => vec![],
             }
         }
     }

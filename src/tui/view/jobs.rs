@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{LineGauge, Paragraph, Widget, Wrap};
 
 use super::{fit, pane, scroll_offset};
-use crate::tui::action::JobResult;
+use crate::tui::action::{JobResult, JobSpec};
 use crate::tui::app::App;
 use crate::tui::widgets::timeline::short_hms;
 
@@ -33,7 +33,8 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
         Paragraph::new(
             "No jobs yet.\n\nLibrary: i ingests a folder, S separates stems, E exports the kept \
              pieces.\nReview: s scans uploads.  Rights: i imports a CSV.  Reports: x writes the \
-             report.\nPalette: :separate PATH... [--out DIR].",
+             report.\nPalette: :separate PATH... [--out DIR], :train fingerprint|separator \
+             --corpus DIR --steps N.",
         )
         .style(t.dim())
         .render(inner, buf);
@@ -113,6 +114,21 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     }
     if !j.message.is_empty() {
         lines.push(Line::from(j.message.clone()));
+    }
+    if let JobSpec::Train(spec) = &j.spec {
+        let out = spec.out.as_ref().map_or_else(
+            || format!("the installed {}", spec.model.default_model()),
+            |p| p.display().to_string(),
+        );
+        lines.push(Line::styled(
+            format!("checkpoints in {} · model -> {out}", spec.state_dir().display()),
+            t.dim(),
+        ));
+        if matches!(j.result, Some(JobResult::Cancelled)) {
+            lines.push(Line::from(
+                "stopped: :train with the same --state resumes from the last checkpoint",
+            ));
+        }
     }
     if let Some(JobResult::Done { output: Some(p), .. }) = &j.result {
         lines.push(Line::from(vec![
