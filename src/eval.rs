@@ -28,7 +28,7 @@ use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip}
 use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::vote::Candidate;
 use crate::index::{
-    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote_phases,
+    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, verify, vote_phases,
 };
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -55,6 +55,8 @@ pub struct EvalOptions {
     /// Query phases: each query is also fingerprinted starting `k / phases` of a hop later, and
     /// the best-supported alignment over all phases answers it (1 = the plain segment grid).
     pub phases: usize,
+    /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
+    pub verify: bool,
 }
 
 impl Default for EvalOptions {
@@ -71,6 +73,7 @@ impl Default for EvalOptions {
             search: vec![SearchKind::Exact],
             index: IndexOptions::default(),
             phases: 1,
+            verify: true,
         }
     }
 }
@@ -249,7 +252,6 @@ pub fn evaluate(
     } else {
         None
     };
-    drop(per_source);
     let mut rows = Vec::new();
     progress.stage(Stage::Evaluating);
     progress.set_total((opts.conditions.len() * opts.lengths.len() * opts.queries) as u64);
@@ -314,7 +316,17 @@ pub fn evaluate(
                                 (*shift as f64 / cfg.hop as f64, hits)
                             })
                             .collect();
-                        let cands: Vec<(Candidate, f64, f32)> = vote_phases(&voted, 10)
+                        let mut voted = vote_phases(&voted, 10);
+                        if opts.verify {
+                            let copies: Vec<(f64, &Fingerprints)> = phased
+                                .iter()
+                                .map(|(shift, f)| (*shift as f64 / cfg.hop as f64, f))
+                                .collect();
+                            voted = verify(voted, &copies, |p| {
+                                source_index(p).and_then(|i| per_source.get(i))
+                            });
+                        }
+                        let cands: Vec<(Candidate, f64, f32)> = voted
                             .into_iter()
                             .map(|c| (c.candidate, c.offset_hops * cfg.hop as f64, c.support))
                             .collect();

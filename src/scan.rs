@@ -367,8 +367,12 @@ pub struct QueryAnswer {
     pub votes: u32,
 }
 
+/// Candidates per stem that [`query_file`] verifies against the stored segments.
+const VERIFY_CANDIDATES: usize = 10;
+
 /// Find where a short clip comes from: per stem, top-k per segment, sequence voting over
-/// `phases` sub-hop shifts of the clip (see [`vote::vote_phases`]), the best `top` answers over
+/// `phases` sub-hop shifts of the clip (see [`vote::vote_phases`]), the voted alignments
+/// verified against the stored segments (see [`vote::verify`]), the best `top` answers over
 /// all stems by score.
 #[allow(clippy::too_many_arguments)]
 pub fn query_file(
@@ -405,7 +409,22 @@ pub fn query_file(
         // Scores are per-segment support scaled to the unshifted copy's segment count, so
         // they read as before (a sum of similarities) and compare across stems.
         let full = copies.first().map_or(1, |(_, f)| f.len()) as f32;
-        for c in vote::vote_phases(&voted, top) {
+        // Verify the voted alignments against the stored segments (more candidates than
+        // asked for: verification may promote one voting ranked low).
+        let voted = vote::vote_phases(&voted, top.max(VERIFY_CANDIDATES));
+        let mut stored: HashMap<String, Option<Fingerprints>> = HashMap::new();
+        for c in &voted {
+            if !stored.contains_key(&c.candidate.piece) {
+                stored.insert(
+                    c.candidate.piece.clone(),
+                    index.piece_vectors(&key, &c.candidate.piece)?,
+                );
+            }
+        }
+        let shifted: Vec<(f64, &Fingerprints)> = copies.iter().map(|(s, f)| (*s, f)).collect();
+        let mut voted = vote::verify(voted, &shifted, |p| stored.get(p).and_then(Option::as_ref));
+        voted.truncate(top);
+        for c in voted {
             let Some(place) = places.get(&c.candidate.piece) else { continue };
             let ep = catalog.episode(&place.episode)?;
             all.push(QueryAnswer {

@@ -98,6 +98,10 @@ pub struct FingerprintArgs {
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
+    /// Rank the voted alignments as voting left them, without checking every aligned segment
+    /// against the reference (what `query` does; for comparison).
+    #[arg(long)]
+    no_verify: bool,
     /// Segment hop in seconds for references and queries (default: the model's, 0.5 s).
     #[arg(long)]
     hop_s: Option<f64>,
@@ -149,6 +153,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         seed: a.seed,
         search: a.search,
         phases: a.phases,
+        verify: !a.no_verify,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             ..IndexOptions::default()

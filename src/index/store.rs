@@ -448,6 +448,20 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         })
     }
 
+    /// The stored vectors of `piece` in `key`, in segment order; `None` if it has none there.
+    pub fn piece_vectors(&self, key: &IndexKey, piece: &str) -> Result<Option<Fingerprints>> {
+        self.read(|rtxn| {
+            let Some(reg) = self.registered(rtxn, key)? else { return Ok(None) };
+            let Some(v) = self.dbs.pieces.get(rtxn, &piece_key(reg.index, piece))? else {
+                return Ok(None);
+            };
+            piece_header(v)?;
+            let mut buf = Vec::new();
+            let data = flat::rows_of(&v[PIECE_HEADER..], &mut buf).to_vec();
+            Ok(Some(Fingerprints { dim: reg.dim as usize, data }))
+        })
+    }
+
     /// Where item `item` came from, and in which index; `None` if no stored vector has that id.
     pub fn segment(&self, item: u32) -> Result<Option<(IndexKey, SegmentRef)>> {
         self.read(|rtxn| {

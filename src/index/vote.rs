@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::Hit;
+use crate::fingerprint::Fingerprints;
 
 /// One aligned reference for a query clip.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -170,6 +171,53 @@ pub fn vote_phases(phases: &[(f64, Vec<Vec<Hit>>)], top: usize) -> Vec<PhasedCan
         }
     }
     out
+}
+
+/// Re-rank voted alignments by checking them: for each candidate, every segment of the query
+/// copy whose grid lies closest to the candidate's alignment is compared with the stored
+/// segment the alignment puts it on, and the candidate's `support` becomes their mean cosine
+/// similarity. Voting only sees each segment's top-k neighbours, so an alignment whose
+/// segments narrowly miss the top-k (a noisy query, or an approximate search that skipped
+/// them) scores low there; verification reads the reference directly and does not care how
+/// the candidate was found. `phases[i] = (shift in hops, fingerprints)` as in
+/// [`vote_phases`]; `reference(piece)` gives a piece's stored vectors. Candidates whose piece
+/// is unknown, or where fewer than half the query's segments land inside the piece, keep their
+/// voted support. Sorted by the new support.
+pub fn verify<'a>(
+    mut cands: Vec<PhasedCandidate>,
+    phases: &[(f64, &Fingerprints)],
+    mut reference: impl FnMut(&str) -> Option<&'a Fingerprints>,
+) -> Vec<PhasedCandidate> {
+    for c in &mut cands {
+        let Some(r) = reference(&c.candidate.piece) else { continue };
+        // The phase copy whose segments sit nearest to stored segment starts.
+        let Some((shift, f)) = phases.iter().min_by(|a, b| {
+            let off = |s: f64| {
+                let x = s + c.offset_hops;
+                (x - x.round()).abs()
+            };
+            off(a.0).total_cmp(&off(b.0))
+        }) else {
+            continue;
+        };
+        let base = (shift + c.offset_hops).round() as i64;
+        let (mut sum, mut n) = (0f32, 0usize);
+        for q in 0..f.len() {
+            let j = base + q as i64;
+            if j < 0 || j as usize >= r.len() || f.dim != r.dim {
+                continue;
+            }
+            sum += f.row(q).iter().zip(r.row(j as usize)).map(|(a, b)| a * b).sum::<f32>();
+            n += 1;
+        }
+        if n > 0 && 2 * n >= f.len() {
+            c.support = sum / n as f32;
+        }
+    }
+    cands.sort_by(|a, b| {
+        b.support.total_cmp(&a.support).then(a.candidate.piece.cmp(&b.candidate.piece))
+    });
+    cands
 }
 
 /// How [`regions`] and [`episode_regions`] chain segment hits into regions.
@@ -542,6 +590,72 @@ mod tests {
     fn hit(piece: &str, segment: u32, sim: f32) -> Hit {
         // sim = 1 - d^2/2  =>  d = sqrt(2 (1 - sim))
         Hit { item: 0, piece: piece.into(), segment, distance: (2.0 * (1.0 - sim)).max(0.0).sqrt() }
+    }
+
+    /// Unit vectors: `n` rows of width 4, row `i` along axis `i % 4` with a little of the
+    /// next axis so neighbours differ.
+    fn unit_rows(n: usize, salt: usize) -> Fingerprints {
+        let mut data = Vec::with_capacity(n * 4);
+        for i in 0..n {
+            let mut v = [0f32; 4];
+            v[(i + salt) % 4] = 1.0;
+            v[(i + salt + 1) % 4] = 0.2;
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            data.extend(v.iter().map(|x| x / norm));
+        }
+        Fingerprints { dim: 4, data }
+    }
+
+    fn cand(piece: &str, offset_hops: f64, support: f32) -> PhasedCandidate {
+        PhasedCandidate {
+            candidate: Candidate {
+                piece: piece.into(),
+                offset_segments: offset_hops.round() as i64,
+                score: support,
+                votes: 1,
+                first_q: 0,
+                last_q: 0,
+            },
+            offset_hops,
+            support,
+        }
+    }
+
+    #[test]
+    fn verification_promotes_the_alignment_whose_segments_all_agree() {
+        // The query is segments 10..16 of "truth"; voting ranked a look-alike first.
+        let truth = unit_rows(40, 0);
+        let other = unit_rows(40, 2);
+        let query = Fingerprints { dim: 4, data: truth.data[10 * 4..16 * 4].to_vec() };
+        let cands = vec![cand("other", 3.0, 0.9), cand("truth", 10.0, 0.5), cand("gone", 1.0, 0.4)];
+        let refs = |p: &str| match p {
+            "truth" => Some(&truth),
+            "other" => Some(&other),
+            _ => None,
+        };
+        let out = verify(cands, &[(0.0, &query)], refs);
+        assert_eq!(out[0].candidate.piece, "truth");
+        assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
+        assert!(out[1].support < 0.9);
+        // Unknown pieces keep their voted support.
+        assert_eq!(out.iter().find(|c| c.candidate.piece == "gone").unwrap().support, 0.4);
+    }
+
+    #[test]
+    fn verification_uses_the_phase_nearest_the_grid_and_ignores_half_outside_alignments() {
+        let truth = unit_rows(20, 0);
+        let query = Fingerprints { dim: 4, data: truth.data[4 * 4..10 * 4].to_vec() };
+        let wrong = unit_rows(6, 1);
+        // Alignment 4.5 hops: the copy shifted by 0.5 hop lands on the grid (4.5 + 0.5 = 5), so
+        // that copy is read; give it the true segments 5..11.
+        let shifted = Fingerprints { dim: 4, data: truth.data[5 * 4..11 * 4].to_vec() };
+        let out =
+            verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &wrong), (0.5, &shifted)], |_| Some(&truth));
+        assert!((out[0].support - 1.0).abs() < 1e-5);
+        // Mostly past the piece's end: keeps the voted support.
+        let out = verify(vec![cand("t", 18.0, 0.3)], &[(0.0, &query)], |_| Some(&truth));
+        assert_eq!(out[0].support, 0.3);
+        let _ = query;
     }
 
     /// A tiny deterministic generator for distractor hits.
