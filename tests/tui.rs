@@ -1078,15 +1078,22 @@ fn snapshot_jobs_separate_and_train() {
         cache: None,
     });
     h.run(Action::Job(JobEvent::Started { id: 2, spec: train }));
-    h.run(Action::Job(JobEvent::Progress {
-        id: 2,
-        item: String::new(),
-        items: (0, 0),
-        stage: Some(Stage::Training),
-        units: (100, 400),
-        message: "loss 0.1234 lr 1.95e-3 val SDR 4.21 dB (2.40 s/step)".into(),
-        elapsed_ms: 240_000,
-    }));
+    // Resumed at step 40 after 30 s of corpus loading, then 60 steps in 144 s: the ETA
+    // counts those (300 steps left at 2.4 s = 12:00), not the steps of earlier runs.
+    let progress = |units, elapsed_ms| {
+        Action::Job(JobEvent::Progress {
+            id: 2,
+            item: String::new(),
+            items: (0, 0),
+            stage: Some(Stage::Training),
+            units,
+            message: "loss 0.1234 lr 1.95e-3 val SDR 4.21 dB (2.40 s/step)".into(),
+            elapsed_ms,
+        })
+    };
+    h.run(progress((40, 400), 30_000));
+    h.run(progress((100, 400), 174_000));
+    assert_eq!(h.app.jobs.list[1].eta_ms(), Some(720_000));
     h.keys(&[ch('2'), ch('j')]);
     snap("tui_jobs_separate_train", &h);
     // Cancel asks the runner; the stopped run says how it resumes.

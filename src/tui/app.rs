@@ -585,6 +585,9 @@ pub struct JobView {
     pub result: Option<JobResult>,
     /// Cancel was asked for.
     pub cancelling: bool,
+    /// Units done and ms when the training stage was first reported: a resumed run starts
+    /// at its checkpoint's step, so its ETA counts only the steps taken since.
+    pub training_from: Option<(u64, u64)>,
 }
 
 impl JobView {
@@ -602,6 +605,7 @@ impl JobView {
             failures: Vec::new(),
             result: None,
             cancelling: false,
+            training_from: None,
         }
     }
 
@@ -629,6 +633,12 @@ impl JobView {
 
     /// Estimated milliseconds left, once enough is done to tell.
     pub fn eta_ms(&self) -> Option<u64> {
+        if let (Some((u0, t0)), Some(Stage::Training)) = (self.training_from, self.stage) {
+            let (done, ms) = (self.units.0.saturating_sub(u0), self.elapsed_ms.saturating_sub(t0));
+            let left = self.units.1.saturating_sub(self.units.0);
+            return (self.running() && done > 0 && ms > 500)
+                .then(|| (ms as f64 * left as f64 / done as f64) as u64);
+        }
         let r = self.ratio();
         (self.running() && r > 0.01 && self.elapsed_ms > 500)
             .then(|| (self.elapsed_ms as f64 * (1.0 - r) / r) as u64)

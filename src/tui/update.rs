@@ -9,6 +9,7 @@ use ratatui::crossterm::event::{
 };
 
 use crate::catalog::{MatchStatus, PieceStatus};
+use crate::progress::Stage;
 use crate::review::{DISMISS_REASONS, DISPUTE_REASONS, Decision};
 use crate::rights::{COLUMNS, RawRecord, parse_record};
 use crate::units::Seconds;
@@ -1133,6 +1134,9 @@ fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {
         }
         JobEvent::Progress { id, item, items, stage, units, message, elapsed_ms } => {
             if let Some(j) = app.jobs.list.iter_mut().find(|j| j.id == id) {
+                if stage == Some(Stage::Training) && j.stage != stage {
+                    j.training_from = Some((units.0, elapsed_ms));
+                }
                 j.item = item;
                 j.items = items;
                 j.stage = stage;
