@@ -8,7 +8,8 @@
 //! music under dialogue that no reference contains. Each query is analysed like an upload (the
 //! same separator, the same phase voting) and answered three ways: the mix against the mix index
 //! (what a mix-only tool does), the reused stem against its own index, and every stem against
-//! its own index with the best-supported answer winning (what `scan`/`query` do). Top-1 is
+//! its own index with the best-supported answer winning (what `scan`/`query` do); answers are
+//! phase-voted and verified as `query` does them. Top-1 is
 //! "exact" as in [`super::evaluate`]: the right reference within one hop of the true offset.
 
 use candle_core::{Device, Tensor};
@@ -19,9 +20,10 @@ use serde::Serialize;
 use super::{hash_str, top_hits};
 use crate::Result;
 use crate::analyze::Analyzer;
+use crate::fingerprint::Fingerprints;
 use crate::fingerprint::augment::rms;
 use crate::fingerprint::train::{Kind, Source};
-use crate::index::vote::vote_phases;
+use crate::index::vote::{verify, vote_phases};
 use crate::index::{Hit, Stem};
 use crate::progress::{Progress, Stage};
 use crate::separate::train::{Fill, Pool, uniform};
@@ -114,16 +116,19 @@ impl StemReport {
 struct StemIndex {
     refs_t: Tensor,
     owner: Vec<(usize, u32)>,
+    /// Each reference's vectors, for verification.
+    per_ref: Vec<Fingerprints>,
 }
 
 /// A voted answer: (reference, offset of the query's first sample in samples, support).
 type Answer = (usize, f64, f32);
 
 impl StemIndex {
-    /// The best-supported alignment of a phase-voted query, if any segment found anything.
+    /// The best alignment of a phase-voted query after verification (as `query` answers), if
+    /// any segment found anything.
     fn answer(
         &self,
-        phased: &[(f64, crate::fingerprint::Fingerprints)],
+        phased: &[(f64, Fingerprints)],
         names: &[String],
         top_k: usize,
         hop: usize,
@@ -139,7 +144,11 @@ impl StemIndex {
                 sims.iter().map(|r| top_hits(r, top_k, &self.owner, names)).collect();
             voted.push((*shift, hits));
         }
-        Ok(vote_phases(&voted, 1).into_iter().next().and_then(|c| {
+        let copies: Vec<(f64, &Fingerprints)> = phased.iter().map(|(s, f)| (*s, f)).collect();
+        let cands = verify(vote_phases(&voted, 10), &copies, |p| {
+            names.iter().position(|n| n == p).and_then(|i| self.per_ref.get(i))
+        });
+        Ok(cands.into_iter().next().and_then(|c| {
             let r = names.iter().position(|n| *n == c.candidate.piece)?;
             Some((r, c.offset_hops * hop as f64, c.support))
         }))
@@ -212,6 +221,7 @@ pub fn evaluate_stems(
     progress.set_total(scenes.len() as u64);
     let stems = [Stem::Mix, Stem::Voice, Stem::Background];
     let mut data: Vec<Vec<f32>> = vec![Vec::new(); 3];
+    let mut per_ref: Vec<Vec<Fingerprints>> = vec![Vec::new(); 3];
     let mut owners: Vec<Vec<(usize, u32)>> = vec![Vec::new(); 3];
     for (i, (v, m)) in scenes.iter().enumerate() {
         let mix: Vec<f32> = v.iter().zip(m).map(|(a, b)| a + b).collect();
@@ -219,6 +229,7 @@ pub fn evaluate_stems(
             let k = stems.iter().position(|s| *s == stem).unwrap_or(0);
             owners[k].extend((0..f.len()).map(|j| (i, j as u32)));
             data[k].extend_from_slice(&f.data);
+            per_ref[k].push(f);
         }
         progress.advance(1);
         progress.check()?;
@@ -227,11 +238,13 @@ pub fn evaluate_stems(
     let indexes: Vec<StemIndex> = data
         .into_iter()
         .zip(owners)
-        .map(|(d, owner)| {
+        .zip(per_ref)
+        .map(|((d, owner), per_ref)| {
             let n = owner.len();
             Ok(StemIndex {
                 refs_t: Tensor::from_vec(d, (n, dim), &Device::Cpu)?.t()?.contiguous()?,
                 owner,
+                per_ref,
             })
         })
         .collect::<Result<_>>()?;
