@@ -1,6 +1,7 @@
 //! Settings, layered: compiled-in defaults < config file (`aniprint.toml` in the catalog
 //! directory, or `--config FILE`) < environment < command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,26 @@ pub struct Config {
     pub audio_lang: Option<String>,
     /// Match review: dispute deadline and auto-review rules (`[review]`).
     pub review: crate::review::ReviewConfig,
+    /// The terminal UI: theme preset and colour overrides (`[tui]`, `[tui.colors]`).
+    pub tui: TuiConfig,
+}
+
+/// `[tui]`: how the terminal UI looks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuiConfig {
+    /// `"dark"` (default) or `"light"`.
+    pub theme: crate::tui::theme::Preset,
+    /// Semantic colour overrides by name (`confirmed = "green"`, `pending = "#d7af00"`); the
+    /// names are [`crate::tui::theme::COLOR_NAMES`].
+    pub colors: BTreeMap<String, String>,
+}
+
+impl TuiConfig {
+    /// Check every colour override (the error names the key).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        crate::tui::theme::Theme::from_config(self).map(|_| ())
+    }
 }
 
 impl Default for Config {
@@ -37,6 +58,7 @@ impl Default for Config {
             work_rate: crate::ingest::WORK_RATE.0,
             audio_lang: None,
             review: crate::review::ReviewConfig::default(),
+            tui: TuiConfig::default(),
         }
     }
 }
@@ -51,6 +73,7 @@ impl Config {
                 cfg.review
                     .validate()
                     .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() })?;
+                cfg.tui.validate().map_err(|reason| Error::Config { path: path.into(), reason })?;
                 Ok(cfg)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
@@ -87,5 +110,34 @@ mod tests {
         assert_eq!(Config::load(&p).unwrap().crop().piece, Seconds(60.0));
         std::fs::write(&p, "piece_secs = 60.0\n").unwrap();
         assert!(Config::load(&p).is_err());
+    }
+
+    #[test]
+    fn tui_theme_and_colour_overrides() {
+        use crate::tui::theme::{Preset, Theme};
+        use ratatui::style::Color;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("aniprint.toml");
+        std::fs::write(
+            &p,
+            "[tui]\ntheme = \"light\"\n[tui.colors]\nconfirmed = \"green\"\npending = \"#d7af00\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load(&p).unwrap();
+        assert_eq!(cfg.tui.theme, Preset::Light);
+        let theme = Theme::from_config(&cfg.tui).unwrap();
+        assert_eq!(theme.palette.confirmed, Color::Green);
+        assert_eq!(theme.palette.pending, Color::Rgb(0xd7, 0xaf, 0x00));
+        assert_eq!(theme.palette.title, Theme::preset(Preset::Light).palette.title);
+        assert_ne!(Theme::preset(Preset::Light), Theme::preset(Preset::Dark));
+
+        let err = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            Config::load(&p).unwrap_err().to_string()
+        };
+        assert!(err("[tui]\ntheme = \"solarized\"\n").contains("solarized"));
+        assert!(err("[tui.colors]\nconfirmd = \"green\"\n").contains("confirmd"));
+        assert!(err("[tui.colors]\npending = \"#d7af\"\n").contains("pending"));
+        assert!(err("[tui.colors]\npending = \"chartreuse\"\n").contains("chartreuse"));
     }
 }

@@ -146,6 +146,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config()?;
     let catalog = ctx.open_catalog()?;
     let mut opts = aniprint::tui::Options::new(&ctx.catalog_dir);
+    opts.theme = aniprint::tui::theme::Theme::from_config(&config.tui)
+        .map_err(|reason| anyhow::anyhow!("{reason}"))?;
     opts.settings = Settings {
         who: args.who.unwrap_or_else(aniprint::review::default_who),
         config,

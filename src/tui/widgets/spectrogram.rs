@@ -142,7 +142,8 @@ mod tests {
     fn colour_rendering_uses_half_blocks() {
         let img = SpecImage::from_fn(4, 2, |b, _| if b >= 2 { 0.0 } else { -100.0 });
         let mut buf = Buffer::empty(Rect::new(0, 0, 2, 1));
-        Spectrogram::new(&img, Theme { color: true }).render(buf.area, &mut buf);
+        Spectrogram::new(&img, Theme::preset(crate::tui::theme::Preset::Dark))
+            .render(buf.area, &mut buf);
         let cell = &buf[(0, 0)];
         assert_eq!(cell.symbol(), "▀");
         // Upper pixel (high bands) loud: bright foreground over a dark background.
