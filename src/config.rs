@@ -39,12 +39,17 @@ pub struct TuiConfig {
     /// Semantic colour overrides by name (`confirmed = "green"`, `pending = "#d7af00"`); the
     /// names are [`crate::tui::theme::COLOR_NAMES`].
     pub colors: BTreeMap<String, String>,
+    /// Key overrides by action name (`confirm = "y"`, `"review.mark" = "m"`), see
+    /// [`crate::tui::keymap::Keymap::with_overrides`].
+    pub keys: BTreeMap<String, crate::tui::keymap::KeySpec>,
 }
 
 impl TuiConfig {
-    /// Check every colour override (the error names the key).
+    /// Check every colour and key override (the error names the key).
     pub fn validate(&self) -> std::result::Result<(), String> {
-        crate::tui::theme::Theme::from_config(self).map(|_| ())
+        crate::tui::theme::Theme::from_config(self)?;
+        crate::tui::keymap::Keymap::with_overrides(&self.keys)?;
+        Ok(())
     }
 }
 
@@ -139,5 +144,11 @@ mod tests {
         assert!(err("[tui.colors]\nconfirmd = \"green\"\n").contains("confirmd"));
         assert!(err("[tui.colors]\npending = \"#d7af\"\n").contains("pending"));
         assert!(err("[tui.colors]\npending = \"chartreuse\"\n").contains("chartreuse"));
+
+        std::fs::write(&p, "[tui.keys]\nconfirm = \"y\"\ndown = [\"J\", \"Down\"]\n").unwrap();
+        assert_eq!(Config::load(&p).unwrap().tui.keys.len(), 2);
+        assert!(err("[tui.keys]\nconfrim = \"y\"\n").contains("confrim"));
+        assert!(err("[tui.keys]\nconfirm = \"Meta-y\"\n").contains("Meta-y"));
+        assert!(err("[tui.keys]\nconfirm = \"q\"\n").contains("quit"));
     }
 }

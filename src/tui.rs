@@ -326,7 +326,9 @@ pub fn start(
     let (tx, rx) = crossbeam_channel::unbounded();
     let data = Data::load(&catalog)?;
     let runtime = Runtime::new(catalog, services, opts.settings.clone(), tx.clone());
-    let app = App::new(data, opts.catalog_dir, opts.report_out, opts.theme);
+    let mut app = App::new(data, opts.catalog_dir, opts.report_out, opts.theme);
+    app.keymap =
+        keymap::Keymap::with_overrides(&opts.settings.config.tui.keys).map_err(Error::Invalid)?;
     Ok((app, runtime, rx, tx))
 }
 

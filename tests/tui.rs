@@ -115,10 +115,18 @@ impl Harness {
     }
 
     fn with_services(services: Arc<dyn Services>) -> Self {
+        Self::with(services, Config::default())
+    }
+
+    /// With settings parsed from `aniprint.toml` text.
+    fn with_config(toml: &str) -> Self {
+        Self::with(Arc::new(NoServices), toml::from_str(toml).unwrap())
+    }
+
+    fn with(services: Arc<dyn Services>, config: Config) -> Self {
         let (dir, cat) = fixture_catalog();
         let mut opts = Options::new("catalog");
-        opts.settings =
-            Settings { who: "tester".into(), config: Config::default(), clock: Arc::new(|| NOW) };
+        opts.settings = Settings { who: "tester".into(), config, clock: Arc::new(|| NOW) };
         opts.report_out = PathBuf::from("report.csv");
         opts.theme = Theme::mono();
         let (app, rt, rx, _tx) = tui::start(cat, services, opts).unwrap();
@@ -689,6 +697,50 @@ fn a_training_job_reports_a_missing_corpus_and_stops_when_cancelled() {
         run_job(h.rt.catalog(), &NoServices, &settings, &spec, &mut Models::default(), &rep);
     assert_eq!(result, JobResult::Cancelled);
     assert!(!state.exists());
+}
+
+#[test]
+fn key_overrides_change_dispatch_key_bar_and_help() {
+    let mut h =
+        Harness::with_config("[tui.keys]\nconfirm = \"y\"\n\"review.mark\" = [\"m\", \"Space\"]\n");
+    h.keys(&[ch('3'), ch('n')]);
+    let id = h.app.review_current().unwrap().id.clone();
+    // `c` no longer confirms; `y` does.
+    h.keys(&[ch('c')]);
+    assert_eq!(h.status_of(&id), MatchStatus::Pending);
+    assert!(h.screen().contains(" y confirm "), "{}", h.screen());
+    h.keys(&[ch('y')]);
+    assert_eq!(h.status_of(&id), MatchStatus::Confirmed);
+    h.keys(&[ch('?')]);
+    let s = h.screen();
+    let entry = |keys: &str, label: &str| s.contains(&format!("  {keys:<22}{label}"));
+    assert!(entry("y", "confirm") && entry("m/Space", "select") && !entry("c", "confirm"), "{s}");
+}
+
+#[test]
+fn key_overrides_that_conflict_or_do_not_parse_are_refused() {
+    use aniprint::tui::keymap::{KeySpec, Keymap};
+    let one = |name: &str, key: &str| {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(name.to_string(), KeySpec::One(key.to_string()));
+        Keymap::with_overrides(&m)
+    };
+    assert!(one("confirm", "C-y").is_ok());
+    let e = one("confirm", "q").unwrap_err();
+    assert!(e.contains("confirm") && e.contains("quit") && e.contains("Review"), "{e}");
+    let e = one("confirm", "d").unwrap_err();
+    assert!(e.contains("dismiss"), "{e}");
+    assert!(one("confrim", "y").unwrap_err().contains("confrim"));
+    assert!(one("confirm", "Hyper-y").unwrap_err().contains("Hyper-y"));
+    assert!(one("jobs.confirm", "y").unwrap_err().contains("jobs.confirm"));
+    // A key free on one screen but used on another is fine: `a` is Library's keep.
+    assert!(one("review.confirm", "a").is_ok());
+    // Through the settings file, the error names the file and the key.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("aniprint.toml");
+    std::fs::write(&p, "[tui.keys]\nconfirm = \"q\"\n").unwrap();
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("aniprint.toml") && e.contains("confirm"), "{e}");
 }
 
 #[test]

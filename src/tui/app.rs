@@ -699,6 +699,8 @@ pub struct App {
     pub quit_when_done: bool,
     /// Styles.
     pub theme: Theme,
+    /// The keymap in use (the compiled-in table with `[tui.keys]` applied).
+    pub keymap: super::keymap::Keymap,
 }
 
 impl App {
@@ -721,6 +723,7 @@ impl App {
             quit: false,
             quit_when_done: false,
             theme,
+            keymap: super::keymap::Keymap::default(),
         }
     }
 

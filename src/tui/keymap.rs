@@ -1,7 +1,14 @@
 //! The keymap: one table of `(scope, keys, command, label)` that dispatches keys, draws the
 //! bottom key bar, fills the `?` help overlay and the `:` command palette (gitui's
 //! `commands()` idea), so what the screen says is what the keys do. The palette and help also
-//! list the typed commands of [`super::command::COMMANDS`].
+//! list the typed commands of [`super::command::COMMANDS`]. `[tui.keys]` in `aniprint.toml`
+//! rebinds normal-mode actions by name ([`Keymap::with_overrides`]); the app keeps the
+//! resulting table, so dispatch, key bar, help and palette all follow it.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -115,12 +122,12 @@ impl Scope {
 }
 
 /// One entry of the keymap.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
     /// Where it applies.
     pub scope: Scope,
     /// The keys (first is shown in the key bar).
-    pub keys: &'static [Key],
+    pub keys: Cow<'static, [Key]>,
     /// What it does.
     pub cmd: Cmd,
     /// What help and the key bar call it.
@@ -128,7 +135,7 @@ pub struct Binding {
 }
 
 const fn b(scope: Scope, keys: &'static [Key], cmd: Cmd, label: &'static str) -> Binding {
-    Binding { scope, keys, cmd, label }
+    Binding { scope, keys: Cow::Borrowed(keys), cmd, label }
 }
 
 use KeyCode as C;
@@ -247,6 +254,192 @@ pub const KEYMAP: &[Binding] = &[
     b(S::ConfirmYesNo, &[ch('n'), k(C::Esc)], Cmd::No, "no"),
 ];
 
+/// The keymap in use: [`KEYMAP`] with the `[tui.keys]` overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keymap(pub Vec<Binding>);
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Self(KEYMAP.to_vec())
+    }
+}
+
+/// A `[tui.keys]` value: one key or several (`confirm = "y"`, `down = ["J", "Down"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum KeySpec {
+    /// One key.
+    One(String),
+    /// Several keys; the first is shown in the key bar.
+    Many(Vec<String>),
+}
+
+impl KeySpec {
+    fn keys(&self) -> Vec<&str> {
+        match self {
+            KeySpec::One(k) => vec![k.as_str()],
+            KeySpec::Many(ks) => ks.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// Whether a scope's bindings can be rebound (the normal-mode ones).
+fn rebindable(scope: Scope) -> bool {
+    matches!(scope, Scope::Global | Scope::Nav | Scope::Screen(_))
+}
+
+/// The `[tui.keys]` name of a scope (`review.confirm`): the screen's name, `lists`, `global`.
+fn scope_name(scope: Scope) -> String {
+    match scope {
+        Scope::Screen(s) => s.title().to_lowercase(),
+        Scope::Nav => "lists".into(),
+        _ => "global".into(),
+    }
+}
+
+/// The `[tui.keys]` name of a command: `confirm`, `next_pending`, `goto_review`.
+pub fn action_name(cmd: Cmd) -> String {
+    if let Cmd::Goto(s) = cmd {
+        return format!("goto_{}", s.title().to_lowercase());
+    }
+    let mut out = String::new();
+    for (i, c) in format!("{cmd:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Every name `[tui.keys]` accepts (unqualified), sorted.
+pub fn action_names() -> Vec<String> {
+    let mut names: Vec<String> =
+        KEYMAP.iter().filter(|b| rebindable(b.scope)).map(|b| action_name(b.cmd)).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Parse a key as `[tui.keys]` writes it: a character (`y`, `Y`, `/`), `C-x` or `Ctrl-x`
+/// for Ctrl, or a name: `Space`, `Enter`, `Esc`, `Tab`, `S-Tab`, `Up`, `Down`, `Left`,
+/// `Right`, `PgUp`, `PgDn`, `Home`, `End`, `Del`, `Backspace`, `F1`..`F12` (names in any
+/// case).
+pub fn parse_key(text: &str) -> Option<Key> {
+    let lower = text.to_ascii_lowercase();
+    for prefix in ["c-", "ctrl-", "ctrl+"] {
+        if lower.len() > prefix.len() && lower.starts_with(prefix) {
+            let rest = parse_key(&text[prefix.len()..])?;
+            return (!rest.ctrl).then_some(Key { ctrl: true, ..rest });
+        }
+    }
+    let mut chars = text.chars();
+    if let (Some(c), None) = (chars.next(), chars.clone().next()) {
+        return Some(ch(c));
+    }
+    let code = match lower.as_str() {
+        "space" => C::Char(' '),
+        "enter" | "return" => C::Enter,
+        "esc" | "escape" => C::Esc,
+        "tab" => C::Tab,
+        "s-tab" | "shift-tab" | "backtab" => C::BackTab,
+        "up" => C::Up,
+        "down" => C::Down,
+        "left" => C::Left,
+        "right" => C::Right,
+        "pgup" | "pageup" => C::PageUp,
+        "pgdn" | "pagedown" => C::PageDown,
+        "home" => C::Home,
+        "end" => C::End,
+        "del" | "delete" => C::Delete,
+        "backspace" => C::Backspace,
+        f if f.starts_with('f') => match f[1..].parse::<u8>() {
+            Ok(n @ 1..=12) => C::F(n),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(k(code))
+}
+
+impl Keymap {
+    /// [`KEYMAP`] with `[tui.keys]` applied: each entry names an action (`confirm`), or an
+    /// action on one screen (`review.mark`, `lists.down`, `global.quit`), and replaces its
+    /// keys. An unknown action, a key that does not parse, or a key another binding on the
+    /// same screen already uses is an error that names it.
+    pub fn with_overrides(
+        overrides: &BTreeMap<String, KeySpec>,
+    ) -> std::result::Result<Self, String> {
+        let mut map = Self::default();
+        let mut changed = vec![false; map.0.len()];
+        for (name, spec) in overrides {
+            let (scope, action) = match name.split_once('.') {
+                Some((s, a)) => (Some(s), a),
+                None => (None, name.as_str()),
+            };
+            let mut keys = Vec::new();
+            for text in spec.keys() {
+                keys.push(parse_key(text).ok_or_else(|| {
+                    format!(
+                        "[tui.keys] {name} = {text:?}: not a key (a character, C-x, or a name \
+                         such as Enter, Esc, Tab, Space, Up, PgDn, F2)"
+                    )
+                })?);
+            }
+            if keys.is_empty() {
+                return Err(format!("[tui.keys] {name}: no keys given"));
+            }
+            let mut hit = false;
+            for (i, bnd) in map.0.iter_mut().enumerate() {
+                if rebindable(bnd.scope)
+                    && action_name(bnd.cmd) == action
+                    && scope.is_none_or(|s| s == scope_name(bnd.scope))
+                {
+                    bnd.keys = Cow::Owned(keys.clone());
+                    changed[i] = true;
+                    hit = true;
+                }
+            }
+            if !hit {
+                return Err(format!(
+                    "[tui.keys] {name}: unknown action (one of {}, optionally as \
+                     screen.action, e.g. review.confirm)",
+                    action_names().join(", ")
+                ));
+            }
+        }
+        // A key may do one thing per screen: check the changed bindings against the rest.
+        for screen in Screen::ALL {
+            let scopes = [Scope::Screen(screen), Scope::Nav, Scope::Global];
+            let live: Vec<usize> =
+                (0..map.0.len()).filter(|&i| scopes.contains(&map.0[i].scope)).collect();
+            for &i in live.iter().filter(|&&i| changed[i]) {
+                for &j in live.iter().filter(|&&j| j != i) {
+                    let (a, b) = (&map.0[i], &map.0[j]);
+                    if a.cmd == b.cmd {
+                        continue;
+                    }
+                    if let Some(key) = a.keys.iter().find(|k| b.keys.contains(k)) {
+                        return Err(format!(
+                            "[tui.keys] {}: {} is already {} ({}) on the {} screen",
+                            action_name(a.cmd),
+                            key.label(),
+                            action_name(b.cmd),
+                            b.label,
+                            screen.title()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(map)
+    }
+}
+
 /// The scopes active now, most specific first.
 pub fn active_scopes(app: &App) -> Vec<Scope> {
     match &app.mode {
@@ -271,15 +464,19 @@ pub fn active_scopes(app: &App) -> Vec<Scope> {
 pub fn lookup(app: &App, ev: &KeyEvent) -> Option<Cmd> {
     let scopes = active_scopes(app);
     scopes.iter().find_map(|s| {
-        KEYMAP.iter().find(|b| b.scope == *s && b.keys.iter().any(|k| k.matches(ev))).map(|b| b.cmd)
+        app.keymap
+            .0
+            .iter()
+            .find(|b| b.scope == *s && b.keys.iter().any(|k| k.matches(ev)))
+            .map(|b| b.cmd)
     })
 }
 
 /// The bindings active now, for the key bar (most specific scope first, one per command).
-pub fn active_bindings(app: &App) -> Vec<&'static Binding> {
-    let mut out: Vec<&'static Binding> = Vec::new();
+pub fn active_bindings(app: &App) -> Vec<&Binding> {
+    let mut out: Vec<&Binding> = Vec::new();
     for s in active_scopes(app) {
-        for bnd in KEYMAP.iter().filter(|b| b.scope == s) {
+        for bnd in app.keymap.0.iter().filter(|b| b.scope == s) {
             if !out.iter().any(|o| o.cmd == bnd.cmd) && !matches!(bnd.cmd, Cmd::Goto(_)) {
                 out.push(bnd);
             }
@@ -295,7 +492,7 @@ pub fn keys_label(bnd: &Binding) -> String {
 
 /// The help overlay's sections: scope title and (keys, label) lines, filtered; the typed
 /// commands of the palette last.
-pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, String)>)> {
+pub fn help_sections(keymap: &Keymap, filter: &str) -> Vec<(&'static str, Vec<(String, String)>)> {
     let f = filter.to_lowercase();
     let hit = |keys: &str, label: &str| {
         f.is_empty() || label.to_lowercase().contains(&f) || keys.to_lowercase().contains(&f)
@@ -308,7 +505,7 @@ pub fn help_sections(filter: &str) -> Vec<(&'static str, Vec<(String, String)>)>
         Some((_, lines)) => lines.push((keys, label)),
         None => out.push((title, vec![(keys, label)])),
     };
-    for bnd in KEYMAP {
+    for bnd in &keymap.0 {
         let keys = keys_label(bnd);
         if hit(&keys, bnd.label) {
             add(bnd.scope.title(), keys, bnd.label.to_string());
@@ -342,7 +539,7 @@ pub fn palette_entries(app: &App, query: &str) -> Vec<(String, String, PaletteIt
     }
     let scopes = [Scope::Screen(app.screen), Scope::Nav, Scope::Global];
     let mut scored: Vec<(i64, String, String, PaletteItem)> = Vec::new();
-    for bnd in KEYMAP.iter().filter(|b| scopes.contains(&b.scope)) {
+    for bnd in app.keymap.0.iter().filter(|b| scopes.contains(&b.scope)) {
         if matches!(bnd.cmd, Cmd::Palette) {
             continue;
         }

@@ -62,7 +62,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             let inner = block.inner(r);
             block.render(r, buf);
             let mut lines: Vec<Line> = Vec::new();
-            for (title, entries) in keymap::help_sections(&h.filter.text) {
+            for (title, entries) in keymap::help_sections(&app.keymap, &h.filter.text) {
                 lines.push(Line::styled(title, t.title()));
                 for (keys, label) in entries {
                     lines.push(Line::from(vec![
