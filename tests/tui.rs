@@ -1007,6 +1007,63 @@ fn the_report_job_writes_the_csv() {
 }
 
 #[test]
+fn a_click_on_the_timeline_sets_where_p_plays_from() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n')]);
+    let mut app = h.app.clone();
+    let m = app.review_current().unwrap().clone();
+    assert_eq!(
+        (m.upload_start, m.upload_end, m.episode_start),
+        (Seconds(0.0), Seconds(20.0), Seconds(30.0))
+    );
+    let up_len = app.data.upload(&m.upload).unwrap().duration.0;
+    let ep_len = app.data.episode(&m.episode).unwrap().duration.0;
+    let area = aniprint::tui::view::review_timeline_area(&app);
+    let (bar_x, bar_w) = (area.x + 9, f64::from(area.width - 9 - 1));
+    let click = |col: u16, row: u16| {
+        Action::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: col,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let col_of = |t: f64, len: f64| bar_x + (t / len * bar_w).round() as u16;
+    let secs_at = |col: u16, len: f64| f64::from(col - bar_x) / bar_w * len;
+
+    // On the upload bar, 10 s in: the start moves there, the stretch shortens to match.
+    let col = col_of(10.0, up_len);
+    assert!(update(&mut app, click(col, area.y)).is_empty());
+    let t = secs_at(col, up_len);
+    assert_eq!(app.review.seek, Some((m.id.clone(), Seconds(t))));
+    let Effect::Play(req) = &update(&mut app, key(ch('p')))[0] else { panic!() };
+    assert_eq!((req.start, req.duration), (Seconds(t), Seconds(20.0 - t)));
+    let Effect::Play(req) = &update(&mut app, key(ch('P')))[0] else { panic!() };
+    assert_eq!((req.start, req.duration), (Seconds(30.0 + t), Seconds(20.0 - t)));
+    assert!(!h.screen().contains('▲'));
+    h.app = app.clone();
+    assert!(h.screen().contains('▲'), "the marker shows on the timeline");
+
+    // Past the region's end: clamped to its end. On the episode bar: through the offset.
+    update(&mut app, click(area.x + area.width - 1, area.y));
+    assert_eq!(app.review.seek_in(&m), Some(Seconds(20.0)));
+    let col = col_of(35.0, ep_len);
+    update(&mut app, click(col, area.y + 2));
+    let want = (secs_at(col, ep_len) - 30.0).clamp(0.0, 20.0);
+    assert_eq!(app.review.seek_in(&m), Some(Seconds(want)));
+    // The label column and the rows under the bars do not seek.
+    let before = app.review.seek.clone();
+    update(&mut app, click(area.x + 2, area.y));
+    update(&mut app, click(col, area.y + 3));
+    assert_eq!(app.review.seek, before);
+    // Another match ignores the position.
+    update(&mut app, key(ch('j')));
+    if let Some(other) = app.review_current() {
+        assert_eq!(app.review.seek_in(other), None);
+    }
+}
+
+#[test]
 fn mouse_clicks_select_and_switch() {
     let mut h = Harness::new();
     let click = |col, row| {

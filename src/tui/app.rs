@@ -527,6 +527,16 @@ pub struct ReviewState {
     pub preview: Option<Preview>,
     /// The match a preview was last asked for.
     pub preview_for: Option<String>,
+    /// A play position set by clicking the timeline: the match and the upload time inside
+    /// its region where `p`/`P` start.
+    pub seek: Option<(String, crate::units::Seconds)>,
+}
+
+impl ReviewState {
+    /// The click-set play position, when it belongs to match `m` (upload seconds).
+    pub fn seek_in(&self, m: &MatchRegion) -> Option<crate::units::Seconds> {
+        self.seek.as_ref().filter(|(id, _)| *id == m.id).map(|(_, t)| *t)
+    }
 }
 
 /// The rights screen's state.

@@ -251,6 +251,9 @@ fn on_mouse(app: &mut App, ev: MouseEvent) -> Vec<Effect> {
                 }
                 return vec![];
             }
+            if app.screen == Screen::Review && seek_click(app, ev.column, ev.row) {
+                return vec![];
+            }
             match view::hit_test(app, ev.column, ev.row) {
                 Some(Hit::Tree(i)) => {
                     app.library.focus = LibFocus::Tree;
@@ -940,6 +943,27 @@ fn attach_rights(app: &mut App) -> Vec<Effect> {
     vec![]
 }
 
+/// A click on the selected match's timeline: set the play position inside its region (the
+/// upload bar maps directly, the episode bar through the region's offset). False when the
+/// click was not on a bar.
+fn seek_click(app: &mut App, col: u16, row: u16) -> bool {
+    let Some(m) = app.review_current().cloned() else { return false };
+    let area = view::review_timeline_area(app);
+    let lens = (
+        app.data.upload(&m.upload).map_or(m.upload_end.0, |u| u.duration.0),
+        app.data.episode(&m.episode).map_or(m.episode_end.0, |e| e.duration.0),
+    );
+    let Some((bar, t)) = crate::tui::widgets::timeline::time_at(area, lens, col, row) else {
+        return false;
+    };
+    let t = if bar == 2 { m.upload_start.0 + (t - m.episode_start.0) } else { t };
+    let t = t.clamp(m.upload_start.0, m.upload_end.0.max(m.upload_start.0));
+    app.review.seek = Some((m.id.clone(), Seconds(t)));
+    let at = crate::tui::widgets::timeline::short_hms(t);
+    toast(app, Toast::info(format!("play position {at} in the upload (p/P play from there)")));
+    true
+}
+
 /// Ask the runtime to play one side of the match under the cursor.
 fn play(app: &mut App, side: Side) -> Vec<Effect> {
     let Some(m) = app.review_current().cloned() else {
@@ -949,20 +973,22 @@ fn play(app: &mut App, side: Side) -> Vec<Effect> {
         );
         return vec![];
     };
+    // A click on the timeline moves the start into the region (both sides by the same offset).
+    let off = app.review.seek_in(&m).map_or(0.0, |t| (t.0 - m.upload_start.0).max(0.0));
     let req = match side {
         Side::Upload => app.data.upload(&m.upload).map(|u| PlayRequest {
             side,
             file: PathBuf::from(&u.path),
             audio_stream: None,
-            start: m.upload_start,
-            duration: m.duration(),
+            start: Seconds(m.upload_start.0 + off),
+            duration: Seconds((m.duration().0 - off).max(0.0)),
         }),
         Side::Reference => app.data.episode(&m.episode).map(|e| PlayRequest {
             side,
             file: PathBuf::from(&e.path),
             audio_stream: Some(e.audio_stream),
-            start: m.episode_start,
-            duration: Seconds((m.episode_end.0 - m.episode_start.0).max(0.0)),
+            start: Seconds(m.episode_start.0 + off),
+            duration: Seconds((m.episode_end.0 - m.episode_start.0 - off).max(0.0)),
         }),
     };
     match req {

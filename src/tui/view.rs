@@ -93,6 +93,11 @@ fn row_in(area: Rect, col: u16, row: u16, cursor: usize, per_row: u16) -> Option
     Some(scroll_offset(cursor, visible) + usize::from((row - area.y) / per_row))
 }
 
+/// The Review screen's timeline (inside its border), where a click sets the play position.
+pub fn review_timeline_area(app: &App) -> Rect {
+    review::timeline_area(chrome(app.area()).body)
+}
+
 /// Which list row is at (`col`, `row`) on the current screen.
 pub fn hit_test(app: &App, col: u16, row: u16) -> Option<Hit> {
     let body = chrome(app.area()).body;

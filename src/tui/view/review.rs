@@ -25,6 +25,23 @@ pub fn list_area(body: Rect) -> Rect {
     Rect::new(list.x + 1, list.y + 1, list.width.saturating_sub(2), list.height.saturating_sub(2))
 }
 
+fn match_areas(detail: Rect) -> [Rect; 4] {
+    Layout::vertical([
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Min(4),
+        Constraint::Length(6),
+    ])
+    .areas(detail)
+}
+
+/// Inner area of the selected match's timeline (where a click seeks).
+pub fn timeline_area(body: Rect) -> Rect {
+    let (_, detail) = split(body);
+    let [_, timeline, _, _] = match_areas(detail);
+    pane("", false, &crate::tui::theme::Theme::mono()).inner(timeline)
+}
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -139,13 +156,7 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
 
 fn render_match(app: &App, m: &MatchRegion, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
-    let [facts, timeline, specs, rights] = Layout::vertical([
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Min(4),
-        Constraint::Length(6),
-    ])
-    .areas(area);
+    let [facts, timeline, specs, rights] = match_areas(area);
     let ep = app.data.episode(&m.episode);
     let upload = app.data.upload(&m.upload);
     let (glyph, st) = t.status(m.status);
@@ -210,6 +221,7 @@ fn render_match(app: &App, m: &MatchRegion, area: Rect, buf: &mut Buffer) {
         upload_len: upload.map_or(m.upload_end.0, |u| u.duration.0),
         episode_len: ep.map_or(m.episode_end.0, |e| e.duration.0),
         spans: &spans,
+        marker: app.review.seek_in(m).map(|s| s.0),
         theme: *t,
     }
     .render(tin, buf);

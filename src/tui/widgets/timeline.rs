@@ -31,11 +31,30 @@ pub struct Timeline<'a> {
     pub episode_len: f64,
     /// Stretches to draw.
     pub spans: &'a [TimelineSpan],
+    /// The play position set by a click, upload seconds (drawn as `▼` over the upload bar).
+    pub marker: Option<f64>,
     /// Styles.
     pub theme: Theme,
 }
 
 const LABEL: u16 = 9;
+
+/// Which bar a click in a timeline of `area` hit, and where: `(row, seconds)` with row 0 the
+/// upload bar (and the row under it), 2 the episode bar; `None` outside the bars.
+pub fn time_at(area: Rect, len: (f64, f64), col: u16, row: u16) -> Option<(u16, f64)> {
+    if area.width <= LABEL + 2 || area.height < 3 || !area.contains((col, row).into()) {
+        return None;
+    }
+    let bar_x = area.x + LABEL;
+    let bar_w = area.width - LABEL;
+    let r = row - area.y;
+    if col < bar_x || r > 2 {
+        return None;
+    }
+    let frac = f64::from(col - bar_x) / f64::from((bar_w - 1).max(1));
+    let (r, l) = if r == 2 { (2, len.1) } else { (0, len.0) };
+    Some((r, frac * l))
+}
 
 impl Widget for Timeline<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
@@ -93,6 +112,10 @@ impl Widget for Timeline<'_> {
                 }
             }
         }
+        if let Some(t) = self.marker {
+            let x = bar_x + col(t, self.upload_len);
+            buf.set_string(x, area.y + 1, "▲", self.theme.key());
+        }
         let right =
             format!("up {} · ep {}", short_hms(self.upload_len), short_hms(self.episode_len));
         let right_w = right.chars().count() as u16;
@@ -131,8 +154,13 @@ mod tests {
                 selected: false,
             },
         ];
-        let tl =
-            Timeline { upload_len: 20.0, episode_len: 20.0, spans: &spans, theme: Theme::mono() };
+        let tl = Timeline {
+            upload_len: 20.0,
+            episode_len: 20.0,
+            spans: &spans,
+            marker: None,
+            theme: Theme::mono(),
+        };
         let mut buf = Buffer::empty(Rect::new(0, 0, 40, 4));
         tl.render(buf.area, &mut buf);
         assert_eq!(
