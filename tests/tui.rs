@@ -715,6 +715,10 @@ fn key_overrides_change_dispatch_key_bar_and_help() {
     let s = h.screen();
     let entry = |keys: &str, label: &str| s.contains(&format!("  {keys:<22}{label}"));
     assert!(entry("y", "confirm") && entry("m/Space", "select") && !entry("c", "confirm"), "{s}");
+    // The key bar's overflow hint names the help key in use.
+    let mut h = Harness::with_config("[tui.keys]\nhelp = \"F2\"\n");
+    h.keys(&[ch('3')]);
+    assert!(h.screen().lines().last().unwrap().contains("more F2"), "{}", h.screen());
 }
 
 #[test]

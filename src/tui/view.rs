@@ -275,15 +275,18 @@ fn render_keys(app: &App, area: Rect, buf: &mut Buffer, t: &Theme) {
     let mut spans: Vec<Span> = Vec::new();
     let mut used = 0usize;
     let width = usize::from(area.width);
-    let more = " more ? ";
+    // The help key as the keymap has it now (`[tui.keys]` may move it).
+    let help = app.keymap.0.iter().find(|b| b.cmd == crate::tui::action::Cmd::Help);
+    let more =
+        format!(" more {} ", help.and_then(|b| b.keys.first()).map_or("?".into(), |k| k.label()));
     let bindings = keymap::active_bindings(app);
     for (i, bnd) in bindings.iter().enumerate() {
         let key = bnd.keys.first().map(|k| k.label()).unwrap_or_default();
         let w = key.chars().count() + bnd.label.chars().count() + 3;
         let last = i + 1 == bindings.len();
-        if used + w + if last { 0 } else { more.len() } > width {
+        if used + w + if last { 0 } else { more.chars().count() } > width {
             if matches!(app.mode, Mode::Normal) {
-                spans.push(Span::styled(more, t.dim()));
+                spans.push(Span::styled(more.clone(), t.dim()));
             }
             break;
         }
