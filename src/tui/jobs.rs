@@ -563,17 +563,35 @@ fn scan_job(
 ) -> JobOutput {
     let index = CatalogIndex::open(catalog)?;
     let opts = ScanOptions::default();
+    let mut regions = 0;
+    let batch = each_input(paths, rep, |f| {
+        let o = scan::scan_file(catalog, &index, analyzer, f, &opts, &settings.config.review, rep)?;
+        regions += o.regions.len();
+        Ok(())
+    })?;
+    let Batch { files, failed, .. } = batch;
+    Ok((format!("{files} uploads scanned, {regions} regions, {failed} failed"), None))
+}
+
+/// Run `each` on every media file under `paths` (folders walked), reporting each file that
+/// cannot be found or fails with its reason and going on with the rest; a cancel or a catalog
+/// failure stops the batch.
+fn each_input(
+    paths: &[PathBuf],
+    rep: &JobReporter,
+    mut each: impl FnMut(&Path) -> Result<()>,
+) -> Result<Batch> {
     let (files, bad) = ingest::collect_inputs(paths, true);
     for (p, e) in &bad {
         rep.failed(&p.display().to_string(), &e.to_string());
     }
     rep.set_items(files.len() as u64);
-    let (mut regions, mut failed) = (0, bad.len());
+    let mut failed = bad.len();
     for f in &files {
         rep.check()?;
         rep.item(&f.display().to_string());
-        match scan::scan_file(catalog, &index, analyzer, f, &opts, &settings.config.review, rep) {
-            Ok(o) => regions += o.regions.len(),
+        match each(f) {
+            Ok(()) => {}
             Err(e @ (Error::Cancelled | Error::Catalog(_))) => return Err(e),
             Err(e) => {
                 failed += 1;
@@ -581,31 +599,27 @@ fn scan_job(
             }
         }
     }
-    Ok((format!("{} uploads scanned, {regions} regions, {failed} failed", files.len()), None))
+    Ok(Batch { files: files.len(), done: files.len() + bad.len() - failed, failed })
+}
+
+/// What [`each_input`] got through.
+struct Batch {
+    /// Media files found (unreadable paths not counted).
+    files: usize,
+    /// Files `each` succeeded on.
+    done: usize,
+    /// Unreadable paths and failed files.
+    failed: usize,
 }
 
 /// Separate every media file under `paths` into stems in `out`; a file that fails is reported
 /// with its reason and the others go on (as `aniprint separate` does).
 fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporter) -> JobOutput {
-    let (files, bad) = ingest::collect_inputs(paths, true);
-    for (p, e) in &bad {
-        rep.failed(&p.display().to_string(), &e.to_string());
-    }
-    rep.set_items(files.len() as u64);
-    let (mut seconds, mut failed) = (0.0, bad.len());
-    for f in &files {
-        rep.check()?;
-        rep.item(&f.display().to_string());
-        match separate::separate_file(sep, f, out, AudioFormat::Wav, rep) {
-            Ok(stems) => seconds += stems.seconds,
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(e) => {
-                failed += 1;
-                rep.failed(&f.display().to_string(), &e.to_string());
-            }
-        }
-    }
-    let done = files.len() + bad.len() - failed;
+    let mut seconds = 0.0;
+    let Batch { done, failed, .. } = each_input(paths, rep, |f| {
+        seconds += separate::separate_file(sep, f, out, AudioFormat::Wav, rep)?.seconds;
+        Ok(())
+    })?;
     Ok((
         format!("{done} separated ({}), {failed} failed", short_hms(seconds)),
         Some(out.to_path_buf()),
