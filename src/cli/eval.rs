@@ -170,8 +170,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// A progress bar for an evaluation.
-fn eval_bar(ctx: &Ctx) -> indicatif::ProgressBar {
+/// A progress bar for an evaluation (`eval fingerprint`, `eval stems`, `eval separator`).
+pub(super) fn eval_bar(ctx: &Ctx) -> indicatif::ProgressBar {
     let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
     bar.set_style(
         indicatif::ProgressStyle::with_template(

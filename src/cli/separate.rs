@@ -260,13 +260,7 @@ pub fn eval(a: EvalArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let seps: Vec<Separator> =
         dirs.iter().map(|d| Separator::load(d, &Device::Cpu)).collect::<Result<_, _>>()?;
     let rate = seps[0].rate();
-    let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix:>14.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = super::eval::eval_bar(ctx);
     let sink = BarSink(bar.clone());
     let items = match (&a.mixtures, &a.corpus) {
         (Some(dir), _) => se::items_from_dir(dir, rate, &sink)?,
