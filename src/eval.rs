@@ -26,7 +26,7 @@ use crate::catalog::Catalog;
 use crate::fingerprint::augment::{self, Convolver};
 use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip};
 use crate::fingerprint::{Fingerprinter, Fingerprints};
-use crate::index::vote::Candidate;
+use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
     CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, verify, vote_phases,
 };
@@ -316,7 +316,7 @@ pub fn evaluate(
                                 (*shift as f64 / cfg.hop as f64, hits)
                             })
                             .collect();
-                        let mut voted = vote_phases(&voted, 10);
+                        let mut voted = vote_phases(&voted, VERIFY_CANDIDATES);
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased
                                 .iter()

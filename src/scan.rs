@@ -367,9 +367,6 @@ pub struct QueryAnswer {
     pub votes: u32,
 }
 
-/// Candidates per stem that [`query_file`] verifies against the stored segments.
-const VERIFY_CANDIDATES: usize = 10;
-
 /// Find where a short clip comes from: per stem, top-k per segment, sequence voting over
 /// `phases` sub-hop shifts of the clip (see [`vote::vote_phases`]), the voted alignments
 /// verified against the stored segments (see [`vote::verify`]), the best `top` answers over
@@ -411,7 +408,7 @@ pub fn query_file(
         let full = copies.first().map_or(1, |(_, f)| f.len()) as f32;
         // Verify the voted alignments against the stored segments (more candidates than
         // asked for: verification may promote one voting ranked low).
-        let voted = vote::vote_phases(&voted, top.max(VERIFY_CANDIDATES));
+        let voted = vote::vote_phases(&voted, top.max(vote::VERIFY_CANDIDATES));
         let mut stored: HashMap<String, Option<Fingerprints>> = HashMap::new();
         for c in &voted {
             if !stored.contains_key(&c.candidate.piece) {

@@ -23,7 +23,7 @@ use crate::analyze::Analyzer;
 use crate::fingerprint::Fingerprints;
 use crate::fingerprint::augment::rms;
 use crate::fingerprint::train::{Kind, Source};
-use crate::index::vote::{verify, vote_phases};
+use crate::index::vote::{VERIFY_CANDIDATES, verify, vote_phases};
 use crate::index::{Hit, Stem};
 use crate::progress::{Progress, Stage};
 use crate::separate::train::{Fill, Pool, uniform};
@@ -145,7 +145,7 @@ impl StemIndex {
             voted.push((*shift, hits));
         }
         let copies: Vec<(f64, &Fingerprints)> = phased.iter().map(|(s, f)| (*s, f)).collect();
-        let cands = verify(vote_phases(&voted, 10), &copies, |p| {
+        let cands = verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, |p| {
             names.iter().position(|n| n == p).and_then(|i| self.per_ref.get(i))
         });
         Ok(cands.into_iter().next().and_then(|c| {

@@ -173,6 +173,10 @@ pub fn vote_phases(phases: &[(f64, Vec<Vec<Hit>>)], top: usize) -> Vec<PhasedCan
     out
 }
 
+/// How many voted alignments [`verify`] is given: verification may promote one that voting
+/// ranked low, so it sees more than the one or few answers asked for.
+pub const VERIFY_CANDIDATES: usize = 10;
+
 /// Re-rank voted alignments by checking them: for each candidate, every segment of the query
 /// copy whose grid lies closest to the candidate's alignment is compared with the stored
 /// segment the alignment puts it on, and the candidate's `support` becomes their mean cosine
