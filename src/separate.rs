@@ -292,12 +292,37 @@ impl crate::analyze::StemSplitter for Separator {
     }
 }
 
-/// Where [`separate_file`] writes the stems of `input` in `out`: `<name>.voice.<ext>` and
-/// `<name>.background.<ext>`, `<name>` being the input's file name without its extension.
-pub fn stem_paths(input: &Path, out: &Path, format: AudioFormat) -> [PathBuf; 2] {
-    let name = input.file_stem().map_or_else(|| "input".into(), |s| s.to_string_lossy());
+/// Where [`separate_file`] writes the stems named `name` in `out`: `<name>.voice.<ext>` and
+/// `<name>.background.<ext>`.
+pub fn stem_paths(name: &str, out: &Path, format: AudioFormat) -> [PathBuf; 2] {
     let ext = format.extension();
     [out.join(format!("{name}.voice.{ext}")), out.join(format!("{name}.background.{ext}"))]
+}
+
+/// Stem names for a batch of inputs, unique within the batch: each input's file name without
+/// its extension, unless an earlier input took it (`a/ep01.mkv` and `b/ep01.mkv`, or
+/// `ep01.mkv` and `ep01.wav`, would overwrite each other's stems); then the whole file name,
+/// then that with `-2`, `-3`... Names that are not UTF-8 are shown lossily, so two of them can
+/// collide the same way and are told apart the same way.
+#[derive(Debug, Default)]
+pub struct StemNamer {
+    used: std::collections::HashSet<String>,
+}
+
+impl StemNamer {
+    /// The name for `input`'s stems, reserved for the rest of the batch.
+    pub fn name(&mut self, input: &Path) -> String {
+        let lossy = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        let stem = input.file_stem().map_or_else(|| "input".to_string(), lossy);
+        let full = input.file_name().map_or_else(|| stem.clone(), lossy);
+        let name = [stem, full.clone()]
+            .into_iter()
+            .chain((2..).map(|n| format!("{full}-{n}")))
+            .find(|n| !self.used.contains(n))
+            .unwrap_or(full);
+        self.used.insert(name.clone());
+        name
+    }
 }
 
 /// What [`separate_file`] wrote.
@@ -312,13 +337,15 @@ pub struct StemFiles {
 }
 
 /// Decode `input` (its default audio stream, mono at the model rate), separate it and write
-/// both stems into `out` (created if missing) at [`stem_paths`], at the model rate. Reports
+/// both stems into `out` (created if missing) at [`stem_paths`] of `name` (a batch takes it
+/// from a [`StemNamer`]), at the model rate. Reports
 /// the stages to `progress`; a file that cannot be decoded or written is an error for this
 /// file only, so batch callers record it and go on.
 pub fn separate_file(
     sep: &Separator,
     input: &Path,
     out: &Path,
+    name: &str,
     format: AudioFormat,
     progress: &dyn Progress,
 ) -> Result<StemFiles> {
@@ -331,7 +358,7 @@ pub fn separate_file(
     let (voice, background) = sep.separate(&mono)?;
     progress.stage(Stage::Exporting);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let [voice_path, background_path] = stem_paths(input, out, format);
+    let [voice_path, background_path] = stem_paths(name, out, format);
     write_audio(&voice_path, &voice, rate, 1, format)?;
     write_audio(&background_path, &background, rate, 1, format)?;
     Ok(StemFiles {
@@ -410,8 +437,24 @@ mod tests {
 
     #[test]
     fn stems_are_named_after_the_input() {
-        let [v, b] = stem_paths(Path::new("media/ep 01.mkv"), Path::new("out"), AudioFormat::Flac);
+        let name = StemNamer::default().name(Path::new("media/ep 01.mkv"));
+        let [v, b] = stem_paths(&name, Path::new("out"), AudioFormat::Flac);
         assert_eq!((v, b), ("out/ep 01.voice.flac".into(), "out/ep 01.background.flac".into()));
+    }
+
+    #[test]
+    fn stem_names_are_unique_within_a_batch() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut namer = StemNamer::default();
+        let names: Vec<String> = ["a/ep01.mkv", "b/ep01.mkv", "ep01.wav", "c/ep01.mkv", "ep02.mkv"]
+            .iter()
+            .map(|p| namer.name(Path::new(p)))
+            .collect();
+        assert_eq!(names, ["ep01", "ep01.mkv", "ep01.wav", "ep01.mkv-2", "ep02"]);
+        // Two names that differ only in bytes that are not UTF-8 read the same lossily.
+        let odd = |b: u8| PathBuf::from(std::ffi::OsStr::from_bytes(&[b'x', b, b'.', b'w']));
+        let (x, y) = (namer.name(&odd(0xff)), namer.name(&odd(0xfe)));
+        assert_ne!(x, y);
     }
 
     #[test]

@@ -202,8 +202,12 @@ fn a_killed_run_resumes_to_the_same_weights() {
     let resumed = tempfile::tempdir().unwrap();
     let mut opts2 = tiny_opts(resumed.path());
     opts2.steps = 12;
-    let stop = StopAfter { after: 5, done: 0.into() };
-    assert!(train::train(&opts2, &corpus, &stop).is_err(), "cancelled");
+    // Cancelled between checkpoints (every 5 steps): the steps since the last one are kept.
+    let stop = StopAfter { after: 7, done: 0.into() };
+    assert!(matches!(train::train(&opts2, &corpus, &stop), Err(aniprint::Error::Cancelled)));
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opts2.state.join("state.json")).unwrap()).unwrap();
+    assert_eq!(saved["step"], 7);
     let state = train::train(&opts2, &corpus, &NoProgress).unwrap();
     assert_eq!(state.step, 12);
     let a = candle_core::safetensors::load(opts.out.join("weights.safetensors"), &dev).unwrap();
@@ -230,21 +234,28 @@ fn the_cli_writes_both_stems() {
     train::write_model(&map, &card, &model).unwrap();
     let mut rng = StdRng::seed_from_u64(9);
     let audio = speechy(&mut rng, 3.0);
+    // Two inputs with one file name in different folders: neither may overwrite the other.
     let input = tmp.path().join("clip.wav");
-    aniprint::media::write::write_audio(
-        &input,
-        &audio,
-        SampleRate(RATE),
-        1,
-        aniprint::media::write::AudioFormat::Wav,
-    )
-    .unwrap();
+    let other = tmp.path().join("sub").join("clip.wav");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    let short = &audio[..audio.len() / 2];
+    for (path, samples) in [(&input, &audio[..]), (&other, short)] {
+        aniprint::media::write::write_audio(
+            path,
+            samples,
+            SampleRate(RATE),
+            1,
+            aniprint::media::write::AudioFormat::Wav,
+        )
+        .unwrap();
+    }
     let out = tmp.path().join("stems");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_aniprint"))
         .arg("--catalog")
         .arg(tmp.path().join("catalog"))
         .args(["separate", "--quiet"])
         .arg(&input)
+        .arg(&other)
         .arg("--out")
         .arg(&out)
         .arg("--model")
@@ -253,15 +264,17 @@ fn the_cli_writes_both_stems() {
         .status()
         .unwrap();
     assert!(status.success());
-    for stem in ["voice", "background"] {
-        let path = out.join(format!("clip.{stem}.wav"));
-        let opts = aniprint::media::DecodeOptions {
-            rate: SampleRate(RATE),
-            channels: 1,
-            ..Default::default()
-        };
-        let decoded = aniprint::media::decode(&path, &opts).unwrap();
-        assert_eq!(decoded.len(), audio.len(), "{stem}");
+    for (name, len) in [("clip", audio.len()), ("clip.wav", short.len())] {
+        for stem in ["voice", "background"] {
+            let path = out.join(format!("{name}.{stem}.wav"));
+            let opts = aniprint::media::DecodeOptions {
+                rate: SampleRate(RATE),
+                channels: 1,
+                ..Default::default()
+            };
+            let decoded = aniprint::media::decode(&path, &opts).unwrap();
+            assert_eq!(decoded.len(), len, "{name} {stem}");
+        }
     }
 }
 

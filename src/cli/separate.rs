@@ -28,7 +28,9 @@ pub struct Args {
     /// Media files to separate (anything aniprint decodes; any length).
     #[arg(required = true, value_name = "FILE")]
     inputs: Vec<PathBuf>,
-    /// Folder for the stems, written as `<name>.voice.<ext>` and `<name>.background.<ext>`.
+    /// Folder for the stems, written as `<name>.voice.<ext>` and `<name>.background.<ext>`,
+    /// `<name>` being the file name without its extension (the whole file name, then `-2`,
+    /// `-3`..., when an earlier input of the batch took it).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Output format.
@@ -54,6 +56,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let sink = BarSink(bar.clone());
     sink.stage(aniprint::progress::Stage::Separating);
     let mut failed = 0;
+    let mut namer = aniprint::separate::StemNamer::default();
     for input in &args.inputs {
         bar.set_message(input.display().to_string());
         let started = Instant::now();
@@ -61,6 +64,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             &sep,
             input,
             &args.out,
+            &namer.name(input),
             args.format,
             &aniprint::progress::NoProgress,
         );

@@ -616,8 +616,10 @@ struct Batch {
 /// with its reason and the others go on (as `aniprint separate` does).
 fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporter) -> JobOutput {
     let mut seconds = 0.0;
+    let mut namer = separate::StemNamer::default();
     let Batch { done, failed, .. } = each_input(paths, rep, |f| {
-        seconds += separate::separate_file(sep, f, out, AudioFormat::Wav, rep)?.seconds;
+        let name = namer.name(f);
+        seconds += separate::separate_file(sep, f, out, &name, AudioFormat::Wav, rep)?.seconds;
         Ok(())
     })?;
     Ok((
