@@ -146,4 +146,34 @@ fn a_tiny_training_run_lowers_the_loss_and_resumes() {
     // Resuming a finished run does nothing more and reports the same state.
     let again = train::train(&opts, &corpus, &NoProgress).unwrap();
     assert_eq!(again.step, state.step);
+
+    // A run cancelled between checkpoints keeps its steps and resumes to the same weights.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut opts2 = opts.clone();
+    (opts2.state, opts2.out) = (dir2.path().join("state"), dir2.path().join("model"));
+    let stop = StopAfter(13, 0.into());
+    assert!(matches!(train::train(&opts2, &corpus, &stop), Err(aniprint::Error::Cancelled)));
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opts2.state.join("state.json")).unwrap()).unwrap();
+    assert_eq!(saved["step"], 13);
+    assert_eq!(train::train(&opts2, &corpus, &NoProgress).unwrap().step, 30);
+    let dev = Device::Cpu;
+    let a = candle_core::safetensors::load(opts.out.join("weights.safetensors"), &dev).unwrap();
+    let b = candle_core::safetensors::load(opts2.out.join("weights.safetensors"), &dev).unwrap();
+    for (name, ta) in &a {
+        let d = (ta - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(d.to_scalar::<f32>().unwrap() < 1e-6, "{name} differs after resume");
+    }
+}
+
+/// Cancels once `.0` steps are done.
+struct StopAfter(u64, std::sync::atomic::AtomicU64);
+
+impl aniprint::progress::Progress for StopAfter {
+    fn advance(&self, n: u64) {
+        self.1.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn is_cancelled(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed) >= self.0
+    }
 }

@@ -741,7 +741,14 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let elapsed_before = state.elapsed_s;
     let (m, f) = (cfg.model.n_mels, cfg.model.n_frames);
     while state.step < opts.steps {
-        progress.check()?;
+        if progress.is_cancelled() {
+            // Keep the steps since the last checkpoint: batches are drawn by step number, so
+            // the next run resumes exactly here.
+            if state.step % opts.checkpoint_every != 0 {
+                crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
+            }
+            return Err(Error::Cancelled);
+        }
         let step = state.step;
         let patches = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
         let x = Tensor::from_vec(patches, (2 * opts.batch_pairs, m, f), &device)?;

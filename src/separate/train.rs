@@ -578,7 +578,14 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let elapsed_before = state.elapsed_s;
     let first_step = state.step;
     while state.step < opts.steps {
-        progress.check()?;
+        if progress.is_cancelled() {
+            // Keep the steps since the last checkpoint: batches are drawn by step number, so
+            // the next run resumes exactly here.
+            if state.step % opts.checkpoint_every != 0 {
+                crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
+            }
+            return Err(Error::Cancelled);
+        }
         let step = state.step;
         let (x, mix, tgt) = make_batch(opts, &pools, step, &device)?;
         let (masks, stats) = sep.net().forward_t(&x, true)?;
