@@ -630,8 +630,8 @@ fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporte
 
 /// Train (or resume) a model with the library trainer, as `aniprint train` does: load the
 /// corpus (decoded into the cache on first use), then step until `steps`, checkpointing as
-/// the trainer does. Cancel stops at the next step; the next run with the same state folder
-/// resumes from the last checkpoint.
+/// the trainer does. Cancel stops at the next step with a checkpoint there; the next run with
+/// the same state folder resumes from it.
 fn train_job(spec: &TrainSpec, rep: &JobReporter) -> JobOutput {
     rep.check()?;
     let state = spec.state_dir();
