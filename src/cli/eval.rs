@@ -98,6 +98,9 @@ pub struct FingerprintArgs {
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
+    /// Nearest stored segments per query segment fed to voting.
+    #[arg(long, default_value_t = EvalOptions::default().top_k)]
+    top_k: usize,
     /// Rank the voted alignments as voting left them, without checking every aligned segment
     /// against the reference (what `query` does; for comparison).
     #[arg(long)]
@@ -153,6 +156,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         seed: a.seed,
         search: a.search,
         phases: a.phases,
+        top_k: a.top_k,
         verify: !a.no_verify,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
