@@ -68,7 +68,8 @@ impl Default for ScanOptions {
             threshold: 0.70,
             threshold_scale: 0.4,
             // On the fixtures with separator-v1: different lines of one synthetic voice align
-            // at up to 0.88 over 5 s (10 segments), true voice reuse at 0.97-0.99.
+            // at up to 0.88 over 5 s (10 segments), true voice reuse at 0.97-0.99 (rechecked with
+            // separator-v2: no other region on the fixtures).
             voice_margin: 0.1,
             bands: (0.8, 0.9),
             stream: StreamSelect::Default,

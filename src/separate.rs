@@ -41,12 +41,12 @@ use crate::{Error, Result};
 pub use model::{Config, LossKind, NormKind, UNet, eca_kernel_size};
 
 /// The model directory name of the separator this build uses by default.
-pub const DEFAULT_MODEL: &str = "separator-v1";
+pub const DEFAULT_MODEL: &str = "separator-v2";
 
 /// A model card: the config plus where the weights came from and how good they are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCard {
-    /// Model name, e.g. `separator-v1`.
+    /// Model name, e.g. `separator-v2`.
     pub name: String,
     /// What fixes the separator.
     pub config: Config,
@@ -243,7 +243,11 @@ impl Separator {
         let x = Tensor::from_vec(feats, (1, e - s, bins), &self.device)?;
         // (1, T, F, 2) -> (T, 2, F)
         let m = self.net.forward(&x)?.squeeze(0)?.permute((0, 2, 1))?.contiguous()?;
-        Ok(m.flatten_all()?.to_vec1::<f32>()?)
+        let mut masks = m.flatten_all()?.to_vec1::<f32>()?;
+        if cfg.mask_power > 0.0 {
+            ratio_masks(&mut masks, bins, cfg.mask_power);
+        }
+        Ok(masks)
     }
 
     /// Rebuild samples `[n0, n1)` of both stems from blended masks of frames `[a, b)`.
@@ -384,6 +388,20 @@ fn fade_weight(t: usize, b0: usize, b1: usize, half: usize, first: bool, last: b
     1.0
 }
 
+/// Turn per-frame `[voice bins..., background bins...]` sigmoid masks into ratio masks
+/// `v^p / (v^p + b^p)`, `b^p / (v^p + b^p)` that sum to one (where both are ~0, half each).
+/// Pointwise, so chunked output still equals whole-signal output.
+pub fn ratio_masks(masks: &mut [f32], bins: usize, p: f32) {
+    for frame in masks.chunks_exact_mut(2 * bins) {
+        let (voice, background) = frame.split_at_mut(bins);
+        for (v, b) in voice.iter_mut().zip(background) {
+            let (vp, bp) = (v.powf(p), b.powf(p));
+            let sum = vp + bp;
+            (*v, *b) = if sum > 1e-12 { (vp / sum, bp / sum) } else { (0.5, 0.5) };
+        }
+    }
+}
+
 /// The gain that brings `mono` to `target_rms` (1 for silence).
 pub fn input_gain(mono: &[f32], target_rms: f32) -> f32 {
     let energy: f64 = mono.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
@@ -455,6 +473,22 @@ mod tests {
         let odd = |b: u8| PathBuf::from(std::ffi::OsStr::from_bytes(&[b'x', b, b'.', b'w']));
         let (x, y) = (namer.name(&odd(0xff)), namer.name(&odd(0xfe)));
         assert_ne!(x, y);
+    }
+
+    #[test]
+    fn ratio_masks_sum_to_one_and_keep_the_order() {
+        // Two frames of two bins: [v0, v1, b0, b1].
+        let mut m = vec![0.9, 0.2, 0.3, 0.2, 0.0, 1.0, 0.0, 0.5];
+        ratio_masks(&mut m, 2, 2.0);
+        for frame in m.chunks(4) {
+            for f in 0..2 {
+                assert!((frame[f] + frame[2 + f] - 1.0).abs() < 1e-6);
+            }
+        }
+        assert!((m[0] - 0.9).abs() < 1e-6, "0.81 / (0.81 + 0.09)");
+        assert!((m[1] - 0.5).abs() < 1e-6, "equal masks split evenly");
+        assert_eq!((m[4], m[6]), (0.5, 0.5), "both silent: half each");
+        assert!((m[5] - 0.8).abs() < 1e-6, "1 / (1 + 0.25)");
     }
 
     #[test]

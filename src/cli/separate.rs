@@ -36,7 +36,7 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AudioFormat::Wav)]
     format: AudioFormat,
-    /// Model directory (default: models/separator-v1 in this source tree, or $ANIPRINT_MODELS).
+    /// Model directory (default: models/separator-v2 in this source tree, or $ANIPRINT_MODELS).
     #[arg(long, value_name = "DIR")]
     model: Option<PathBuf>,
 }
@@ -106,7 +106,7 @@ pub struct TrainArgs {
     /// Checkpoints and log; a run finding a checkpoint here resumes it.
     #[arg(long, default_value = "../train-state/separator")]
     state: PathBuf,
-    /// Where the finished model goes (default: models/separator-v1 in this source tree).
+    /// Where the finished model goes (default: models/separator-v2 in this source tree).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Optimiser steps: the run stops and writes the model here (a later run with more steps
@@ -230,8 +230,8 @@ pub struct EvalArgs {
     model: Vec<PathBuf>,
     /// The paper's ablation in small: compare the full model with its ECA-off, BatchNorm and L2
     /// variants (each trained separately with `train separator --no-eca | --norm batch |
-    /// --loss l2 --out models/separator-v1-<variant>`); without --model, evaluates those of
-    /// models/separator-v1{,-no-eca,-batchnorm,-l2} that exist.
+    /// --loss l2 --out models/separator-v2-<variant>`); without --model, evaluates those of
+    /// models/separator-v2{,-no-eca,-batchnorm,-l2} that exist.
     #[arg(long)]
     ablation: bool,
     /// Write the first model's figures into its card.toml under [metrics.eval].

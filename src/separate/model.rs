@@ -72,6 +72,13 @@ pub struct Config {
     pub target_rms: f32,
     /// Magnitude floor of the log-magnitude input, `ln(|X| + floor)`.
     pub floor: f32,
+    /// Inference only: `p > 0` turns the two sigmoid masks into ratio masks
+    /// `v^p / (v^p + b^p)` and `b^p / (v^p + b^p)`, so the stems add up to the mixture
+    /// (Spleeter's Wiener-style masks use p = 2); 0 applies the raw masks, as training does.
+    /// Default 1: with separator-v2 it gave +0.09 dB mean SDR and +0.65 dB voice SIR over raw
+    /// masks on mixtures the reported figures do not use (`eval separator --seed 11`); p = 2
+    /// raised SIR further but cost background SDR.
+    pub mask_power: f32,
 }
 
 impl Default for Config {
@@ -89,6 +96,7 @@ impl Default for Config {
             loss: LossKind::L1,
             target_rms: 0.1,
             floor: 1e-3,
+            mask_power: 1.0,
         }
     }
 }
@@ -117,6 +125,12 @@ impl Config {
         }
         if self.hop == 0 || self.n_fft < 2 * self.hop {
             return Err(format!("hop {} must be in 1..=n_fft/2", self.hop));
+        }
+        if !(self.mask_power.is_finite() && self.mask_power >= 0.0) {
+            return Err(format!(
+                "mask_power {} must be 0 (raw masks) or positive",
+                self.mask_power
+            ));
         }
         Ok(())
     }
