@@ -162,7 +162,6 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             ..IndexOptions::default()
         },
-        ..EvalOptions::default()
     };
     let report = eval::evaluate(&fp, &queries_from, &distractors, &noise, &opts, &sink)?;
     bar.finish_and_clear();
