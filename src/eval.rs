@@ -57,6 +57,8 @@ pub struct EvalOptions {
     pub phases: usize,
     /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
     pub verify: bool,
+    /// Voted alignments per query that verification re-ranks.
+    pub verify_candidates: usize,
 }
 
 impl Default for EvalOptions {
@@ -74,6 +76,7 @@ impl Default for EvalOptions {
             index: IndexOptions::default(),
             phases: 1,
             verify: true,
+            verify_candidates: VERIFY_CANDIDATES,
         }
     }
 }
@@ -316,7 +319,7 @@ pub fn evaluate(
                                 (*shift as f64 / cfg.hop as f64, hits)
                             })
                             .collect();
-                        let mut voted = vote_phases(&voted, VERIFY_CANDIDATES);
+                        let mut voted = vote_phases(&voted, opts.verify_candidates.max(1));
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased
                                 .iter()

@@ -101,6 +101,9 @@ pub struct FingerprintArgs {
     /// Nearest stored segments per query segment fed to voting.
     #[arg(long, default_value_t = EvalOptions::default().top_k)]
     top_k: usize,
+    /// Voted alignments per query that verification re-ranks.
+    #[arg(long, default_value_t = EvalOptions::default().verify_candidates)]
+    verify_candidates: usize,
     /// Rank the voted alignments as voting left them, without checking every aligned segment
     /// against the reference (what `query` does; for comparison).
     #[arg(long)]
@@ -158,6 +161,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         phases: a.phases,
         top_k: a.top_k,
         verify: !a.no_verify,
+        verify_candidates: a.verify_candidates,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             ..IndexOptions::default()
