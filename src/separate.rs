@@ -1,6 +1,7 @@
 //! Voice/background separation: a spectrogram U-Net with Efficient Channel Attention estimates a
-//! soft mask per stem on the mixture's STFT magnitude; stems are rebuilt with the mixture's phase
-//! by inverse STFT and overlap-add.
+//! soft mask per stem on the mixture's STFT magnitude (at inference normalised into ratio masks
+//! that sum to one, [`ratio_masks`]); stems are rebuilt with the mixture's phase by inverse STFT
+//! and overlap-add.
 //!
 //! The model works at 8 kHz mono by default (the rate the fingerprinter hears, so stems for
 //! search need nothing more): 512-point STFT, 128-sample hop (16 ms), the lowest 256 bins. This
