@@ -95,6 +95,9 @@ pub struct FingerprintArgs {
     /// arroy search_k (candidates examined per query segment) for --search ann.
     #[arg(long)]
     search_k: Option<usize>,
+    /// arroy trees for --search ann (default: arroy's choice for the index size).
+    #[arg(long)]
+    n_trees: Option<usize>,
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
@@ -164,6 +167,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         verify_candidates: a.verify_candidates,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
+            n_trees: a.n_trees,
             ..IndexOptions::default()
         },
     };
