@@ -343,9 +343,9 @@ pub struct StemFiles {
 
 /// Decode `input` (its default audio stream, mono at the model rate), separate it and write
 /// both stems into `out` (created if missing) at [`stem_paths`] of `name` (a batch takes it
-/// from a [`StemNamer`]), at the model rate. Reports
-/// the stages to `progress`; a file that cannot be decoded or written is an error for this
-/// file only, so batch callers record it and go on.
+/// from a [`StemNamer`]), at the model rate. Reports the stages to `progress`; a file that
+/// cannot be decoded or written is an error for this file only, so batch callers record it
+/// and go on.
 pub fn separate_file(
     sep: &Separator,
     input: &Path,
