@@ -9,6 +9,7 @@ mod eval;
 mod export;
 mod info;
 mod ingest;
+mod interrupt;
 mod ls;
 mod pieces;
 mod report;

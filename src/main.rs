@@ -1,7 +1,8 @@
 //! The `aniprint` command: parses the command line, calls the library, prints.
 //!
 //! Exit status: 0 when everything worked, 1 when some items of a batch failed (the rest were
-//! done), 2 when the command could not run at all (bad usage, unreadable catalog).
+//! done), 2 when the command could not run at all (bad usage, unreadable catalog), 130 when
+//! Ctrl-C stopped `train` or `ingest` (what was done is kept; the same command resumes).
 
 mod cli;
 
@@ -16,6 +17,11 @@ fn main() -> ExitCode {
     match cli::run(args.command, &ctx) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if matches!(e.downcast_ref(), Some(aniprint::Error::Cancelled)) => {
+            ctx.clear_bars();
+            eprintln!("aniprint: stopped; the same command resumes");
+            ExitCode::from(130)
+        }
         Err(e) => {
             ctx.clear_bars();
             eprintln!("aniprint: error: {e:#}");

@@ -106,4 +106,8 @@ impl Progress for Bars {
     fn message(&self, msg: &str) {
         self.current.set_message(msg.to_string());
     }
+
+    fn is_cancelled(&self) -> bool {
+        super::interrupt::requested()
+    }
 }

@@ -60,6 +60,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Separator(a) => return super::separate::train(a, ctx),
     };
     let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
+    super::interrupt::install("training");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     opts.steps = a.steps;
     opts.batch_pairs = a.batch;
@@ -124,5 +125,8 @@ impl Progress for BarSink {
         if self.0.is_hidden() && self.0.position() % 25 == 0 {
             eprintln!("step {}/{} {msg}", self.0.position(), self.0.length().unwrap_or(0));
         }
+    }
+    fn is_cancelled(&self) -> bool {
+        super::interrupt::requested()
     }
 }
