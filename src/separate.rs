@@ -396,7 +396,8 @@ pub fn ratio_masks(masks: &mut [f32], bins: usize, p: f32) {
     for frame in masks.chunks_exact_mut(2 * bins) {
         let (voice, background) = frame.split_at_mut(bins);
         for (v, b) in voice.iter_mut().zip(background) {
-            let (vp, bp) = (v.powf(p), b.powf(p));
+            // p = 1 is the default: skip two powf per bin on the separation path.
+            let (vp, bp) = if p == 1.0 { (*v, *b) } else { (v.powf(p), b.powf(p)) };
             let sum = vp + bp;
             (*v, *b) = if sum > 1e-12 { (vp / sum, bp / sum) } else { (0.5, 0.5) };
         }
