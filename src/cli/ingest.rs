@@ -55,7 +55,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     // Expand folders here so the overall bar knows the file count; the library then sees
     // plain files (and still reports any that vanish before their turn).
     let (files, mut failed) = ingest::collect_inputs(&args.paths, opts.recursive);
-    super::interrupt::install("the ingest");
+    super::interrupt::install("the ingest", "file");
     let bars = Bars::new(&ctx.multi, files.len() as u64, "files", true);
     let result = if args.no_index {
         ingest::ingest_paths(&catalog, &files, &opts, &bars)

@@ -25,13 +25,13 @@ fn press(count: &AtomicU8) -> Press {
     if count.fetch_add(1, Ordering::Relaxed) == 0 { Press::Stop } else { Press::Quit }
 }
 
-/// Install the handler; `what` names the job in the message ("training", "the ingest").
-/// A failure to install (another handler exists) leaves Ctrl-C's default, which only costs
-/// the graceful stop.
-pub fn install(what: &'static str) {
+/// Install the handler; the message names the job and where it stops ("training", "step";
+/// "the ingest", "file"). A failure to install (another handler exists) leaves Ctrl-C's
+/// default, which only costs the graceful stop.
+pub fn install(what: &'static str, at: &'static str) {
     let installed = ctrlc::set_handler(move || match press(&PRESSES) {
         Press::Stop => {
-            eprintln!("\naniprint: stopping {what} at the next step (Ctrl-C again quits now)")
+            eprintln!("\naniprint: stopping {what} at the next {at} (Ctrl-C again quits now)")
         }
         Press::Quit => std::process::exit(130),
     });

@@ -155,7 +155,7 @@ pub fn train(a: TrainArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     use aniprint::separate::train::{self as st, TrainOptions};
     use aniprint::separate::{LossKind, NormKind};
     let out = a.out.unwrap_or_else(|| aniprint::fingerprint::models_dir().join(DEFAULT_MODEL));
-    super::interrupt::install("training");
+    super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     opts.cache = a.cache;
     opts.steps = a.steps;

@@ -60,7 +60,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Separator(a) => return super::separate::train(a, ctx),
     };
     let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
-    super::interrupt::install("training");
+    super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     opts.steps = a.steps;
     opts.batch_pairs = a.batch;
