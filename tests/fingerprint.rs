@@ -147,23 +147,61 @@ fn a_tiny_training_run_lowers_the_loss_and_resumes() {
     let again = train::train(&opts, &corpus, &NoProgress).unwrap();
     assert_eq!(again.step, state.step);
 
-    // A run cancelled between checkpoints keeps its steps and resumes to the same weights.
-    let dir2 = tempfile::tempdir().unwrap();
-    let mut opts2 = opts.clone();
-    (opts2.state, opts2.out) = (dir2.path().join("state"), dir2.path().join("model"));
-    let stop = StopAfter(13, 0.into());
-    assert!(matches!(train::train(&opts2, &corpus, &stop), Err(aniprint::Error::Cancelled)));
-    let saved: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(opts2.state.join("state.json")).unwrap()).unwrap();
-    assert_eq!(saved["step"], 13);
-    assert_eq!(train::train(&opts2, &corpus, &NoProgress).unwrap().step, 30);
-    let dev = Device::Cpu;
-    let a = candle_core::safetensors::load(opts.out.join("weights.safetensors"), &dev).unwrap();
-    let b = candle_core::safetensors::load(opts2.out.join("weights.safetensors"), &dev).unwrap();
-    for (name, ta) in &a {
-        let d = (ta - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(d.to_scalar::<f32>().unwrap() < 1e-6, "{name} differs after resume");
+    // A run cancelled between checkpoints keeps its steps and resumes to the same weights,
+    // with and without a cross-batch memory (which the checkpoint must carry).
+    let uninterrupted = tempfile::tempdir().unwrap();
+    for memory in [0, 48] {
+        let same = if memory == 0 {
+            opts.out.clone()
+        } else {
+            let d = uninterrupted.path();
+            let o = TrainOptions {
+                memory,
+                state: d.join("state"),
+                out: d.join("model"),
+                ..opts.clone()
+            };
+            train::train(&o, &corpus, &NoProgress).unwrap();
+            o.out
+        };
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut opts2 = TrainOptions { memory, ..opts.clone() };
+        (opts2.state, opts2.out) = (dir2.path().join("state"), dir2.path().join("model"));
+        let stop = StopAfter(13, 0.into());
+        assert!(matches!(train::train(&opts2, &corpus, &stop), Err(aniprint::Error::Cancelled)));
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(opts2.state.join("state.json")).unwrap())
+                .unwrap();
+        assert_eq!(saved["step"], 13);
+        assert_eq!(train::train(&opts2, &corpus, &NoProgress).unwrap().step, 30);
+        let dev = Device::Cpu;
+        let a = candle_core::safetensors::load(same.join("weights.safetensors"), &dev).unwrap();
+        let b =
+            candle_core::safetensors::load(opts2.out.join("weights.safetensors"), &dev).unwrap();
+        for (name, ta) in &a {
+            let d = (ta - &b[name]).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(
+                d.to_scalar::<f32>().unwrap() < 1e-6,
+                "{name} differs after resume (memory {memory})"
+            );
+        }
     }
+
+    // Fine-tuning starts from the trained weights: its first loss is the trained model's.
+    let dir3 = tempfile::tempdir().unwrap();
+    let mut opts3 = opts.clone();
+    (opts3.state, opts3.out, opts3.steps) = (dir3.path().join("state"), dir3.path().join("m"), 1);
+    opts3.init = Some(opts.out.clone());
+    train::train(&opts3, &corpus, &NoProgress).unwrap();
+    let log = std::fs::read_to_string(opts3.state.join("log.csv")).unwrap();
+    let tuned: f64 = log.lines().next().and_then(|l| l.split(',').nth(1)?.parse().ok()).unwrap();
+    assert!(tuned < losses[0] - 0.1, "fine-tune starts at {tuned:.3}, scratch at {:.3}", losses[0]);
+    // A model of another shape is refused, naming its card.
+    let mut other = opts3.clone();
+    other.state = dir3.path().join("state2");
+    other.fingerprint.model.dim = 32;
+    let err = train::train(&other, &corpus, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("card.toml"), "{err}");
 }
 
 /// Cancels once `.0` steps are done.

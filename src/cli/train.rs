@@ -27,7 +27,7 @@ pub struct FingerprintArgs {
     /// Checkpoints, decoded-audio cache and log; a run finding a checkpoint here resumes it.
     #[arg(long, default_value = "../train-state/fingerprint")]
     state: PathBuf,
-    /// Where the finished model goes (default: models/fingerprint-v1 in this source tree).
+    /// Where the finished model goes (default: the default model's folder in models/).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Optimiser steps.
@@ -48,6 +48,16 @@ pub struct FingerprintArgs {
     /// Steps between validation runs.
     #[arg(long, default_value_t = 250)]
     val_every: usize,
+    /// Length of the learning-rate schedule if longer than --steps (as `train separator`).
+    #[arg(long)]
+    schedule_steps: Option<usize>,
+    /// Cross-batch memory: embeddings of this many earlier rows join each step's negatives
+    /// (0: only the batch's own).
+    #[arg(long, default_value_t = 0)]
+    memory: usize,
+    /// Fine-tune: start from this model folder's weights (same config) instead of random ones.
+    #[arg(long, value_name = "DIR")]
+    init: Option<PathBuf>,
     /// Train on CUDA (needs a build with `--features cuda`).
     #[arg(long)]
     cuda: bool,
@@ -69,6 +79,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.checkpoint_every = a.checkpoint_every;
     opts.val_every = a.val_every;
     opts.cuda = a.cuda;
+    opts.schedule_steps = a.schedule_steps;
+    opts.memory = a.memory;
+    opts.init = a.init;
     let bar = ctx.multi.add(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise} eta {eta} {wide_msg}")

@@ -277,13 +277,30 @@ fn normal(stdev: f64) -> Init {
 /// NT-Xent (SimCLR) loss for a batch laid out as `[anchors; positives]`, `(2N, dim)` unit
 /// vectors: each row's partner is its positive, every other row a negative.
 pub fn nt_xent(z: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
+    nt_xent_with_memory(z, None, temperature)
+}
+
+/// [`nt_xent`] with extra negatives: `memory`, `(M, dim)` unit vectors kept from earlier
+/// batches (a cross-batch memory, Wang et al. 2020). A batch of 128 pairs offers each row 254
+/// negatives, a search offers it tens of thousands; the memory closes part of that gap for the
+/// price of one `(2N, M)` product, without a momentum encoder (fingerprints drift slowly once
+/// training has settled, so the stored vectors stay comparable).
+pub fn nt_xent_with_memory(
+    z: &Tensor,
+    memory: Option<&Tensor>,
+    temperature: f64,
+) -> candle_core::Result<Tensor> {
     let n2 = z.dim(0)?;
     let n = n2 / 2;
     let dev = z.device();
     let sim = (z.matmul(&z.t()?)? / temperature)?;
     // Mask self-similarity out of the softmax.
     let eye = Tensor::eye(n2, DType::F32, dev)?;
-    let sim = (sim - (eye * 1e9)?)?;
+    let mut sim = (sim - (eye * 1e9)?)?;
+    if let Some(m) = memory.filter(|m| m.dim(0).is_ok_and(|r| r > 0)) {
+        let extra = (z.matmul(&m.detach().t()?)? / temperature)?;
+        sim = Tensor::cat(&[&sim, &extra], 1)?;
+    }
     let logp = candle_nn::ops::log_softmax(&sim, D::Minus1)?;
     let partner: Vec<u32> = (0..n2).map(|i| ((i + n) % n2) as u32).collect();
     let partner = Tensor::from_vec(partner, (n2, 1), dev)?;
@@ -386,6 +403,24 @@ mod tests {
             let mag = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(mag > 0.0, "zero gradient for {name}");
         }
+    }
+
+    #[test]
+    fn memory_negatives_raise_the_loss_only_when_they_resemble_the_rows() {
+        let dev = Device::Cpu;
+        let a = Tensor::eye(4, DType::F32, &dev).unwrap();
+        let z = Tensor::cat(&[&a, &a], 0).unwrap();
+        let plain = nt_xent(&z, 0.1).unwrap().to_scalar::<f32>().unwrap();
+        let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
+        let same = nt_xent_with_memory(&z, Some(&empty), 0.1).unwrap();
+        assert_eq!(same.to_scalar::<f32>().unwrap(), plain);
+        // Memory at similarity 0 to every row: as harmless as the batch's own orthogonal rows.
+        let far = Tensor::zeros((3, 4), DType::F32, &dev).unwrap();
+        let with_far = nt_xent_with_memory(&z, Some(&far), 0.1).unwrap().to_scalar::<f32>();
+        assert!(with_far.unwrap() < 0.01);
+        // A memory holding the rows themselves is as confusing as the positives.
+        let near = nt_xent_with_memory(&z, Some(&a), 0.1).unwrap().to_scalar::<f32>().unwrap();
+        assert!((near - 2f32.ln()).abs() < 1e-3, "{near}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::augment::{self, Convolver, NoiseColor};
-use super::model::{self, Encoder, nt_xent};
+use super::model::{self, Encoder, nt_xent_with_memory};
 use super::{FingerprintConfig, Fingerprinter, FrontEnd, ModelCard};
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -546,6 +546,18 @@ pub struct TrainOptions {
     pub fingerprint: FingerprintConfig,
     /// Degradations of positives.
     pub degrade: Degrade,
+    /// Cross-batch memory: this many embeddings of earlier batches join every step's
+    /// negatives (0: the batch alone, as v1-v3 were trained).
+    #[serde(default)]
+    pub memory: usize,
+    /// Start from this model's weights instead of a random initialisation (fine-tuning; its
+    /// config must equal `fingerprint`). Ignored when a checkpoint is resumed.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+    /// Length of the learning-rate schedule when it differs from `steps` (`None`: `steps`), as
+    /// the separator's trainer has it.
+    #[serde(default)]
+    pub schedule_steps: Option<usize>,
 }
 
 impl TrainOptions {
@@ -569,7 +581,15 @@ impl TrainOptions {
             cuda: false,
             fingerprint: FingerprintConfig::default(),
             degrade: Degrade::train(),
+            memory: 0,
+            init: None,
+            schedule_steps: None,
         }
+    }
+
+    /// Steps the learning-rate schedule spans.
+    pub fn schedule(&self) -> usize {
+        self.schedule_steps.unwrap_or(self.steps).max(self.steps)
     }
 }
 
@@ -716,9 +736,17 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     let mut adam = crate::optim::Adam::new(vars)?;
     let paths = crate::optim::CheckpointPaths::in_dir(&opts.state);
     let mut state = TrainState::default();
+    let memory_path = opts.state.join("memory.safetensors");
+    let mut memory = Memory::new(opts.memory, opts.fingerprint.model.dim);
     if let Some(saved) = crate::optim::load_checkpoint(&map, &mut adam, &paths, &device)? {
         state = saved;
         tracing::info!("resuming at step {}", state.step);
+        if opts.memory > 0 {
+            memory.load(&memory_path)?;
+        }
+    } else if let Some(init) = &opts.init {
+        init_from(&map, init, &opts.fingerprint)?;
+        tracing::info!("starting from {}", init.display());
     }
     let sampler = Sampler::new(&corpus.train);
     let validation = Validation::new(corpus, &opts.fingerprint, 600, 400, opts.seed ^ 0x5eed);
@@ -745,6 +773,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             // Keep the steps since the last checkpoint: batches are drawn by step number, so
             // the next run resumes exactly here.
             if state.step % opts.checkpoint_every != 0 {
+                memory.save(&memory_path)?;
                 crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
             }
             return Err(Error::Cancelled);
@@ -753,9 +782,11 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         let patches = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
         let x = Tensor::from_vec(patches, (2 * opts.batch_pairs, m, f), &device)?;
         let z = fp.encoder.forward(&x)?;
-        let loss = nt_xent(&z, opts.temperature)?;
+        let bank = memory.tensor(&device)?;
+        let loss = nt_xent_with_memory(&z, bank.as_ref(), opts.temperature)?;
         let grads = loss.backward()?;
-        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.steps, step);
+        memory.push(&z)?;
+        let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.schedule(), step);
         adam.step(&grads, lr, opts.weight_decay, step + 1)?;
         let l = f64::from(loss.to_scalar::<f32>()?);
         state.loss = if step == 0 || state.loss == 0.0 { l } else { 0.98 * state.loss + 0.02 * l };
@@ -778,11 +809,100 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             state.step, l, state.loss, state.val_top1, state.elapsed_s
         );
         if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
+            memory.save(&memory_path)?;
             crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
         }
     }
     crate::optim::write_model(&map, &card(&state), &opts.out)?;
     Ok(state)
+}
+
+/// The cross-batch memory: the newest `capacity` embeddings of earlier steps, oldest first.
+/// It is saved beside each checkpoint (written before the checkpoint's state, so a kill in
+/// between resumes with a memory at most one checkpoint newer: harmless, but not bit-exact).
+struct Memory {
+    capacity: usize,
+    dim: usize,
+    rows: Vec<f32>,
+}
+
+impl Memory {
+    fn new(capacity: usize, dim: usize) -> Self {
+        Self { capacity, dim, rows: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len() / self.dim.max(1)
+    }
+
+    /// The stored rows as a `(len, dim)` tensor, `None` while empty.
+    fn tensor(&self, device: &candle_core::Device) -> Result<Option<Tensor>> {
+        if self.len() == 0 {
+            return Ok(None);
+        }
+        Ok(Some(Tensor::from_slice(&self.rows, (self.len(), self.dim), device)?))
+    }
+
+    /// Add a batch's embeddings, dropping the oldest beyond capacity.
+    fn push(&mut self, z: &Tensor) -> Result<()> {
+        if self.capacity == 0 {
+            return Ok(());
+        }
+        self.rows.extend(z.detach().flatten_all()?.to_vec1::<f32>()?);
+        let excess = self.len().saturating_sub(self.capacity);
+        self.rows.drain(..excess * self.dim);
+        Ok(())
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        if self.capacity == 0 {
+            return Ok(());
+        }
+        let t = Tensor::from_slice(&self.rows, (self.len(), self.dim), &candle_core::Device::Cpu)?;
+        let tmp = path.with_extension("partial");
+        t.save_safetensors("memory", &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    fn load(&mut self, path: &Path) -> Result<()> {
+        // A checkpoint written before the memory was switched on has none: start it empty.
+        if !path.is_file() {
+            return Ok(());
+        }
+        let t = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+        let m = t.get("memory").ok_or_else(|| Error::Config {
+            path: path.into(),
+            reason: "no `memory` tensor".into(),
+        })?;
+        if m.dim(1)? != self.dim {
+            return Err(Error::Config {
+                path: path.into(),
+                reason: format!("memory rows are {}-d, the model's {}-d", m.dim(1)?, self.dim),
+            });
+        }
+        self.rows = m.flatten_all()?.to_vec1::<f32>()?;
+        let excess = self.len().saturating_sub(self.capacity);
+        self.rows.drain(..excess * self.dim);
+        Ok(())
+    }
+}
+
+/// Load the weights of the model in `dir` into `map` (fine-tuning), checking that its config
+/// is the one being trained.
+fn init_from(map: &VarMap, dir: &Path, cfg: &FingerprintConfig) -> Result<()> {
+    let card_path = dir.join("card.toml");
+    let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+    let card: ModelCard = toml::from_str(&text)
+        .map_err(|e| Error::Config { path: card_path.clone(), reason: e.to_string() })?;
+    if card.config != *cfg {
+        return Err(Error::Config {
+            path: card_path,
+            reason: "its model config differs from the one being trained".into(),
+        });
+    }
+    let mut m = map.clone();
+    m.load(dir.join("weights.safetensors"))?;
+    Ok(())
 }
 
 fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml::Table {
@@ -822,8 +942,14 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
     training.insert(
         "command".into(),
         format!(
-            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --seed {}",
-            opts.steps, opts.batch_pairs, opts.seed
+            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --lr {} --seed {}{}{}{}",
+            opts.steps,
+            opts.batch_pairs,
+            opts.lr,
+            opts.seed,
+            if opts.memory > 0 { format!(" --memory {}", opts.memory) } else { String::new() },
+            opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
+            opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
         )
         .into(),
     );
@@ -834,6 +960,16 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
     training.insert("temperature".into(), opts.temperature.into());
     training.insert("batch_pairs".into(), (opts.batch_pairs as i64).into());
     training.insert("seed".into(), (opts.seed as i64).into());
+    if opts.memory > 0 {
+        training.insert("memory".into(), (opts.memory as i64).into());
+    }
+    if let Some(init) = &opts.init {
+        let name = init.file_name().map(|s| s.to_string_lossy().into_owned());
+        training.insert("init".into(), name.unwrap_or_default().into());
+    }
+    if opts.schedule() != opts.steps {
+        training.insert("schedule_steps".into(), (opts.schedule() as i64).into());
+    }
     let mut metrics = toml::Table::new();
     metrics.insert("val_top1_1s_noise_reverb_mp3".into(), state.val_top1.into());
     let mut t = toml::Table::new();
