@@ -285,9 +285,11 @@ pub fn nt_xent(z: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
 /// negatives, a search offers it tens of thousands; the memory closes part of that gap for the
 /// price of one `(2N, M)` product, without a momentum encoder (fingerprints drift slowly once
 /// training has settled, so the stored vectors stay comparable).
+/// `memory` comes with an additive `(2N, M)` mask (0, or a large negative number to hide a
+/// stored row from a batch row, e.g. one holding the same audio).
 pub fn nt_xent_with_memory(
     z: &Tensor,
-    memory: Option<&Tensor>,
+    memory: Option<(&Tensor, &Tensor)>,
     temperature: f64,
 ) -> candle_core::Result<Tensor> {
     let n2 = z.dim(0)?;
@@ -297,8 +299,8 @@ pub fn nt_xent_with_memory(
     // Mask self-similarity out of the softmax.
     let eye = Tensor::eye(n2, DType::F32, dev)?;
     let mut sim = (sim - (eye * 1e9)?)?;
-    if let Some(m) = memory.filter(|m| m.dim(0).is_ok_and(|r| r > 0)) {
-        let extra = (z.matmul(&m.detach().t()?)? / temperature)?;
+    if let Some((m, mask)) = memory.filter(|(m, _)| m.dim(0).is_ok_and(|r| r > 0)) {
+        let extra = ((z.matmul(&m.detach().t()?)? / temperature)? + mask)?;
         sim = Tensor::cat(&[&sim, &extra], 1)?;
     }
     let logp = candle_nn::ops::log_softmax(&sim, D::Minus1)?;
@@ -411,16 +413,21 @@ mod tests {
         let a = Tensor::eye(4, DType::F32, &dev).unwrap();
         let z = Tensor::cat(&[&a, &a], 0).unwrap();
         let plain = nt_xent(&z, 0.1).unwrap().to_scalar::<f32>().unwrap();
+        let mask = |m: usize, v: f32| Tensor::full(v, (8, m), &dev).unwrap();
         let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
-        let same = nt_xent_with_memory(&z, Some(&empty), 0.1).unwrap();
+        let same = nt_xent_with_memory(&z, Some((&empty, &mask(0, 0.0))), 0.1).unwrap();
         assert_eq!(same.to_scalar::<f32>().unwrap(), plain);
         // Memory at similarity 0 to every row: as harmless as the batch's own orthogonal rows.
         let far = Tensor::zeros((3, 4), DType::F32, &dev).unwrap();
-        let with_far = nt_xent_with_memory(&z, Some(&far), 0.1).unwrap().to_scalar::<f32>();
-        assert!(with_far.unwrap() < 0.01);
-        // A memory holding the rows themselves is as confusing as the positives.
-        let near = nt_xent_with_memory(&z, Some(&a), 0.1).unwrap().to_scalar::<f32>().unwrap();
+        let with_far = nt_xent_with_memory(&z, Some((&far, &mask(3, 0.0))), 0.1).unwrap();
+        assert!(with_far.to_scalar::<f32>().unwrap() < 0.01);
+        // A memory holding the rows themselves is as confusing as the positives...
+        let near = nt_xent_with_memory(&z, Some((&a, &mask(4, 0.0))), 0.1).unwrap();
+        let near = near.to_scalar::<f32>().unwrap();
         assert!((near - 2f32.ln()).abs() < 1e-3, "{near}");
+        // ...unless the mask hides them.
+        let hidden = nt_xent_with_memory(&z, Some((&a, &mask(4, -1e9))), 0.1).unwrap();
+        assert_eq!(hidden.to_scalar::<f32>().unwrap(), plain);
     }
 
     #[test]

@@ -608,19 +608,30 @@ pub struct TrainState {
     pub history: Vec<(usize, f64)>,
 }
 
-/// Build one batch of patches: `pairs` anchors, then their positives.
+/// Where a training pair's audio comes from: (training source index, anchor start sample).
+pub type Origin = (usize, usize);
+
+/// One training batch.
+pub struct Batch {
+    /// `pairs` anchor patches, then their positives.
+    pub patches: Vec<f32>,
+    /// Where each pair's audio comes from.
+    pub origins: Vec<Origin>,
+}
+
+/// Build one batch of `pairs` (anchor, positive) pairs.
 pub fn make_batch(
     opts: &TrainOptions,
     corpus: &Corpus,
     sampler: &Sampler,
     step: usize,
     pairs: usize,
-) -> Vec<f32> {
+) -> Batch {
     let cfg = &opts.fingerprint;
     let rate = cfg.rate();
     let seg = cfg.segment;
     let margin = (opts.degrade.max_shift_s * rate.0 as f32) as usize + 1;
-    let items: Vec<(Vec<f32>, Vec<f32>)> = (0..pairs)
+    let items: Vec<(Vec<f32>, Vec<f32>, Origin)> = (0..pairs)
         .into_par_iter()
         .map_init(
             || (FrontEnd::new(cfg), Convolver::new(), Vec::new(), Vec::new()),
@@ -639,18 +650,18 @@ pub fn make_batch(
                 fe.patch(&src.clean[start..start + seg], scratch, padded, &mut a);
                 let mut p = Vec::with_capacity(fe.patch_len());
                 fe.patch(&pos, scratch, padded, &mut p);
-                (a, p)
+                (a, p, (si, start))
             },
         )
         .collect();
-    let mut out = Vec::with_capacity(2 * pairs * items.first().map_or(0, |x| x.0.len()));
-    for (a, _) in &items {
-        out.extend_from_slice(a);
+    let mut patches = Vec::with_capacity(2 * pairs * items.first().map_or(0, |x| x.0.len()));
+    for (a, _, _) in &items {
+        patches.extend_from_slice(a);
     }
-    for (_, p) in &items {
-        out.extend_from_slice(p);
+    for (_, p, _) in &items {
+        patches.extend_from_slice(p);
     }
-    out
+    Batch { patches, origins: items.into_iter().map(|x| x.2).collect() }
 }
 
 /// A fixed validation task: reference audio from held-out packages and degraded 1 s queries.
@@ -779,13 +790,14 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             return Err(Error::Cancelled);
         }
         let step = state.step;
-        let patches = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
-        let x = Tensor::from_vec(patches, (2 * opts.batch_pairs, m, f), &device)?;
+        let batch = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
+        let x = Tensor::from_vec(batch.patches, (2 * opts.batch_pairs, m, f), &device)?;
         let z = fp.encoder.forward(&x)?;
-        let bank = memory.tensor(&device)?;
-        let loss = nt_xent_with_memory(&z, bank.as_ref(), opts.temperature)?;
+        let bank = memory.negatives(&batch.origins, opts.fingerprint.segment, &device)?;
+        let loss =
+            nt_xent_with_memory(&z, bank.as_ref().map(|(m, mask)| (m, mask)), opts.temperature)?;
         let grads = loss.backward()?;
-        memory.push(&z)?;
+        memory.push(&z, &batch.origins)?;
         let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.schedule(), step);
         adam.step(&grads, lr, opts.weight_decay, step + 1)?;
         let l = f64::from(loss.to_scalar::<f32>()?);
@@ -817,50 +829,84 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     Ok(state)
 }
 
-/// The cross-batch memory: the newest `capacity` embeddings of earlier steps, oldest first.
+/// The cross-batch memory: the newest `capacity` embeddings of earlier steps, oldest first,
+/// each with the audio it came from, so a row never meets its own audio again as a negative.
 /// It is saved beside each checkpoint (written before the checkpoint's state, so a kill in
 /// between resumes with a memory at most one checkpoint newer: harmless, but not bit-exact).
 struct Memory {
     capacity: usize,
     dim: usize,
     rows: Vec<f32>,
+    /// Where each row's audio comes from.
+    origins: Vec<Origin>,
 }
 
 impl Memory {
     fn new(capacity: usize, dim: usize) -> Self {
-        Self { capacity, dim, rows: Vec::new() }
+        Self { capacity, dim, rows: Vec::new(), origins: Vec::new() }
     }
 
     fn len(&self) -> usize {
-        self.rows.len() / self.dim.max(1)
+        self.origins.len()
     }
 
-    /// The stored rows as a `(len, dim)` tensor, `None` while empty.
-    fn tensor(&self, device: &candle_core::Device) -> Result<Option<Tensor>> {
-        if self.len() == 0 {
+    /// The stored rows, `(len, dim)`, and an additive mask, `(2 * pairs, len)`, that hides
+    /// from each batch row the stored rows whose audio overlaps its own (the same source,
+    /// starts less than `segment` samples apart): the sampler draws with replacement, and a
+    /// stored copy of the same second is a positive, not a negative. `None` while empty.
+    fn negatives(
+        &self,
+        batch: &[Origin],
+        segment: usize,
+        device: &candle_core::Device,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        let len = self.len();
+        if len == 0 {
             return Ok(None);
         }
-        Ok(Some(Tensor::from_slice(&self.rows, (self.len(), self.dim), device)?))
+        let mut mask = vec![0f32; 2 * batch.len() * len];
+        for (i, &(src, start)) in batch.iter().enumerate() {
+            for (j, &(s, t)) in self.origins.iter().enumerate() {
+                if s == src && start.abs_diff(t) < segment {
+                    mask[i * len + j] = -1e9;
+                    mask[(i + batch.len()) * len + j] = -1e9;
+                }
+            }
+        }
+        let rows = Tensor::from_slice(&self.rows, (len, self.dim), device)?;
+        let mask = Tensor::from_vec(mask, (2 * batch.len(), len), device)?;
+        Ok(Some((rows, mask)))
     }
 
-    /// Add a batch's embeddings, dropping the oldest beyond capacity.
-    fn push(&mut self, z: &Tensor) -> Result<()> {
+    /// Add a batch's embeddings (`[anchors; positives]`), dropping the oldest beyond capacity.
+    fn push(&mut self, z: &Tensor, origins: &[Origin]) -> Result<()> {
         if self.capacity == 0 {
             return Ok(());
         }
         self.rows.extend(z.detach().flatten_all()?.to_vec1::<f32>()?);
+        self.origins.extend_from_slice(origins);
+        self.origins.extend_from_slice(origins);
+        self.trim();
+        Ok(())
+    }
+
+    fn trim(&mut self) {
         let excess = self.len().saturating_sub(self.capacity);
         self.rows.drain(..excess * self.dim);
-        Ok(())
+        self.origins.drain(..excess);
     }
 
     fn save(&self, path: &Path) -> Result<()> {
         if self.capacity == 0 {
             return Ok(());
         }
-        let t = Tensor::from_slice(&self.rows, (self.len(), self.dim), &candle_core::Device::Cpu)?;
+        let cpu = candle_core::Device::Cpu;
+        let rows = Tensor::from_slice(&self.rows, (self.len(), self.dim), &cpu)?;
+        let flat: Vec<i64> = self.origins.iter().flat_map(|&(s, t)| [s as i64, t as i64]).collect();
+        let origins = Tensor::from_vec(flat, (self.len(), 2), &cpu)?;
+        let tensors = std::collections::HashMap::from([("rows", rows), ("origins", origins)]);
         let tmp = path.with_extension("partial");
-        t.save_safetensors("memory", &tmp)?;
+        candle_core::safetensors::save(&tensors, &tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 
@@ -869,20 +915,23 @@ impl Memory {
         if !path.is_file() {
             return Ok(());
         }
+        let bad = |reason: String| Error::Config { path: path.into(), reason };
         let t = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
-        let m = t.get("memory").ok_or_else(|| Error::Config {
-            path: path.into(),
-            reason: "no `memory` tensor".into(),
-        })?;
-        if m.dim(1)? != self.dim {
-            return Err(Error::Config {
-                path: path.into(),
-                reason: format!("memory rows are {}-d, the model's {}-d", m.dim(1)?, self.dim),
-            });
+        let (Some(rows), Some(origins)) = (t.get("rows"), t.get("origins")) else {
+            return Err(bad("no `rows` and `origins` tensors".into()));
+        };
+        if rows.dim(1)? != self.dim || origins.dim(0)? != rows.dim(0)? {
+            return Err(bad(format!(
+                "memory of {:?} rows for {:?} origins, the model's vectors are {}-d",
+                rows.dims(),
+                origins.dims(),
+                self.dim
+            )));
         }
-        self.rows = m.flatten_all()?.to_vec1::<f32>()?;
-        let excess = self.len().saturating_sub(self.capacity);
-        self.rows.drain(..excess * self.dim);
+        self.rows = rows.flatten_all()?.to_vec1::<f32>()?;
+        let flat = origins.flatten_all()?.to_vec1::<i64>()?;
+        self.origins = flat.chunks(2).map(|c| (c[0] as usize, c[1] as usize)).collect();
+        self.trim();
         Ok(())
     }
 }
@@ -982,6 +1031,31 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_hides_a_rows_own_audio_and_keeps_the_newest() {
+        let dev = candle_core::Device::Cpu;
+        let mut m = Memory::new(6, 2);
+        assert!(m.negatives(&[(0, 0)], 8000, &dev).unwrap().is_none());
+        let z = Tensor::new(&[[1f32, 0.], [0., 1.], [1., 0.], [0., 1.]], &dev).unwrap();
+        m.push(&z, &[(0, 0), (1, 50_000)]).unwrap();
+        m.push(&z, &[(2, 0), (3, 0)]).unwrap();
+        m.push(&z, &[(0, 7_999), (1, 40_000)]).unwrap();
+        // Each push stores anchors then positives; capacity 6 keeps the newest six rows.
+        let newest = [(2, 0), (3, 0), (0, 7_999), (1, 40_000), (0, 7_999), (1, 40_000)];
+        assert_eq!(m.origins, newest);
+        let (rows, mask) = m.negatives(&[(0, 0), (1, 50_000)], 8000, &dev).unwrap().unwrap();
+        assert_eq!(rows.dims(), [6, 2]);
+        let mask = mask.to_vec2::<f32>().unwrap();
+        // Pair 0 overlaps the stored (0, 7999) rows (1 sample apart), pair 1 nothing
+        // (10,000 samples from (1, 40000)); anchors and positives alike.
+        let hidden = |r: &[f32]| r.iter().map(|&v| v < -1.0).collect::<Vec<_>>();
+        let own = [false, false, true, false, true, false];
+        assert_eq!(hidden(&mask[0]), own);
+        assert_eq!(hidden(&mask[2]), own);
+        assert_eq!(hidden(&mask[1]), [false; 6]);
+        assert_eq!(hidden(&mask[3]), [false; 6]);
+    }
 
     #[test]
     fn files_of_a_speech_package_without_a_language_are_music_or_effects() {
