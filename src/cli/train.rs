@@ -27,6 +27,9 @@ pub struct FingerprintArgs {
     /// Checkpoints, decoded-audio cache and log; a run finding a checkpoint here resumes it.
     #[arg(long, default_value = "../train-state/fingerprint")]
     state: PathBuf,
+    /// Decoded-audio cache (default: `cache` inside --state).
+    #[arg(long)]
+    cache: Option<PathBuf>,
     /// Where the finished model goes (default: the default model's folder in models/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -72,6 +75,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
+    if let Some(cache) = a.cache {
+        opts.cache = cache;
+    }
     opts.steps = a.steps;
     opts.batch_pairs = a.batch;
     opts.lr = a.lr;
