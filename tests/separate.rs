@@ -137,7 +137,8 @@ fn chunked_separation_equals_whole_signal_separation() {
     let mix = &mix[..mix.len() - 77];
     let (wv, wb) = sep.separate_with(mix, ChunkPlan::whole()).unwrap();
     assert_eq!(wv.len(), mix.len());
-    for plan in [ChunkPlan { core: 256, context: 160, crossfade: 16 }, ChunkPlan::default()] {
+    let small = ChunkPlan { core: 256, context: 160, crossfade: 16, parallel: 1 };
+    for plan in [small, ChunkPlan { parallel: 3, ..small }, ChunkPlan::default()] {
         let (cv, cb) = sep.separate_with(mix, plan).unwrap();
         let (ev, eb) = (relative_error_db(&cv, &wv), relative_error_db(&cb, &wb));
         eprintln!("{plan:?}: chunked vs whole {ev:.1} / {eb:.1} dB");

@@ -30,6 +30,12 @@ pub enum Command {
         /// Repeat the input until it is at least this long, seconds.
         #[arg(long, default_value_t = 120.0)]
         seconds: f64,
+        /// Frames each chunk contributes (default: the model's plan).
+        #[arg(long)]
+        core: Option<usize>,
+        /// Chunks run at once (0: one per thread).
+        #[arg(long)]
+        parallel: Option<usize>,
     },
     /// Vector search latency (exact and arroy) and index build on synthetic vectors.
     Search {
@@ -112,12 +118,22 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 peak_rss_mib()
             )?;
         }
-        Command::Separate { input, seconds } => {
-            let Some(sep) = super::separate::default_splitter()? else {
+        Command::Separate { input, seconds, core, parallel } => {
+            let dir = aniprint::fingerprint::models_dir().join(aniprint::separate::DEFAULT_MODEL);
+            if !dir.join("card.toml").is_file() {
                 anyhow::bail!(
                     "no separator model installed (train one with `aniprint train separator`)"
                 );
+            }
+            let sep = aniprint::separate::Separator::load(&dir, &candle_core::Device::Cpu)?;
+            let default = aniprint::separate::ChunkPlan::default();
+            let plan = aniprint::separate::ChunkPlan {
+                core: core.unwrap_or(default.core),
+                parallel: parallel.unwrap_or(default.parallel),
+                ..default
             };
+            let sep = sep.with_plan(plan);
+            use aniprint::analyze::StemSplitter as _;
             let rate = sep.rate();
             let a = audio(input, rate, seconds)?;
             let secs = a.len() as f64 / f64::from(rate.0);
