@@ -82,7 +82,7 @@ pub struct ChunkPlan {
 impl Default for ChunkPlan {
     fn default() -> Self {
         // 2176-frame (35 s) forward passes, 1856 of them kept (15% spent on context; 704 of
-        // 1024 spent 31%), two at once on this 2-core machine: 157x real time and 592 MiB
+        // 1024 spent 31%), two at once on this 2-core machine: 156x real time and 603 MiB
         // peak on 35 min of audio, against 105x and 324 MiB one 1024-frame chunk at a time
         // (`aniprint bench separate --seconds 1440 --core N --parallel N`).
         Self { core: 1856, context: 160, crossfade: 16, parallel: 0 }
