@@ -33,7 +33,7 @@ pub enum Command {
         /// Frames each chunk contributes (default: the model's plan).
         #[arg(long)]
         core: Option<usize>,
-        /// Chunks run at once (0: one per thread).
+        /// Chunks run at once (0: one per thread, at most 4).
         #[arg(long)]
         parallel: Option<usize>,
     },

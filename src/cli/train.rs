@@ -55,7 +55,8 @@ pub struct FingerprintArgs {
     #[arg(long)]
     schedule_steps: Option<usize>,
     /// Cross-batch memory: embeddings of this many earlier rows join each step's negatives
-    /// (0: only the batch's own).
+    /// (0: only the batch's own). Meant for fine-tuning (--init): embeddings drift fast early
+    /// in a run from scratch, and stored ones then stop resembling the model's.
     #[arg(long, default_value_t = 0)]
     memory: usize,
     /// Fine-tune: start from this model folder's weights (same config) instead of random ones.

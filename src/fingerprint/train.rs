@@ -753,7 +753,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         state = saved;
         tracing::info!("resuming at step {}", state.step);
         if opts.memory > 0 {
-            memory.load(&memory_path)?;
+            memory.load(&memory_path, state.step)?;
         }
     } else if let Some(init) = &opts.init {
         init_from(&map, init, &opts.fingerprint)?;
@@ -784,7 +784,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             // Keep the steps since the last checkpoint: batches are drawn by step number, so
             // the next run resumes exactly here.
             if state.step % opts.checkpoint_every != 0 {
-                memory.save(&memory_path)?;
+                memory.save(&memory_path, state.step)?;
                 crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
             }
             return Err(Error::Cancelled);
@@ -793,7 +793,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         let batch = make_batch(opts, corpus, &sampler, step, opts.batch_pairs);
         let x = Tensor::from_vec(batch.patches, (2 * opts.batch_pairs, m, f), &device)?;
         let z = fp.encoder.forward(&x)?;
-        let bank = memory.negatives(&batch.origins, opts.fingerprint.segment, &device)?;
+        let bank = memory.negatives(&batch.origins, opts.fingerprint.hop, &device)?;
         let loss =
             nt_xent_with_memory(&z, bank.as_ref().map(|(m, mask)| (m, mask)), opts.temperature)?;
         let grads = loss.backward()?;
@@ -821,7 +821,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
             state.step, l, state.loss, state.val_top1, state.elapsed_s
         );
         if state.step % opts.checkpoint_every == 0 || state.step == opts.steps {
-            memory.save(&memory_path)?;
+            memory.save(&memory_path, state.step)?;
             crate::optim::save_checkpoint(&map, &adam, &state, &paths)?;
         }
     }
@@ -851,13 +851,15 @@ impl Memory {
     }
 
     /// The stored rows, `(len, dim)`, and an additive mask, `(2 * pairs, len)`, that hides
-    /// from each batch row the stored rows whose audio overlaps its own (the same source,
-    /// starts less than `segment` samples apart): the sampler draws with replacement, and a
-    /// stored copy of the same second is a positive, not a negative. `None` while empty.
+    /// from each batch row the stored rows of the same moment: the same source, anchors less
+    /// than `hop` samples apart (what search counts as the same answer; positives sit within
+    /// +-0.2 s of their anchor). The sampler draws with replacement, and a stored copy of the
+    /// same second is a positive, not a negative. In-batch pairs are not masked (as in v1-v3:
+    /// two of 128 random draws rarely meet). `None` while empty.
     fn negatives(
         &self,
         batch: &[Origin],
-        segment: usize,
+        hop: usize,
         device: &candle_core::Device,
     ) -> Result<Option<(Tensor, Tensor)>> {
         let len = self.len();
@@ -867,7 +869,7 @@ impl Memory {
         let mut mask = vec![0f32; 2 * batch.len() * len];
         for (i, &(src, start)) in batch.iter().enumerate() {
             for (j, &(s, t)) in self.origins.iter().enumerate() {
-                if s == src && start.abs_diff(t) < segment {
+                if s == src && start.abs_diff(t) < hop {
                     mask[i * len + j] = -1e9;
                     mask[(i + batch.len()) * len + j] = -1e9;
                 }
@@ -896,27 +898,46 @@ impl Memory {
         self.origins.drain(..excess);
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
+    /// Save the memory as it stands after `step` steps.
+    fn save(&self, path: &Path, step: usize) -> Result<()> {
         if self.capacity == 0 {
-            return Ok(());
+            // A memory left from an earlier run with one would not match later steps.
+            return match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+                _ => Ok(()),
+            };
         }
         let cpu = candle_core::Device::Cpu;
         let rows = Tensor::from_slice(&self.rows, (self.len(), self.dim), &cpu)?;
         let flat: Vec<i64> = self.origins.iter().flat_map(|&(s, t)| [s as i64, t as i64]).collect();
         let origins = Tensor::from_vec(flat, (self.len(), 2), &cpu)?;
-        let tensors = std::collections::HashMap::from([("rows", rows), ("origins", origins)]);
+        let step = Tensor::new(&[step as i64], &cpu)?;
+        let tensors =
+            std::collections::HashMap::from([("rows", rows), ("origins", origins), ("step", step)]);
         let tmp = path.with_extension("partial");
         candle_core::safetensors::save(&tensors, &tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     }
 
-    fn load(&mut self, path: &Path) -> Result<()> {
-        // A checkpoint written before the memory was switched on has none: start it empty.
+    /// Load the memory saved after `step` steps. One saved at another step (a kill between it
+    /// and the checkpoint, or a run without memory in between) is not this run's: start empty.
+    fn load(&mut self, path: &Path, step: usize) -> Result<()> {
         if !path.is_file() {
             return Ok(());
         }
         let bad = |reason: String| Error::Config { path: path.into(), reason };
         let t = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+        let saved = match t.get("step") {
+            Some(s) => s.to_vec1::<i64>()?.first().copied(),
+            None => None,
+        };
+        if saved != Some(step as i64) {
+            tracing::warn!(
+                "{}: saved at step {saved:?}, the checkpoint is at {step}; starting an empty memory",
+                path.display()
+            );
+            return Ok(());
+        }
         let (Some(rows), Some(origins)) = (t.get("rows"), t.get("origins")) else {
             return Err(bad("no `rows` and `origins` tensors".into()));
         };
@@ -1036,25 +1057,38 @@ mod tests {
     fn memory_hides_a_rows_own_audio_and_keeps_the_newest() {
         let dev = candle_core::Device::Cpu;
         let mut m = Memory::new(6, 2);
-        assert!(m.negatives(&[(0, 0)], 8000, &dev).unwrap().is_none());
+        assert!(m.negatives(&[(0, 0)], 4000, &dev).unwrap().is_none());
         let z = Tensor::new(&[[1f32, 0.], [0., 1.], [1., 0.], [0., 1.]], &dev).unwrap();
         m.push(&z, &[(0, 0), (1, 50_000)]).unwrap();
         m.push(&z, &[(2, 0), (3, 0)]).unwrap();
-        m.push(&z, &[(0, 7_999), (1, 40_000)]).unwrap();
+        m.push(&z, &[(0, 3_999), (1, 46_000)]).unwrap();
         // Each push stores anchors then positives; capacity 6 keeps the newest six rows.
-        let newest = [(2, 0), (3, 0), (0, 7_999), (1, 40_000), (0, 7_999), (1, 40_000)];
+        let newest = [(2, 0), (3, 0), (0, 3_999), (1, 46_000), (0, 3_999), (1, 46_000)];
         assert_eq!(m.origins, newest);
-        let (rows, mask) = m.negatives(&[(0, 0), (1, 50_000)], 8000, &dev).unwrap().unwrap();
+        let (rows, mask) = m.negatives(&[(0, 0), (1, 50_000)], 4000, &dev).unwrap().unwrap();
         assert_eq!(rows.dims(), [6, 2]);
         let mask = mask.to_vec2::<f32>().unwrap();
-        // Pair 0 overlaps the stored (0, 7999) rows (1 sample apart), pair 1 nothing
-        // (10,000 samples from (1, 40000)); anchors and positives alike.
+        // Pair 0 is the same moment as the stored (0, 3999) rows (under one 4000-sample hop
+        // apart), pair 1 is not (a whole hop from (1, 46000)); anchors and positives alike.
         let hidden = |r: &[f32]| r.iter().map(|&v| v < -1.0).collect::<Vec<_>>();
         let own = [false, false, true, false, true, false];
         assert_eq!(hidden(&mask[0]), own);
         assert_eq!(hidden(&mask[2]), own);
         assert_eq!(hidden(&mask[1]), [false; 6]);
         assert_eq!(hidden(&mask[3]), [false; 6]);
+
+        // Saved after step 5, it loads back at step 5 only.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.safetensors");
+        m.save(&path, 5).unwrap();
+        let mut back = Memory::new(6, 2);
+        back.load(&path, 6).unwrap();
+        assert_eq!(back.len(), 0);
+        back.load(&path, 5).unwrap();
+        assert_eq!((back.rows.clone(), back.origins.clone()), (m.rows.clone(), m.origins.clone()));
+        // A run without memory removes the file.
+        Memory::new(0, 2).save(&path, 7).unwrap();
+        assert!(!path.exists());
     }
 
     #[test]
