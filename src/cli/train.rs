@@ -62,6 +62,10 @@ pub struct FingerprintArgs {
     /// Fine-tune: start from this model folder's weights (same config) instead of random ones.
     #[arg(long, value_name = "DIR")]
     init: Option<PathBuf>,
+    /// Largest time shift of a positive against its anchor, seconds (either way). Queries
+    /// fall up to half a hop (0.25 s) from the nearest indexed segment.
+    #[arg(long, default_value_t = 0.2)]
+    max_shift_s: f32,
     /// Train on CUDA (needs a build with `--features cuda`).
     #[arg(long)]
     cuda: bool,
@@ -89,6 +93,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.schedule_steps = a.schedule_steps;
     opts.memory = a.memory;
     opts.init = a.init;
+    opts.degrade.max_shift_s = a.max_shift_s;
     let bar = ctx.multi.add(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template("{prefix:>10.bold} [{bar:30.cyan/blue}] {pos}/{len} {elapsed_precise} eta {eta} {wide_msg}")

@@ -1012,7 +1012,7 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
     training.insert(
         "command".into(),
         format!(
-            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --lr {} --seed {}{}{}{}",
+            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --lr {} --seed {}{}{}{}{}",
             opts.steps,
             opts.batch_pairs,
             opts.lr,
@@ -1020,6 +1020,11 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
             if opts.memory > 0 { format!(" --memory {}", opts.memory) } else { String::new() },
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
             opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
+            if opts.degrade.max_shift_s == Degrade::train().max_shift_s {
+                String::new()
+            } else {
+                format!(" --max-shift-s {}", opts.degrade.max_shift_s)
+            },
         )
         .into(),
     );
