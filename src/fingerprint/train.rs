@@ -960,13 +960,10 @@ impl Memory {
 /// Load the weights of the model in `dir` into `map` (fine-tuning), checking that its config
 /// is the one being trained.
 fn init_from(map: &VarMap, dir: &Path, cfg: &FingerprintConfig) -> Result<()> {
-    let card_path = dir.join("card.toml");
-    let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
-    let card: ModelCard = toml::from_str(&text)
-        .map_err(|e| Error::Config { path: card_path.clone(), reason: e.to_string() })?;
+    let card = super::read_card(dir)?;
     if card.config != *cfg {
         return Err(Error::Config {
-            path: card_path,
+            path: dir.join("card.toml"),
             reason: "its model config differs from the one being trained".into(),
         });
     }
