@@ -119,13 +119,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             )?;
         }
         Command::Separate { input, seconds, core, parallel } => {
-            let dir = aniprint::fingerprint::models_dir().join(aniprint::separate::DEFAULT_MODEL);
-            if !dir.join("card.toml").is_file() {
+            let Some(sep) = super::separate::default_separator()? else {
                 anyhow::bail!(
                     "no separator model installed (train one with `aniprint train separator`)"
                 );
-            }
-            let sep = aniprint::separate::Separator::load(&dir, &candle_core::Device::Cpu)?;
+            };
             let default = aniprint::separate::ChunkPlan::default();
             let plan = aniprint::separate::ChunkPlan {
                 core: core.unwrap_or(default.core),

@@ -13,13 +13,18 @@ use candle_core::Device;
 use super::train::BarSink;
 use super::{Ctx, Outcome};
 
-/// The default separator as a stem splitter, or `None` when no separator model is installed.
-pub fn default_splitter() -> anyhow::Result<Option<Box<dyn StemSplitter>>> {
+/// The default separator, or `None` when no separator model is installed.
+pub fn default_separator() -> anyhow::Result<Option<Separator>> {
     let dir = aniprint::fingerprint::models_dir().join(DEFAULT_MODEL);
     if !dir.join("card.toml").is_file() || !dir.join("weights.safetensors").is_file() {
         return Ok(None);
     }
-    Ok(Some(Box::new(Separator::load(&dir, &Device::Cpu)?)))
+    Ok(Some(Separator::load(&dir, &Device::Cpu)?))
+}
+
+/// [`default_separator`] as a stem splitter.
+pub fn default_splitter() -> anyhow::Result<Option<Box<dyn StemSplitter>>> {
+    Ok(default_separator()?.map(|s| Box::new(s) as Box<dyn StemSplitter>))
 }
 
 /// Arguments of `aniprint separate`.
