@@ -73,6 +73,7 @@ fn small_eval(fp: &Fingerprinter) -> f64 {
     // Recorded noise from audio that is not among the references.
     let noise = eval::sources_from_dir(&fixture("plain"), rate, &NoProgress)
         .expect("decode the plain fixtures");
+    let noise: Vec<_> = noise.iter().collect();
     let report =
         eval::evaluate(fp, &refs, &[], &noise, &opts, &NoProgress).expect("evaluation runs");
     report.rows[0].top1_exact
@@ -202,6 +203,36 @@ fn a_tiny_training_run_lowers_the_loss_and_resumes() {
     other.fingerprint.model.dim = 32;
     let err = train::train(&other, &corpus, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("card.toml"), "{err}");
+}
+
+#[test]
+fn table6_validation_scores_a_run_and_names_itself_in_the_card() {
+    use aniprint::fingerprint::train::Validator;
+    let corpus = tiny_corpus();
+    // Queries from ep03 (held out), searched among it; ep02 and the speech give recorded noise.
+    let v = eval::Table6Validation::new(&corpus, SampleRate(8000), 0.0, 30, vec![3.0]);
+    assert!(v.describe().contains("30 queries"), "{}", v.describe());
+    let trained = Fingerprinter::load_default(&Device::Cpu).unwrap();
+    let hit = v.score(&trained).unwrap();
+    assert!(hit > 0.3, "the committed model scores {hit}");
+
+    // A tiny run scored by it records the score under the validator's own key.
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts =
+        TrainOptions::new(dir.path().into(), dir.path().join("state"), dir.path().join("model"));
+    opts.fingerprint.model = ModelConfig {
+        channels: vec![8, 8, 8, 8, 8, 8, 16, 16],
+        dim: 16,
+        head_hidden: 8,
+        ..ModelConfig::default()
+    };
+    (opts.steps, opts.batch_pairs, opts.warmup, opts.val_every) = (4, 8, 1, 2);
+    let state = train::train_validated(&opts, &corpus, &NoProgress, &v).unwrap();
+    assert_eq!(state.history.len(), 2);
+    assert!(state.history.iter().all(|&(_, h)| (0.0..=1.0).contains(&h)));
+    let card = std::fs::read_to_string(dir.path().join("model/card.toml")).unwrap();
+    assert!(card.contains("val_table6_all_top1_mean"), "{card}");
+    assert!(!card.contains("val_top1_1s_noise_reverb_mp3"), "{card}");
 }
 
 /// Cancels once `.0` steps are done.

@@ -137,24 +137,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let sink = BarSink(bar.clone());
     // Recorded noise comes from training packages outside the reference; with --refs there
     // are none, and the noise is synthetic (coloured) only.
-    let (queries_from, distractors, noise) = match (a.refs, a.corpus) {
-        (Some(refs), _) => (eval::sources_from_dir(&refs, rate, &sink)?, Vec::new(), Vec::new()),
+    let (queries_from, train_pool) = match (a.refs, a.corpus) {
+        (Some(refs), _) => (eval::sources_from_dir(&refs, rate, &sink)?, Vec::new()),
         (None, Some(corpus)) => {
             let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();
             let c = train::load_corpus(&corpus, &a.cache, rate, &val, &sink)?;
-            // Distractors: whole training packages, smallest first, up to the asked hours.
-            let mut train = c.train;
-            train.sort_by_key(|s| s.clean.len());
-            let mut budget = a.distractor_hours * 3600.0 * f64::from(rate.0);
-            let (distractors, noise): (Vec<_>, Vec<_>) = train.into_iter().partition(|s| {
-                let take = budget > 0.0;
-                budget -= s.clean.len() as f64;
-                take
-            });
-            (c.val, distractors, noise)
+            (c.val, c.train)
         }
         (None, None) => anyhow::bail!("give --refs DIR or --corpus DIR"),
     };
+    let (distractors, noise) = eval::split_distractors(&train_pool, a.distractor_hours, rate);
     let opts = EvalOptions {
         queries: a.queries,
         lengths: a.lengths,

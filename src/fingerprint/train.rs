@@ -5,6 +5,7 @@
 //! moments are checkpointed with the weights, so a run killed at any point and resumed takes the
 //! same steps as one that never stopped.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -300,8 +301,10 @@ fn write_f32(path: &Path, v: &[f32]) -> Result<()> {
 }
 
 /// A degradation recipe: each step happens with its probability, with parameters drawn from
-/// its range.
+/// its range. Read from TOML by `train fingerprint --degrade FILE`; fields left out keep the
+/// training recipe's values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Degrade {
     /// Largest time shift of the positive, seconds (either way).
     pub max_shift_s: f32,
@@ -325,7 +328,50 @@ pub struct Degrade {
     pub gain_db: (f32, f32),
 }
 
+impl Default for Degrade {
+    fn default() -> Self {
+        Self::train()
+    }
+}
+
 impl Degrade {
+    /// Reads a recipe from a TOML file (see [`Degrade`]), checking that every probability is
+    /// in [0, 1] and every range is ordered.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+        let d: Self = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        for (name, p) in [
+            ("p_codec", d.p_codec),
+            ("p_leak", d.p_leak),
+            ("p_reverb", d.p_reverb),
+            ("p_noise", d.p_noise),
+            ("p_band", d.p_band),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(bad(format!("{name} = {p} is not a probability")));
+            }
+        }
+        for (name, (lo, hi)) in [
+            ("leak_snr_db", d.leak_snr_db),
+            ("rt60_s", d.rt60_s),
+            ("snr_db", d.snr_db),
+            ("gain_db", d.gain_db),
+        ] {
+            // NaN bounds are refused too.
+            if lo.partial_cmp(&hi).is_none_or(|o| o.is_gt()) {
+                return Err(bad(format!("{name} = [{lo}, {hi}] is not an ordered range")));
+            }
+        }
+        if !(0.0..=1.0).contains(&d.max_shift_s) {
+            return Err(bad(format!("max_shift_s = {} is outside 0-1 s", d.max_shift_s)));
+        }
+        if d.rt60_s.0 <= 0.0 {
+            return Err(bad("rt60_s must be above 0 s".into()));
+        }
+        Ok(d)
+    }
+
     /// The training recipe (broader than evaluation, so the model sees the eval conditions and
     /// more).
     pub fn train() -> Self {
@@ -389,7 +435,7 @@ impl Degrade {
         src: &Source,
         start: usize,
         len: usize,
-        noise: &[Source],
+        noise: &[impl Borrow<Source>],
     ) -> Vec<f32> {
         let rate = src.rate;
         let sr = rate.0 as usize;
@@ -435,8 +481,8 @@ fn uniform(rng: &mut StdRng, (lo, hi): (f32, f32)) -> f32 {
     if hi > lo { rng.random_range(lo..hi) } else { lo }
 }
 
-fn random_clip(rng: &mut StdRng, pool: &[Source], len: usize) -> Vec<f32> {
-    let s = &pool[rng.random_range(0..pool.len())];
+fn random_clip(rng: &mut StdRng, pool: &[impl Borrow<Source>], len: usize) -> Vec<f32> {
+    let s = pool[rng.random_range(0..pool.len())].borrow();
     let at = rng.random_range(0..s.clean.len().saturating_sub(len).max(1));
     let mut v = s.clean[at..(at + len).min(s.clean.len())].to_vec();
     v.resize(len, 0.0);
@@ -664,8 +710,19 @@ pub fn make_batch(
     Batch { patches, origins: items.into_iter().map(|x| x.2).collect() }
 }
 
+/// What the trainer scores the model by every `val_every` steps (a hit rate in [0, 1]).
+pub trait Validator {
+    /// Shown in the log's first line and recorded in the model card.
+    fn describe(&self) -> String;
+    /// The score's key among the model card's metrics.
+    fn metric(&self) -> &'static str;
+    /// The score of `fp` (higher is better).
+    fn score(&self, fp: &Fingerprinter) -> Result<f64>;
+}
+
 /// A fixed validation task: reference audio from held-out packages and degraded 1 s queries.
 pub struct Validation {
+    rate: usize,
     reference: Vec<f32>,
     queries: Vec<(usize, Vec<f32>)>,
 }
@@ -707,7 +764,7 @@ impl Validation {
             let q = degrade.apply(&mut rng, &mut conv, s, at + local, cfg.segment, &corpus.val);
             queries.push((off + local, q));
         }
-        Self { reference, queries }
+        Self { rate, reference, queries }
     }
 
     /// Top-1 rate: the nearest reference segment starts less than one hop from the truth.
@@ -735,8 +792,39 @@ impl Validation {
     }
 }
 
-/// Train (or resume training) the fingerprinter; writes the model to `opts.out`.
+impl Validator for Validation {
+    fn describe(&self) -> String {
+        format!(
+            "top-1 of {} degraded (noise 0-10 dB + room + MP3) 1 s queries among {:.0} s of \
+             held-out audio",
+            self.queries.len(),
+            self.reference.len() as f64 / self.rate.max(1) as f64
+        )
+    }
+
+    fn metric(&self) -> &'static str {
+        "val_top1_1s_noise_reverb_mp3"
+    }
+
+    fn score(&self, fp: &Fingerprinter) -> Result<f64> {
+        self.top1(fp)
+    }
+}
+
+/// Train (or resume training) the fingerprinter with the built-in validation ([`Validation`]:
+/// 400 degraded 1 s queries among 600 s of held-out audio); writes the model to `opts.out`.
 pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> Result<TrainState> {
+    let validation = Validation::new(corpus, &opts.fingerprint, 600, 400, opts.seed ^ 0x5eed);
+    train_validated(opts, corpus, progress, &validation)
+}
+
+/// [`train`] scored every `val_every` steps by `validator` instead of the built-in validation.
+pub fn train_validated(
+    opts: &TrainOptions,
+    corpus: &Corpus,
+    progress: &dyn Progress,
+    validator: &dyn Validator,
+) -> Result<TrainState> {
     let device = model::device(opts.cuda)?;
     std::fs::create_dir_all(&opts.state).map_err(|e| Error::io(&opts.state, e))?;
     let map = VarMap::new();
@@ -760,12 +848,12 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         tracing::info!("starting from {}", init.display());
     }
     let sampler = Sampler::new(&corpus.train);
-    let validation = Validation::new(corpus, &opts.fingerprint, 600, 400, opts.seed ^ 0x5eed);
+    tracing::info!("validation: {}", validator.describe());
     let cfg = &opts.fingerprint;
     let card = |state: &TrainState| ModelCard {
         name: opts.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         config: cfg.clone(),
-        provenance: provenance(opts, corpus, state),
+        provenance: provenance(opts, corpus, state, validator),
     };
     let fp = Fingerprinter::from_parts(card(&state), encoder, device.clone());
     progress.stage(Stage::Training);
@@ -806,7 +894,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
         state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         progress.advance(1);
         if state.step % opts.val_every == 0 || state.step == opts.steps {
-            state.val_top1 = validation.top1(&fp)?;
+            state.val_top1 = validator.score(&fp)?;
             state.history.push((state.step, state.val_top1));
         }
         progress.message(&format!(
@@ -972,7 +1060,24 @@ fn init_from(map: &VarMap, dir: &Path, cfg: &FingerprintConfig) -> Result<()> {
     Ok(())
 }
 
-fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml::Table {
+/// The command-line flags that give `d` (none for the default recipe).
+fn degrade_flags(d: &Degrade) -> String {
+    let default = Degrade::train();
+    if *d == default {
+        String::new()
+    } else if *d == (Degrade { max_shift_s: d.max_shift_s, ..default }) {
+        format!(" --max-shift-s {}", d.max_shift_s)
+    } else {
+        " --degrade FILE (the [training.degrade] table)".into()
+    }
+}
+
+fn provenance(
+    opts: &TrainOptions,
+    corpus: &Corpus,
+    state: &TrainState,
+    validator: &dyn Validator,
+) -> toml::Table {
     let rate = opts.fingerprint.rate();
     let pkgs = |v: &[Source]| -> toml::Value {
         toml::Value::Array(
@@ -1017,11 +1122,7 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
             if opts.memory > 0 { format!(" --memory {}", opts.memory) } else { String::new() },
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
             opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
-            if opts.degrade.max_shift_s == Degrade::train().max_shift_s {
-                String::new()
-            } else {
-                format!(" --max-shift-s {}", opts.degrade.max_shift_s)
-            },
+            degrade_flags(&opts.degrade),
         )
         .into(),
     );
@@ -1042,8 +1143,14 @@ fn provenance(opts: &TrainOptions, corpus: &Corpus, state: &TrainState) -> toml:
     if opts.schedule() != opts.steps {
         training.insert("schedule_steps".into(), (opts.schedule() as i64).into());
     }
+    if opts.degrade != Degrade::train()
+        && let Ok(toml::Value::Table(t)) = toml::Value::try_from(&opts.degrade)
+    {
+        training.insert("degrade".into(), toml::Value::Table(t));
+    }
     let mut metrics = toml::Table::new();
-    metrics.insert("val_top1_1s_noise_reverb_mp3".into(), state.val_top1.into());
+    metrics.insert(validator.metric().into(), state.val_top1.into());
+    metrics.insert("validation".into(), validator.describe().into());
     let mut t = toml::Table::new();
     t.insert("data".into(), toml::Value::Table(data));
     t.insert("training".into(), toml::Value::Table(training));
@@ -1120,5 +1227,36 @@ mod tests {
         assert_eq!(k("music", "music/x/games__x__sound__share__a.ogg"), Some(Kind::Music));
         assert_eq!(k("sfx", "sfx/x/a__music__b.ogg"), Some(Kind::Sfx));
         assert_eq!(k("noise", "x/a.ogg"), None);
+    }
+
+    #[test]
+    fn a_degrade_file_overrides_only_its_fields_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let d = Degrade::from_file(&write("hard.toml", "p_noise = 1.0\nsnr_db = [0.0, 12.0]\n"))
+            .unwrap();
+        assert_eq!(d, Degrade { p_noise: 1.0, snr_db: (0.0, 12.0), ..Degrade::train() });
+        assert_eq!(degrade_flags(&d), " --degrade FILE (the [training.degrade] table)");
+        assert_eq!(
+            degrade_flags(&Degrade { max_shift_s: 0.3, ..Degrade::train() }),
+            " --max-shift-s 0.3"
+        );
+        assert_eq!(degrade_flags(&Degrade::train()), "");
+        for (name, text, says) in [
+            ("p.toml", "p_codec = 1.5\n", "p_codec"),
+            ("r.toml", "snr_db = [10.0, 0.0]\n", "snr_db"),
+            ("u.toml", "p_nosie = 1.0\n", "p_nosie"),
+            ("t.toml", "rt60_s = [0.0, 1.0]\n", "rt60_s"),
+        ] {
+            let path = write(name, text);
+            let err = Degrade::from_file(&path).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains(says), "{err}");
+        }
+        let missing = dir.path().join("missing.toml");
+        assert!(Degrade::from_file(&missing).unwrap_err().to_string().contains("missing.toml"));
     }
 }
