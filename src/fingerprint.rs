@@ -55,7 +55,49 @@ impl Default for FingerprintConfig {
     }
 }
 
+/// Lays `given` over `base` (tables merged key by key, anything else replaced); the dotted path
+/// of a key `base` lacks is an error.
+fn overlay(
+    base: &mut toml::Table,
+    given: toml::Table,
+    prefix: &str,
+) -> std::result::Result<(), String> {
+    for (k, v) in given {
+        let path = format!("{prefix}{k}");
+        match (base.get_mut(&k), v) {
+            (None, _) => return Err(format!("unknown field `{path}`")),
+            (Some(toml::Value::Table(b)), toml::Value::Table(g)) => {
+                overlay(b, g, &format!("{path}."))?
+            }
+            (Some(slot), v) => *slot = v,
+        }
+    }
+    Ok(())
+}
+
 impl FingerprintConfig {
+    /// Reads a config from TOML (the `[config]` table of a model card, or any part of it:
+    /// fields left out keep the default model's), checked as [`FrontEnd::validate`] does. A
+    /// file that gives `mel.n_mels` but not `model.n_mels` gets the encoder matched to it.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+        let given: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        let gives = |outer: &str, key: &str| {
+            given.get(outer).and_then(|t| t.as_table()).is_some_and(|t| t.contains_key(key))
+        };
+        let match_encoder = gives("mel", "n_mels") && !gives("model", "n_mels");
+        let mut merged = toml::Table::try_from(Self::default()).map_err(|e| bad(e.to_string()))?;
+        overlay(&mut merged, given, "").map_err(bad)?;
+        let mut cfg: Self =
+            merged.try_into().map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
+        if match_encoder {
+            cfg.model.n_mels = cfg.mel.n_mels;
+        }
+        FrontEnd::validate(&cfg).map_err(|e| bad(e.to_string()))?;
+        Ok(cfg)
+    }
+
     /// The rate audio must be at.
     pub fn rate(&self) -> SampleRate {
         SampleRate(self.mel.sample_rate)
@@ -337,6 +379,30 @@ mod tests {
         assert_eq!(cfg.phase_shifts(9_500, 4), vec![0, 1000]);
         assert_eq!(cfg.phase_shifts(8_000, 4), vec![0]);
         assert_eq!(cfg.phase_shifts(24_000, 0), vec![0]);
+    }
+
+    #[test]
+    fn a_config_file_fills_in_defaults_and_matches_the_encoder_to_the_bands() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let c = FingerprintConfig::from_file(&write("m.toml", "[mel]\nn_mels = 128\n")).unwrap();
+        assert_eq!((c.mel.n_mels, c.model.n_mels), (128, 128));
+        assert_eq!(c.model.channels, ModelConfig::default().channels);
+        let wide = "[model]\nchannels = [32, 64, 128, 256, 512, 512, 1024, 1024]\n";
+        let c = FingerprintConfig::from_file(&write("w.toml", wide)).unwrap();
+        assert_eq!((c.mel.n_mels, c.model.channels[7]), (64, 1024));
+        // An encoder wider than the front end, or an unknown field, is refused naming the file.
+        for (name, text) in
+            [("bad.toml", "[model]\nn_mels = 128\n"), ("typo.toml", "[mel]\nnmels = 128\n")]
+        {
+            let err = FingerprintConfig::from_file(&write(name, text)).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+            assert!(name != "typo.toml" || err.contains("mel.nmels"), "{err}");
+        }
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct FingerprintArgs {
     /// fields left out keep the default recipe's values.
     #[arg(long, value_name = "FILE")]
     degrade: Option<PathBuf>,
+    /// The model to train as TOML (a card's `[config]` table or part of it, e.g. `[mel]
+    /// n_mels = 128` or `[model] channels = [...]`); left out: the default model's config.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// What the run is scored by every --val-every steps: `builtin` (400 degraded 1 s queries
     /// among 600 s of held-out audio, a second each) or `table6` (`eval fingerprint`'s Table 6
     /// under `all` at 1 and 3 s among 5.3 h of reference, what the targets are judged on; ~30 s
@@ -116,6 +120,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.schedule_steps = a.schedule_steps;
     opts.memory = a.memory;
     opts.init = a.init;
+    if let Some(file) = &a.config {
+        opts.fingerprint = aniprint::fingerprint::FingerprintConfig::from_file(file)?;
+    }
     if let Some(file) = &a.degrade {
         opts.degrade = train::Degrade::from_file(file)?;
     }

@@ -1114,7 +1114,7 @@ fn provenance(
     training.insert(
         "command".into(),
         format!(
-            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --lr {} --seed {}{}{}{}{}",
+            "aniprint train fingerprint --corpus DIR --steps {} --batch {} --lr {} --seed {}{}{}{}{}{}",
             opts.steps,
             opts.batch_pairs,
             opts.lr,
@@ -1123,6 +1123,11 @@ fn provenance(
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
             opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
             degrade_flags(&opts.degrade),
+            if opts.fingerprint == FingerprintConfig::default() {
+                ""
+            } else {
+                " --config FILE (the card's [config] table)"
+            },
         )
         .into(),
     );
