@@ -76,23 +76,36 @@ fn overlay(
 }
 
 impl FingerprintConfig {
-    /// Reads a config from TOML (the `[config]` table of a model card, or any part of it:
-    /// fields left out keep the default model's), checked as [`FrontEnd::validate`] does. A
-    /// file that gives `mel.n_mels` but not `model.n_mels` gets the encoder matched to it.
+    /// Reads a config from TOML (a model card, its `[config]` table, or any part of it: fields
+    /// left out keep the default model's), checked as [`FrontEnd::validate`] does. A file that
+    /// gives `mel.n_mels` (or `segment`, `mel.hop`) but not the encoder's `model.n_mels`
+    /// (`model.n_frames`) gets the encoder sized to match.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-        let given: toml::Table = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        let mut given: toml::Table =
+            toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        // A whole model card works too: its [config] table is the config.
+        if let Some(toml::Value::Table(config)) = given.remove("config") {
+            given = config;
+        }
         let gives = |outer: &str, key: &str| {
             given.get(outer).and_then(|t| t.as_table()).is_some_and(|t| t.contains_key(key))
         };
-        let match_encoder = gives("mel", "n_mels") && !gives("model", "n_mels");
+        // Front-end sizes given alone size the encoder to match.
+        let match_bands = gives("mel", "n_mels") && !gives("model", "n_mels");
+        let match_frames =
+            (given.contains_key("segment") || gives("mel", "hop")) && !gives("model", "n_frames");
         let mut merged = toml::Table::try_from(Self::default()).map_err(|e| bad(e.to_string()))?;
         overlay(&mut merged, given, "").map_err(bad)?;
-        let mut cfg: Self =
-            merged.try_into().map_err(|e: toml::de::Error| bad(e.message().to_string()))?;
-        if match_encoder {
+        let mut cfg: Self = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string().trim_end().to_string()))?;
+        if match_bands {
             cfg.model.n_mels = cfg.mel.n_mels;
+        }
+        if match_frames && cfg.mel.hop > 0 {
+            cfg.model.n_frames = 1 + cfg.segment / cfg.mel.hop;
         }
         FrontEnd::validate(&cfg).map_err(|e| bad(e.to_string()))?;
         Ok(cfg)
@@ -158,6 +171,15 @@ impl FrontEnd {
                 "fingerprint config: the encoder takes {}x{} patches but the front end gives {}x{}",
                 cfg.model.n_mels, cfg.model.n_frames, cfg.mel.n_mels, frames
             )));
+        }
+        if !(cfg.range_db.is_finite() && cfg.range_db > 0.0) {
+            return Err(Error::Invalid(format!(
+                "fingerprint config: range_db {} must be above 0 dB",
+                cfg.range_db
+            )));
+        }
+        if let Some(problem) = cfg.model.problem() {
+            return Err(Error::Invalid(format!("fingerprint config: encoder: {problem}")));
         }
         Ok(())
     }
@@ -395,10 +417,23 @@ mod tests {
         let wide = "[model]\nchannels = [32, 64, 128, 256, 512, 512, 1024, 1024]\n";
         let c = FingerprintConfig::from_file(&write("w.toml", wide)).unwrap();
         assert_eq!((c.mel.n_mels, c.model.channels[7]), (64, 1024));
-        // An encoder wider than the front end, or an unknown field, is refused naming the file.
-        for (name, text) in
-            [("bad.toml", "[model]\nn_mels = 128\n"), ("typo.toml", "[mel]\nnmels = 128\n")]
-        {
+        let both = "[mel]\nn_mels = 128\n[model]\nn_mels = 64\n";
+        let c = FingerprintConfig::from_file(&write("both.toml", both)).unwrap();
+        assert_eq!((c.mel.n_mels, c.model.n_mels), (128, 64));
+        // A whole model card gives its [config].
+        let card = models_dir().join(DEFAULT_MODEL).join("card.toml");
+        assert_eq!(
+            FingerprintConfig::from_file(&card).unwrap(),
+            read_card(card.parent().unwrap()).unwrap().config
+        );
+        // An encoder wider than the front end, one that does not reach 1x1, or an unknown
+        // field is refused naming the file.
+        for (name, text) in [
+            ("bad.toml", "[model]\nn_mels = 128\n"),
+            ("typo.toml", "[mel]\nnmels = 128\n"),
+            ("big.toml", "[mel]\nn_mels = 512\n"),
+            ("dim.toml", "[model]\ndim = 0\n"),
+        ] {
             let err = FingerprintConfig::from_file(&write(name, text)).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
             assert!(name != "typo.toml" || err.contains("mel.nmels"), "{err}");

@@ -144,6 +144,8 @@ fn a_tiny_training_run_lowers_the_loss_and_resumes() {
     let last: f64 = losses[losses.len() - 5..].iter().sum::<f64>() / 5.0;
     assert!(last < first - 0.1, "loss went {first:.3} -> {last:.3}");
     assert!(dir.path().join("model/weights.safetensors").is_file());
+    let card = std::fs::read_to_string(dir.path().join("model/card.toml")).unwrap();
+    assert!(card.contains("val_top1_1s_noise_reverb_mp3"), "{card}");
     // Resuming a finished run does nothing more and reports the same state.
     let again = train::train(&opts, &corpus, &NoProgress).unwrap();
     assert_eq!(again.step, state.step);
@@ -232,7 +234,16 @@ fn table6_validation_scores_a_run_and_names_itself_in_the_card() {
     assert!(state.history.iter().all(|&(_, h)| (0.0..=1.0).contains(&h)));
     let card = std::fs::read_to_string(dir.path().join("model/card.toml")).unwrap();
     assert!(card.contains("val_table6_all_top1_mean"), "{card}");
+    assert!(card.contains("--val table6 --val-queries 30"), "{card}");
     assert!(!card.contains("val_top1_1s_noise_reverb_mp3"), "{card}");
+    // Resuming that state with another validation or model shape is refused, naming the flag.
+    opts.steps = 6;
+    let err = train::train(&opts, &corpus, &NoProgress).unwrap_err().to_string();
+    assert!(err.contains("run.toml") && err.contains("--val"), "{err}");
+    let mut other = opts.clone();
+    other.fingerprint.model.head_hidden = 4;
+    let err = train::train_validated(&other, &corpus, &NoProgress, &v).unwrap_err().to_string();
+    assert!(err.contains("--config") && !err.contains("--val"), "{err}");
 }
 
 /// Cancels once `.0` steps are done.

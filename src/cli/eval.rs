@@ -69,7 +69,7 @@ pub struct FingerprintArgs {
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// With --corpus: hours of training packages added to the index as distractors.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = eval::DEFAULT_DISTRACTOR_HOURS)]
     distractor_hours: f64,
     /// Decoded-audio cache for --corpus (shared with training).
     #[arg(long, default_value = "../train-state/fingerprint/cache")]

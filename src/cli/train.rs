@@ -69,12 +69,12 @@ pub struct FingerprintArgs {
     #[arg(long)]
     max_shift_s: Option<f32>,
     /// The positives' degradation recipe as TOML (fields of `Degrade`: p_noise, snr_db = [lo,
-    /// hi], p_reverb, rt60_s, p_codec, p_leak, leak_snr_db, p_band, gain_db, max_shift_s);
-    /// fields left out keep the default recipe's values.
+    /// hi], p_reverb, rt60_s, p_codec, p_leak, leak_snr_db, p_band, gain_db, max_shift_s; or a
+    /// model card with a [training.degrade] table); fields left out keep the default's.
     #[arg(long, value_name = "FILE")]
     degrade: Option<PathBuf>,
-    /// The model to train as TOML (a card's `[config]` table or part of it, e.g. `[mel]
-    /// n_mels = 128` or `[model] channels = [...]`); left out: the default model's config.
+    /// The model to train as TOML (a model card, its `[config]` table or any part of it, e.g.
+    /// `[mel] n_mels = 128` or `[model] channels = [...]`); left out: the default model's.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// What the run is scored by every --val-every steps: `builtin` (400 degraded 1 s queries
@@ -128,6 +128,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     if let Some(shift) = a.max_shift_s {
         opts.degrade.max_shift_s = shift;
+        opts.degrade.validate().map_err(|e| anyhow::anyhow!("--max-shift-s: {e}"))?;
     }
     let bar = ctx.multi.add(ProgressBar::new(0));
     bar.set_style(
@@ -154,8 +155,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let state = match a.val {
         ValKind::Builtin => train::train(&opts, &corpus, &sink)?,
         ValKind::Table6 => {
-            // The distractor hours of `eval fingerprint`'s default.
-            let v = eval::Table6Validation::new(&corpus, rate, 3.0, a.val_queries, vec![1.0, 3.0]);
+            let hours = eval::DEFAULT_DISTRACTOR_HOURS;
+            let v =
+                eval::Table6Validation::new(&corpus, rate, hours, a.val_queries, vec![1.0, 3.0]);
             train::train_validated(&opts, &corpus, &sink, &v)?
         }
     };

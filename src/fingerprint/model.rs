@@ -43,6 +43,26 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// Why this encoder cannot be built or cannot end in one embedding per patch, if so.
+    pub fn problem(&self) -> Option<String> {
+        let Some(&last) = self.channels.last() else { return Some("no blocks".into()) };
+        if self.dim == 0 || self.head_hidden == 0 || self.channels.contains(&0) {
+            return Some("widths and dims must be above 0".into());
+        }
+        if last % self.dim != 0 {
+            return Some(format!("last block width {last} is not a multiple of dim {}", self.dim));
+        }
+        if self.shapes().last() != Some(&(1, 1)) {
+            return Some(format!(
+                "{} stride-2 blocks do not reduce a {}x{} patch to 1x1",
+                self.channels.len(),
+                self.n_mels,
+                self.n_frames
+            ));
+        }
+        None
+    }
+
     /// Output (freq, time) size after each block: stride 2 on an axis while it is above 1.
     pub fn shapes(&self) -> Vec<(usize, usize)> {
         let mut hw = (self.n_mels, self.n_frames);

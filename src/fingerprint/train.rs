@@ -335,41 +335,57 @@ impl Default for Degrade {
 }
 
 impl Degrade {
-    /// Reads a recipe from a TOML file (see [`Degrade`]), checking that every probability is
-    /// in [0, 1] and every range is ordered.
+    /// Reads a recipe from a TOML file (see [`Degrade`]; a model card's `[training.degrade]`
+    /// table works too), checked by [`Degrade::validate`].
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-        let d: Self = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        if let Some(toml::Value::Table(mut training)) = table.remove("training")
+            && let Some(toml::Value::Table(d)) = training.remove("degrade")
+        {
+            table = d;
+        }
+        let d: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| bad(e.to_string().trim_end().to_string()))?;
+        d.validate().map_err(bad)?;
+        Ok(d)
+    }
+
+    /// Why this recipe cannot be drawn from, if so: probabilities in [0, 1], ranges finite and
+    /// ordered, rooms with a positive RT60, a shift of at most 1 s.
+    pub fn validate(&self) -> std::result::Result<(), String> {
         for (name, p) in [
-            ("p_codec", d.p_codec),
-            ("p_leak", d.p_leak),
-            ("p_reverb", d.p_reverb),
-            ("p_noise", d.p_noise),
-            ("p_band", d.p_band),
+            ("p_codec", self.p_codec),
+            ("p_leak", self.p_leak),
+            ("p_reverb", self.p_reverb),
+            ("p_noise", self.p_noise),
+            ("p_band", self.p_band),
         ] {
             if !(0.0..=1.0).contains(&p) {
-                return Err(bad(format!("{name} = {p} is not a probability")));
+                return Err(format!("{name} = {p} is not a probability"));
             }
         }
         for (name, (lo, hi)) in [
-            ("leak_snr_db", d.leak_snr_db),
-            ("rt60_s", d.rt60_s),
-            ("snr_db", d.snr_db),
-            ("gain_db", d.gain_db),
+            ("leak_snr_db", self.leak_snr_db),
+            ("rt60_s", self.rt60_s),
+            ("snr_db", self.snr_db),
+            ("gain_db", self.gain_db),
         ] {
-            // NaN bounds are refused too.
-            if lo.partial_cmp(&hi).is_none_or(|o| o.is_gt()) {
-                return Err(bad(format!("{name} = [{lo}, {hi}] is not an ordered range")));
+            // Drawing from an infinite or reversed range panics mid-batch; NaN fails here too.
+            if !(lo.is_finite() && hi.is_finite() && (hi - lo).is_finite() && lo <= hi) {
+                return Err(format!("{name} = [{lo}, {hi}] is not a finite, ordered range"));
             }
         }
-        if !(0.0..=1.0).contains(&d.max_shift_s) {
-            return Err(bad(format!("max_shift_s = {} is outside 0-1 s", d.max_shift_s)));
+        if self.rt60_s.0 <= 0.0 {
+            return Err("rt60_s must be above 0 s".into());
         }
-        if d.rt60_s.0 <= 0.0 {
-            return Err(bad("rt60_s must be above 0 s".into()));
+        if !(0.0..=1.0).contains(&self.max_shift_s) {
+            return Err(format!("max_shift_s = {} is outside 0-1 s", self.max_shift_s));
         }
-        Ok(d)
+        Ok(())
     }
 
     /// The training recipe (broader than evaluation, so the model sees the eval conditions and
@@ -648,7 +664,8 @@ pub struct TrainState {
     pub elapsed_s: f64,
     /// Smoothed training loss.
     pub loss: f64,
-    /// Last validation Top-1 (1 s queries, eval degradations), 0..1.
+    /// Last validation score, 0..1 (what the run's [`Validator`] measures; the built-in one:
+    /// Top-1 of degraded 1 s queries).
     pub val_top1: f64,
     /// Validation history: (step, top1).
     pub history: Vec<(usize, f64)>,
@@ -716,6 +733,10 @@ pub trait Validator {
     fn describe(&self) -> String;
     /// The score's key among the model card's metrics.
     fn metric(&self) -> &'static str;
+    /// The `train fingerprint` flags that choose this validation ("" for the built-in one).
+    fn flags(&self) -> String {
+        String::new()
+    }
     /// The score of `fp` (higher is better).
     fn score(&self, fp: &Fingerprinter) -> Result<f64>;
 }
@@ -837,6 +858,15 @@ pub fn train_validated(
     let mut state = TrainState::default();
     let memory_path = opts.state.join("memory.safetensors");
     let mut memory = Memory::new(opts.memory, opts.fingerprint.model.dim);
+    let run = RunRecord {
+        fingerprint: opts.fingerprint.clone(),
+        degrade: opts.degrade.clone(),
+        validation: validator.metric().to_string(),
+    };
+    // Before loading: a checkpoint of another shape would fail there with a less clear error.
+    if paths.weights.is_file() && paths.state.is_file() {
+        run.check(&opts.state)?;
+    }
     if let Some(saved) = crate::optim::load_checkpoint(&map, &mut adam, &paths, &device)? {
         state = saved;
         tracing::info!("resuming at step {}", state.step);
@@ -847,6 +877,7 @@ pub fn train_validated(
         init_from(&map, init, &opts.fingerprint)?;
         tracing::info!("starting from {}", init.display());
     }
+    run.save(&opts.state)?;
     let sampler = Sampler::new(&corpus.train);
     tracing::info!("validation: {}", validator.describe());
     let cfg = &opts.fingerprint;
@@ -1060,6 +1091,56 @@ fn init_from(map: &VarMap, dir: &Path, cfg: &FingerprintConfig) -> Result<()> {
     Ok(())
 }
 
+/// What a run in a state folder was started with (`run.toml`), so that resuming it with
+/// another model shape, recipe or validation is refused instead of mixing the two.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct RunRecord {
+    fingerprint: FingerprintConfig,
+    degrade: Degrade,
+    validation: String,
+}
+
+impl RunRecord {
+    const FILE: &'static str = "run.toml";
+
+    /// Refuses a resume whose settings differ from the recorded ones (a state folder from
+    /// before the record was kept passes).
+    fn check(&self, state: &Path) -> Result<()> {
+        let path = state.join(Self::FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let saved: Self = toml::from_str(&text)
+            .map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })?;
+        let differs = [
+            (saved.fingerprint != self.fingerprint, "--config (the model shape)"),
+            (saved.degrade != self.degrade, "--degrade / --max-shift-s (the recipe)"),
+            (saved.validation != self.validation, "--val (the validation)"),
+        ];
+        let what: Vec<&str> = differs.iter().filter(|d| d.0).map(|d| d.1).collect();
+        if what.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config {
+            path,
+            reason: format!(
+                "this checkpoint was trained with another {}; resume it with the flags it \
+                 started with, or give a new --state",
+                what.join(", ")
+            ),
+        })
+    }
+
+    fn save(&self, state: &Path) -> Result<()> {
+        let path = state.join(Self::FILE);
+        let text = toml::to_string(self)
+            .map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })?;
+        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+    }
+}
+
 /// The command-line flags that give `d` (none for the default recipe).
 fn degrade_flags(d: &Degrade) -> String {
     let default = Degrade::train();
@@ -1108,7 +1189,11 @@ fn provenance(
     data.insert("validation".into(), pkgs(&corpus.val));
     data.insert(
         "rooms".into(),
-        "synthetic impulse responses (exponentially decaying noise, RT60 0.2-1.0 s)".into(),
+        format!(
+            "synthetic impulse responses (exponentially decaying noise, RT60 {}-{} s)",
+            opts.degrade.rt60_s.0, opts.degrade.rt60_s.1
+        )
+        .into(),
     );
     let mut training = toml::Table::new();
     training.insert(
@@ -1122,7 +1207,7 @@ fn provenance(
             if opts.memory > 0 { format!(" --memory {}", opts.memory) } else { String::new() },
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
             opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
-            degrade_flags(&opts.degrade),
+            degrade_flags(&opts.degrade) + &validator.flags(),
             if opts.fingerprint == FingerprintConfig::default() {
                 ""
             } else {
@@ -1151,7 +1236,7 @@ fn provenance(
     if opts.degrade != Degrade::train()
         && let Ok(toml::Value::Table(t)) = toml::Value::try_from(&opts.degrade)
     {
-        training.insert("degrade".into(), toml::Value::Table(t));
+        training.insert("degrade".into(), crate::optim::round_floats(toml::Value::Table(t)));
     }
     let mut metrics = toml::Table::new();
     metrics.insert(validator.metric().into(), state.val_top1.into());
@@ -1261,6 +1346,11 @@ mod tests {
             let err = Degrade::from_file(&path).unwrap_err().to_string();
             assert!(err.contains(name) && err.contains(says), "{err}");
         }
+        // A card's [training.degrade] is read from the whole card.
+        let card = write("card.toml", "name = \"x\"\n[training.degrade]\np_codec = 0.9\n");
+        assert_eq!(Degrade::from_file(&card).unwrap().p_codec, 0.9);
+        let inf = Degrade { snr_db: (0.0, f32::INFINITY), ..Degrade::train() };
+        assert!(inf.validate().unwrap_err().contains("snr_db"));
         let missing = dir.path().join("missing.toml");
         assert!(Degrade::from_file(&missing).unwrap_err().to_string().contains("missing.toml"));
     }

@@ -625,19 +625,7 @@ pub fn train(opts: &TrainOptions, corpus: &Corpus, progress: &dyn Progress) -> R
     Ok(state)
 }
 
-/// Floats in a card rounded to 4 decimals (f32 settings otherwise print as 0.30000001192092896).
-pub fn round_floats(v: toml::Value) -> toml::Value {
-    match v {
-        toml::Value::Float(f) => toml::Value::Float((f * 1e4).round() / 1e4),
-        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(round_floats).collect()),
-        toml::Value::Table(t) => {
-            toml::Value::Table(t.into_iter().map(|(k, v)| (k, round_floats(v))).collect())
-        }
-        other => other,
-    }
-}
-
-pub use crate::optim::{write_card, write_model};
+pub use crate::optim::{round_floats, write_card, write_model};
 
 fn provenance(
     opts: &TrainOptions,
