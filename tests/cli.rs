@@ -566,3 +566,27 @@ fn a_file_that_disappears_mid_batch_fails_alone() {
     );
     assert_eq!(episodes(&cat).len(), files.len() - 1);
 }
+
+#[test]
+fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let missing = tmp.path().join("no-corpus");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "p_codec = 2.0\n").unwrap();
+    let wide = tmp.path().join("wide.toml");
+    std::fs::write(&wide, "[mel]\nn_mels = 512\n").unwrap();
+    let base = ["train", "fingerprint", "--corpus", missing.to_str().unwrap()];
+    for (extra, says) in [
+        (vec!["--val-queries", "10"], "--val-queries is for --val table6".to_string()),
+        (vec!["--degrade", bad.to_str().unwrap()], format!("{}: p_codec", bad.display())),
+        (vec!["--max-shift-s", "5"], "--max-shift-s: max_shift_s = 5".to_string()),
+        (vec!["--config", wide.to_str().unwrap()], format!("{}", wide.display())),
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let r = run(&cat, &args);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(r.stderr.contains(&says), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("no-corpus"), "{args:?} got as far as the corpus: {}", r.stderr);
+    }
+}

@@ -83,9 +83,9 @@ pub struct FingerprintArgs {
     /// each on 2 cores).
     #[arg(long, value_enum, default_value_t = ValKind::Builtin)]
     val: ValKind,
-    /// Queries per length of `--val table6`.
-    #[arg(long, default_value_t = 500)]
-    val_queries: usize,
+    /// Queries per length of `--val table6` (default 500).
+    #[arg(long)]
+    val_queries: Option<usize>,
     /// Train on CUDA (needs a build with `--features cuda`).
     #[arg(long)]
     cuda: bool,
@@ -104,6 +104,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Fingerprint(a) => a,
         Command::Separator(a) => return super::separate::train(a, ctx),
     };
+    if a.val == ValKind::Builtin && a.val_queries.is_some() {
+        anyhow::bail!("--val-queries is for --val table6");
+    }
     let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
@@ -156,8 +159,13 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         ValKind::Builtin => train::train(&opts, &corpus, &sink)?,
         ValKind::Table6 => {
             let hours = eval::DEFAULT_DISTRACTOR_HOURS;
-            let v =
-                eval::Table6Validation::new(&corpus, rate, hours, a.val_queries, vec![1.0, 3.0]);
+            let v = eval::Table6Validation::new(
+                &corpus,
+                rate,
+                hours,
+                a.val_queries.unwrap_or(500),
+                vec![1.0, 3.0],
+            );
             train::train_validated(&opts, &corpus, &sink, &v)?
         }
     };
