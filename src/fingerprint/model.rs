@@ -202,14 +202,10 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// Build the encoder, taking (or creating, for a `VarMap`-backed builder) its parameters.
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> candle_core::Result<Self> {
-        let last =
-            *cfg.channels.last().ok_or_else(|| candle_core::Error::Msg("no blocks".into()))?;
-        if last % cfg.dim != 0 {
-            return Err(candle_core::Error::Msg(format!(
-                "last block width {last} is not a multiple of the embedding dim {}",
-                cfg.dim
-            )));
+        if let Some(problem) = cfg.problem() {
+            return Err(candle_core::Error::Msg(problem));
         }
+        let last = cfg.channels.last().copied().unwrap_or_default();
         let mut blocks = Vec::with_capacity(cfg.channels.len());
         let mut c_in = 1;
         for (i, &c) in cfg.channels.iter().enumerate() {
