@@ -68,6 +68,21 @@ impl Default for Config {
     }
 }
 
+/// Reads the TOML file `path` as `T`; an error names the file (and toml's key and line).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| toml_error(path, &e))
+}
+
+/// `table` (read from `path`) as `T`; an error names the file.
+pub fn from_table<T: serde::de::DeserializeOwned>(table: toml::Table, path: &Path) -> Result<T> {
+    table.try_into().map_err(|e: toml::de::Error| toml_error(path, &e))
+}
+
+fn toml_error(path: &Path, e: &toml::de::Error) -> Error {
+    Error::Config { path: path.into(), reason: e.to_string().trim_end().to_string() }
+}
+
 impl Config {
     /// Load `path` over the defaults; a missing file gives the defaults.
     pub fn load(path: &Path) -> Result<Self> {

@@ -393,12 +393,9 @@ pub fn evaluate(
             }
         }
     }
-    let secs = |v: &[&Source]| {
-        v.iter().map(|s| s.clean.len() as f64).sum::<f64>() / f64::from(rate.0) / 3600.0
-    };
     Ok(Report {
         model: fp.card().name.clone(),
-        reference_hours: secs(&all),
+        reference_hours: Corpus::seconds(&all, rate) / 3600.0,
         query_hours: Corpus::seconds(queries_from, rate) / 3600.0,
         reference_segments: n_ref,
         rows,
@@ -437,6 +434,7 @@ pub struct Table6Validation<'a> {
     queries_from: &'a [Source],
     distractors: Vec<&'a Source>,
     noise: Vec<&'a Source>,
+    rate: SampleRate,
     opts: EvalOptions,
 }
 
@@ -462,15 +460,12 @@ impl<'a> Table6Validation<'a> {
             seed: VALIDATION_SEED,
             ..EvalOptions::default()
         };
-        Self { queries_from: &corpus.val, distractors, noise, opts }
+        Self { queries_from: &corpus.val, distractors, noise, rate, opts }
     }
 }
 
 impl crate::fingerprint::train::Validator for Table6Validation<'_> {
     fn describe(&self) -> String {
-        let hours = |v: &[&Source]| {
-            v.iter().map(|s| s.clean.len() as f64 / f64::from(s.rate.0)).sum::<f64>() / 3600.0
-        };
         let lengths: Vec<String> = self.opts.lengths.iter().map(|l| format!("{l}")).collect();
         let refs: Vec<&Source> =
             self.queries_from.iter().chain(self.distractors.iter().copied()).collect();
@@ -479,7 +474,7 @@ impl crate::fingerprint::train::Validator for Table6Validation<'_> {
              among {:.2} h of reference",
             self.opts.queries,
             lengths.join("/"),
-            hours(&refs)
+            Corpus::seconds(&refs, self.rate) / 3600.0
         )
     }
 

@@ -82,10 +82,8 @@ impl FingerprintConfig {
     /// gives `mel.n_mels` (or `segment`, `mel.hop`) but not the encoder's `model.n_mels`
     /// (`model.n_frames`) gets the encoder sized to match.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-        let mut given: toml::Table =
-            toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        let mut given: toml::Table = crate::config::read_toml(path)?;
         // A whole model card works too: its [config] table is the config.
         if let Some(toml::Value::Table(config)) = given.remove("config") {
             given = config;
@@ -99,9 +97,7 @@ impl FingerprintConfig {
             (given.contains_key("segment") || gives("mel", "hop")) && !gives("model", "n_frames");
         let mut merged = toml::Table::try_from(Self::default()).map_err(|e| bad(e.to_string()))?;
         overlay(&mut merged, given, "").map_err(bad)?;
-        let mut cfg: Self = merged
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(e.to_string().trim_end().to_string()))?;
+        let mut cfg: Self = crate::config::from_table(merged, path)?;
         if match_bands {
             cfg.model.n_mels = cfg.mel.n_mels;
         }
@@ -288,9 +284,7 @@ pub fn models_dir() -> PathBuf {
 
 /// Read a model card.
 pub fn read_card(dir: &Path) -> Result<ModelCard> {
-    let path = dir.join("card.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    toml::from_str(&text).map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })
+    crate::config::read_toml(&dir.join("card.toml"))
 }
 
 impl Fingerprinter {

@@ -58,9 +58,7 @@ pub struct ModelCard {
 
 /// Read `dir/card.toml`.
 pub fn read_card(dir: &Path) -> Result<ModelCard> {
-    let path = dir.join("card.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    toml::from_str(&text).map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })
+    crate::config::read_toml(&dir.join("card.toml"))
 }
 
 /// How inference cuts a long signal (all in STFT frames, multiples of 32 for the default model).

@@ -79,8 +79,8 @@ pub struct Corpus {
 
 impl Corpus {
     /// Total seconds in a split.
-    pub fn seconds(sources: &[Source], rate: SampleRate) -> f64 {
-        sources.iter().map(|s| s.clean.len() as f64).sum::<f64>() / f64::from(rate.0)
+    pub fn seconds(sources: &[impl Borrow<Source>], rate: SampleRate) -> f64 {
+        sources.iter().map(|s| s.borrow().clean.len() as f64).sum::<f64>() / f64::from(rate.0)
     }
 }
 
@@ -338,19 +338,14 @@ impl Degrade {
     /// Reads a recipe from a TOML file (see [`Degrade`]; a model card's `[training.degrade]`
     /// table works too), checked by [`Degrade::validate`].
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-        let mut table: toml::Table =
-            toml::from_str(&text).map_err(|e| bad(e.to_string().trim_end().to_string()))?;
+        let mut table: toml::Table = crate::config::read_toml(path)?;
         if let Some(toml::Value::Table(mut training)) = table.remove("training")
             && let Some(toml::Value::Table(d)) = training.remove("degrade")
         {
             table = d;
         }
-        let d: Self = table
-            .try_into()
-            .map_err(|e: toml::de::Error| bad(e.to_string().trim_end().to_string()))?;
-        d.validate().map_err(bad)?;
+        let d: Self = crate::config::from_table(table, path)?;
+        d.validate().map_err(|reason| Error::Config { path: path.to_path_buf(), reason })?;
         Ok(d)
     }
 
@@ -1107,13 +1102,10 @@ impl RunRecord {
     /// before the record was kept passes).
     fn check(&self, state: &Path) -> Result<()> {
         let path = state.join(Self::FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let saved: Self = toml::from_str(&text)
-            .map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })?;
+        if !path.is_file() {
+            return Ok(());
+        }
+        let saved: Self = crate::config::read_toml(&path)?;
         let differs = [
             (saved.fingerprint != self.fingerprint, "--config (the model shape)"),
             (saved.degrade != self.degrade, "--degrade / --max-shift-s (the recipe)"),
