@@ -119,6 +119,13 @@ pub struct Row {
     pub top3_exact: f64,
     /// Top-10 exact, percent.
     pub top10_exact: f64,
+    /// Distance from each query segment to the nearest stored segment the search found: 10th,
+    /// 50th and 90th percentile (unit vectors: 0 = same, 2 = opposite). What decides whether
+    /// an approximate search keeps up with the exact one.
+    pub nearest_distance: [f32; 3],
+    /// Share of query segments that got arroy's second pass (`ann` rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried: Option<f64>,
 }
 
 /// The whole evaluation.
@@ -145,11 +152,12 @@ impl Report {
         );
         s.push_str(
             "search  condition  length  queries  top1-exact  top1-near  top1-same  top3-exact  \
-             top10-exact\n",
+             top10-exact  nearest-d(p50)  retried\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "{:<7} {:<9} {:>5.0} s {:>8} {:>10.1}% {:>9.1}% {:>9.1}% {:>10.1}% {:>11.1}%\n",
+                "{:<7} {:<9} {:>5.0} s {:>8} {:>10.1}% {:>9.1}% {:>9.1}% {:>10.1}% {:>11.1}% \
+                 {:>14.3} {:>8}\n",
                 r.search,
                 r.condition,
                 r.length_s,
@@ -158,7 +166,9 @@ impl Report {
                 r.top1_near,
                 r.top1_same_audio,
                 r.top3_exact,
-                r.top10_exact
+                r.top10_exact,
+                r.nearest_distance[1],
+                r.retried.map_or_else(|| "-".to_string(), |f| format!("{:.1}%", f * 100.0)),
             ));
         }
         s
@@ -268,6 +278,8 @@ pub fn evaluate(
             // Per search kind: Top-1 exact, Top-1 near, Top-3 exact, Top-10 exact, Top-1 same
             // audio.
             let mut counts = vec![[0usize; 5]; opts.search.len()];
+            let mut nearest = vec![Vec::new(); opts.search.len()];
+            let ann_before = ann.as_ref().map(|(index, _, _)| index.ann_counts());
             let mut done = 0;
             // Draw queries in batches so the search runs as matrix products.
             let batch = 64;
@@ -297,7 +309,9 @@ pub fn evaluate(
                     dim,
                     data: fps.iter().flatten().flat_map(|(_, f)| f.data.iter().copied()).collect(),
                 };
-                for (kind, counts) in opts.search.iter().zip(counts.iter_mut()) {
+                for ((kind, counts), nearest) in
+                    opts.search.iter().zip(counts.iter_mut()).zip(nearest.iter_mut())
+                {
                     // One list of hits per query segment, all queries in order.
                     let seg_hits: Vec<Vec<Hit>> = match (kind, &ann) {
                         (SearchKind::Ann, Some((index, key, _))) => {
@@ -310,6 +324,7 @@ pub fn evaluate(
                             sims.iter().map(|r| top_hits(r, opts.top_k, &owner, &names)).collect()
                         }
                     };
+                    nearest.extend(seg_hits.iter().filter_map(|h| h.first().map(|h| h.distance)));
                     let mut seg_hits = seg_hits.into_iter();
                     for ((si, start, _), phased) in qs.iter().zip(&fps) {
                         let voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
@@ -378,7 +393,15 @@ pub fn evaluate(
                 progress.check()?;
             }
             let pct = |c: usize| 100.0 * c as f64 / opts.queries.max(1) as f64;
-            for (kind, counts) in opts.search.iter().zip(&counts) {
+            let retried = ann.as_ref().zip(ann_before).map(|((index, _, _), (s0, r0))| {
+                let (s1, r1) = index.ann_counts();
+                (r1 - r0) as f64 / (s1 - s0).max(1) as f64
+            });
+            for ((kind, counts), nearest) in opts.search.iter().zip(&counts).zip(&mut nearest) {
+                nearest.sort_by(f32::total_cmp);
+                let at = |p: f64| {
+                    nearest.get(((nearest.len() as f64 - 1.0) * p).round() as usize).copied()
+                };
                 rows.push(Row {
                     search: kind.as_str().to_string(),
                     condition: cname.clone(),
@@ -389,6 +412,8 @@ pub fn evaluate(
                     top1_same_audio: pct(counts[4]),
                     top3_exact: pct(counts[2]),
                     top10_exact: pct(counts[3]),
+                    nearest_distance: [0.1, 0.5, 0.9].map(|p| at(p).unwrap_or(f32::NAN)),
+                    retried: retried.filter(|_| *kind == SearchKind::Ann),
                 });
             }
         }

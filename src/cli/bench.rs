@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use aniprint::index::IndexOptions;
 use aniprint::index::bench::{self as search_bench, SearchBenchConfig};
 use aniprint::media::{DecodeOptions, decode};
 
@@ -45,6 +46,17 @@ pub enum Command {
         /// arroy search_k values to try.
         #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000")]
         search_k: Vec<usize>,
+        /// Second-pass search_k for query segments whose nearest first-pass candidate is
+        /// farther than --retry-distance (0: none).
+        #[arg(long, default_value_t = IndexOptions::default().retry_search_k)]
+        retry_search_k: usize,
+        /// Distance over which a query segment gets the second pass.
+        #[arg(long, default_value_t = IndexOptions::default().retry_distance)]
+        retry_distance: f32,
+        /// Norm of the noise that turns a stored vector into a query segment (0.75: cosine
+        /// ~0.8 to it).
+        #[arg(long, default_value_t = SearchBenchConfig::default().query_noise)]
+        query_noise: f32,
         /// Directory for the benchmark catalog (default: a temporary one).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -148,7 +160,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 peak_rss_mib()
             )?;
         }
-        Command::Search { vectors, search_k, dir } => {
+        Command::Search { vectors, search_k, retry_search_k, retry_distance, query_noise, dir } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -157,8 +169,13 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     tmp.path().to_path_buf()
                 }
             };
-            let cfg =
-                SearchBenchConfig { vectors, search_ks: search_k, ..SearchBenchConfig::default() };
+            let cfg = SearchBenchConfig {
+                vectors,
+                search_ks: search_k,
+                query_noise,
+                options: IndexOptions { retry_search_k, retry_distance, ..IndexOptions::default() },
+                ..SearchBenchConfig::default()
+            };
             let bar = ctx.multi.add(indicatif::ProgressBar::new(0));
             let report = search_bench::run(&dir, &cfg, &BarSink(bar.clone()))?;
             bar.finish_and_clear();

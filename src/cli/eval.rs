@@ -98,6 +98,13 @@ pub struct FingerprintArgs {
     /// arroy trees for --search ann (default: arroy's choice for the index size).
     #[arg(long)]
     n_trees: Option<usize>,
+    /// Second-pass search_k for query segments whose nearest first-pass candidate is farther
+    /// than --retry-distance (0: no second pass).
+    #[arg(long)]
+    retry_search_k: Option<usize>,
+    /// Distance over which a query segment gets the second pass.
+    #[arg(long)]
+    retry_distance: Option<f32>,
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
@@ -160,6 +167,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             n_trees: a.n_trees,
+            retry_search_k: a.retry_search_k.unwrap_or(IndexOptions::default().retry_search_k),
+            retry_distance: a.retry_distance.unwrap_or(IndexOptions::default().retry_distance),
             ..IndexOptions::default()
         },
     };

@@ -105,6 +105,11 @@ pub struct Latency {
     /// Fraction of query segments whose nearest neighbour is the exact one (`None` for exact
     /// searches, or when exact was not timed).
     pub recall_at_1: Option<f64>,
+    /// Median distance from a query segment to the nearest stored segment found (compare with
+    /// `eval fingerprint`'s `nearest_distance` on real, degraded queries).
+    pub nearest_p50: f64,
+    /// Share of query segments that got arroy's second pass (`None` for exact searches).
+    pub retried: Option<f64>,
 }
 
 /// What [`run`] measured.
@@ -173,13 +178,18 @@ impl std::fmt::Display for SearchBenchReport {
         for l in &self.searches {
             write!(
                 f,
-                "{:<22} p50 {:6.2} ms  p99 {:6.2} ms  mean {:6.2} ms  clip top-1 {:5.1}%",
+                "{:<22} p50 {:6.2} ms  p99 {:6.2} ms  mean {:6.2} ms  clip top-1 {:5.1}%  \
+                 nearest d {:.3}",
                 l.name,
                 l.p50_ms,
                 l.p99_ms,
                 l.mean_ms,
-                l.top1 * 100.0
+                l.top1 * 100.0,
+                l.nearest_p50
             )?;
+            if let Some(r) = l.retried {
+                write!(f, "  retried {:.1}%", r * 100.0)?;
+            }
             match l.recall_at_1 {
                 Some(r) => writeln!(f, "  segment recall@1 {:.2}%", r * 100.0)?,
                 None => writeln!(f)?,
@@ -367,6 +377,8 @@ pub fn run(
         let mut ms = Vec::with_capacity(clips.len());
         let mut right = 0usize;
         let mut first = Vec::new();
+        let mut nearest = Vec::new();
+        let (searched0, retried0) = index.ann_counts();
         for (piece, offset, q) in &clips {
             progress.check()?;
             let t = Instant::now();
@@ -380,9 +392,12 @@ pub fn run(
                 right += 1;
             }
             first.extend(hits.iter().map(|h| h.first().map(|h| h.item)));
+            nearest.extend(hits.iter().filter_map(|h| h.first().map(|h| f64::from(h.distance))));
         }
+        let (searched, retried) = index.ann_counts();
         let mean = ms.iter().sum::<f64>() / ms.len().max(1) as f64;
         ms.sort_by(f64::total_cmp);
+        nearest.sort_by(f64::total_cmp);
         let lat = Latency {
             name,
             p50_ms: percentile(&ms, 0.5),
@@ -390,6 +405,9 @@ pub fn run(
             mean_ms: mean,
             top1: right as f64 / clips.len().max(1) as f64,
             recall_at_1: None,
+            nearest_p50: percentile(&nearest, 0.5),
+            retried: (kind == SearchKind::Ann)
+                .then(|| (retried - retried0) as f64 / (searched - searched0).max(1) as f64),
         };
         Ok(Timed { lat, first })
     };
@@ -413,7 +431,11 @@ pub fn run(
     for search_k in search_ks {
         let opts = IndexOptions { search_k, ..cfg.options.clone() };
         let handle = CatalogIndex::with_options(&catalog, opts)?;
-        let mut t = time(format!("ann (search_k {search_k})"), &handle, SearchKind::Ann)?;
+        let name = match cfg.options.retry_search_k {
+            0 => format!("ann (search_k {search_k})"),
+            r => format!("ann ({search_k}, {r} > {:.2})", cfg.options.retry_distance),
+        };
+        let mut t = time(name, &handle, SearchKind::Ann)?;
         t.lat.recall_at_1 = exact_first.as_ref().map(|ex| {
             let same = ex.iter().zip(&t.first).filter(|(a, b)| a.is_some() && a == b).count();
             same as f64 / ex.len().max(1) as f64

@@ -28,6 +28,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -77,6 +78,14 @@ pub struct IndexOptions {
     /// synthetic benchmark (10^5 clustered vectors, queries at cosine ~0.8, 30 trees) 1,000 gave
     /// 93.4% of segments the same nearest neighbour as exact, 2,000 97.8%, 4,000 99.5%.
     pub search_k: usize,
+    /// Second-pass `search_k` for query segments the first pass served badly (0: no second
+    /// pass). A random-projection forest loses a neighbour mostly when it is far from the
+    /// query (a noisy clip), and what the first pass found says so: its nearest candidate is
+    /// far too. Those segments, and only those, are searched again with this larger budget.
+    pub retry_search_k: usize,
+    /// A query segment whose nearest first-pass candidate is farther than this (Euclidean, on
+    /// unit vectors: 0 = same, 2 = opposite) gets the second pass.
+    pub retry_distance: f32,
     /// Where the exact search reads vectors from.
     pub exact_source: ExactSource,
     /// Seed of the tree-building RNG (mixed with the index generation), for reproducible forests.
@@ -85,7 +94,14 @@ pub struct IndexOptions {
 
 impl Default for IndexOptions {
     fn default() -> Self {
-        Self { n_trees: None, search_k: 4000, exact_source: ExactSource::Mapped, seed: 0x5eed }
+        Self {
+            n_trees: None,
+            search_k: 4000,
+            retry_search_k: 0,
+            retry_distance: 1.0,
+            exact_source: ExactSource::Mapped,
+            seed: 0x5eed,
+        }
     }
 }
 
@@ -169,6 +185,8 @@ pub struct CatalogIndex<C: Borrow<Catalog>> {
     dbs: Dbs,
     opts: IndexOptions,
     cache: Mutex<HashMap<u16, Arc<FlatMatrix>>>,
+    /// Query segments arroy searched, and how many of them got the second pass.
+    ann_counts: [AtomicU64; 2],
 }
 
 impl<C: Borrow<Catalog>> std::fmt::Debug for CatalogIndex<C> {
@@ -205,7 +223,14 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             dbs: Dbs { meta, registry, pieces, items, arroy },
             opts,
             cache: Mutex::new(HashMap::new()),
+            ann_counts: Default::default(),
         })
+    }
+
+    /// Query segments arroy has searched since this store was opened, and how many of them got
+    /// the second pass ([`IndexOptions::retry_search_k`]).
+    pub fn ann_counts(&self) -> (u64, u64) {
+        (self.ann_counts[0].load(Ordering::Relaxed), self.ann_counts[1].load(Ordering::Relaxed))
     }
 
     /// The catalog this store lives in.
@@ -596,9 +621,15 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 Err(e) => return Err(arroy_err(e)),
             }
         };
-        let search_k = self.opts.search_k.max(k.saturating_mul(n_trees)).max(1);
-        let search_k = NonZeroUsize::new(search_k).unwrap_or(NonZeroUsize::MIN);
+        let budget = |search_k: usize| {
+            NonZeroUsize::new(search_k.max(k.saturating_mul(n_trees)).max(1))
+                .unwrap_or(NonZeroUsize::MIN)
+        };
+        let search_k = budget(self.opts.search_k);
+        let retry = (self.opts.retry_search_k > search_k.get())
+            .then(|| (budget(self.opts.retry_search_k), self.opts.retry_distance));
         let nq = queries.len();
+        let retried = AtomicU64::new(0);
         // A query costs milliseconds: one per task balances best; long batches share a
         // transaction and reader among a few hundred.
         let chunk = (nq / (rayon::current_num_threads() * 8)).max(1);
@@ -616,8 +647,18 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 };
                 let mut out = Vec::with_capacity(qs.len() / queries.dim);
                 for q in qs.chunks_exact(queries.dim) {
-                    let found =
+                    let mut found =
                         reader.nns(k).search_k(search_k).by_vector(&rtxn, q).map_err(arroy_err)?;
+                    if let Some((retry_k, far)) = retry
+                        && found.first().is_none_or(|&(_, d)| d > far)
+                    {
+                        found = reader
+                            .nns(k)
+                            .search_k(retry_k)
+                            .by_vector(&rtxn, q)
+                            .map_err(arroy_err)?;
+                        retried.fetch_add(1, Ordering::Relaxed);
+                    }
                     let mut hits = Vec::with_capacity(found.len());
                     for (item, distance) in found {
                         if let Some((index, seg)) = dbs.resolve(&rtxn, item)?
@@ -643,6 +684,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 None => return Ok(None),
             }
         }
+        self.ann_counts[0].fetch_add(nq as u64, Ordering::Relaxed);
+        self.ann_counts[1].fetch_add(retried.into_inner(), Ordering::Relaxed);
         Ok(Some(out))
     }
 }
@@ -1039,5 +1082,50 @@ mod tests {
                 assert!((e[0].distance - a[0].distance).abs() < 1e-4);
             }
         }
+    }
+
+    /// The second pass goes to the segments whose first-pass nearest candidate is far, and
+    /// only to those: none at a distance bar no unit vector can pass, all at 0; with a budget
+    /// over the index size it recovers what a starved first pass lost.
+    #[test]
+    fn far_segments_get_the_second_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(11);
+        let dim = 64;
+        let pieces: Vec<Fingerprints> = (0..20).map(|_| piece(&mut rng, 359, dim)).collect();
+        let index = CatalogIndex::open(&cat).unwrap();
+        cat.write_txn(|w| {
+            for (i, p) in pieces.iter().enumerate() {
+                index.add_piece_in(w, &k, &format!("{i:012x}-000000000"), p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        index.build(&k).unwrap();
+        let mut data = Vec::new();
+        for _ in 0..200 {
+            let p = &pieces[rand::RngExt::random_range(&mut rng, 0..20)];
+            let row = rand::RngExt::random_range(&mut rng, 0..359);
+            data.extend(perturb(&mut rng, p.row(row), 1.0));
+        }
+        let queries = Fingerprints { dim, data };
+        let exact = index.search_batch(&k, &queries, 1, SearchKind::Exact).unwrap();
+        let recall = |opts: IndexOptions| {
+            let handle = CatalogIndex::with_options(&cat, opts).unwrap();
+            let ann = handle.search_batch(&k, &queries, 1, SearchKind::Ann).unwrap();
+            let same = exact.iter().zip(&ann).filter(|(e, a)| e[0].item == a[0].item).count();
+            (same as f64 / exact.len() as f64, handle.ann_counts())
+        };
+        let starved = IndexOptions { search_k: 50, ..IndexOptions::default() };
+        let (base, counts) = recall(starved.clone());
+        assert_eq!(counts, (200, 0));
+        let never = IndexOptions { retry_search_k: 20_000, retry_distance: 2.5, ..starved.clone() };
+        assert_eq!(recall(never), (base, (200, 0)));
+        let always = IndexOptions { retry_search_k: 20_000, retry_distance: 0.0, ..starved };
+        let (full, counts) = recall(always);
+        assert_eq!(counts, (200, 200));
+        assert!(base < 0.9 && full >= 0.99, "first pass {base}, with the second {full}");
     }
 }
