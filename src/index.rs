@@ -37,7 +37,7 @@ use crate::fingerprint::Fingerprints;
 pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions};
 pub use vote::{
     Candidate, EpisodeRegion, PhasedCandidate, PiecePlacement, Region, RegionParams,
-    episode_regions, regions, verify, vote, vote_phases,
+    episode_regions, regions, settled, verify, vote, vote_phases,
 };
 
 /// Which signal a fingerprint was computed from: the full mix or one separated stem.

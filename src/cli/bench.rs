@@ -50,9 +50,16 @@ pub enum Command {
         /// farther than --retry-distance (0: none).
         #[arg(long, default_value_t = IndexOptions::default().retry_search_k)]
         retry_search_k: usize,
-        /// Distance over which a query segment gets the second pass.
-        #[arg(long, default_value_t = IndexOptions::default().retry_distance)]
-        retry_distance: f32,
+        /// Distances over which a query segment gets the second pass, each timed (2: none).
+        #[arg(long, value_delimiter = ',', default_value = "1.0")]
+        retry_distance: Vec<f32>,
+        /// Judge whole clips: a clip whose vote is not settled gets the second pass on all its
+        /// segments (instead of segments farther than --retry-distance).
+        #[arg(long)]
+        retry_unsettled: bool,
+        /// Share of a clip's segments that must agree for it to be settled.
+        #[arg(long, default_value_t = IndexOptions::default().settled_share)]
+        settled_share: f32,
         /// Norm of the noise that turns a stored vector into a query segment (0.75: cosine
         /// ~0.8 to it).
         #[arg(long, default_value_t = SearchBenchConfig::default().query_noise)]
@@ -160,7 +167,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 peak_rss_mib()
             )?;
         }
-        Command::Search { vectors, search_k, retry_search_k, retry_distance, query_noise, dir } => {
+        Command::Search {
+            vectors,
+            search_k,
+            retry_search_k,
+            retry_distance,
+            retry_unsettled,
+            settled_share,
+            query_noise,
+            dir,
+        } => {
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -173,7 +189,13 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 vectors,
                 search_ks: search_k,
                 query_noise,
-                options: IndexOptions { retry_search_k, retry_distance, ..IndexOptions::default() },
+                retry_distances: retry_distance,
+                options: IndexOptions {
+                    retry_search_k,
+                    retry_unsettled,
+                    settled_share,
+                    ..IndexOptions::default()
+                },
                 ..SearchBenchConfig::default()
             };
             let bar = ctx.multi.add(indicatif::ProgressBar::new(0));

@@ -105,6 +105,13 @@ pub struct FingerprintArgs {
     /// Distance over which a query segment gets the second pass.
     #[arg(long)]
     retry_distance: Option<f32>,
+    /// Judge whole queries: one whose vote is not settled gets the second pass on all its
+    /// segments (instead of segments farther than --retry-distance).
+    #[arg(long)]
+    retry_unsettled: bool,
+    /// Share of a query's segments that must agree for it to be settled (--retry-unsettled).
+    #[arg(long)]
+    settled_share: Option<f32>,
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
@@ -169,6 +176,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             n_trees: a.n_trees,
             retry_search_k: a.retry_search_k.unwrap_or(IndexOptions::default().retry_search_k),
             retry_distance: a.retry_distance.unwrap_or(IndexOptions::default().retry_distance),
+            retry_unsettled: a.retry_unsettled,
+            settled_share: a.settled_share.unwrap_or(IndexOptions::default().settled_share),
             ..IndexOptions::default()
         },
     };

@@ -16,7 +16,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CatalogIndex, ExactSource, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, vote,
+    CatalogIndex, ExactSource, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, settled, vote,
 };
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
@@ -55,6 +55,9 @@ pub struct SearchBenchConfig {
     pub exact: bool,
     /// arroy `search_k` values to time (empty: the one in `options`).
     pub search_ks: Vec<usize>,
+    /// Second-pass distances to time at each `search_k` when `options.retry_search_k` is set
+    /// (empty: the one in `options`; 2 or more: no segment gets the second pass).
+    pub retry_distances: Vec<f32>,
     /// Pieces written per write transaction while filling the index.
     pub pieces_per_txn: usize,
     /// Pieces of the episode added and removed to time an incremental build (8 pieces ~ 24 min).
@@ -80,6 +83,7 @@ impl Default for SearchBenchConfig {
             k: 10,
             exact: true,
             search_ks: Vec::new(),
+            retry_distances: Vec::new(),
             pieces_per_txn: 32,
             incremental_pieces: 8,
             seed: 7,
@@ -382,8 +386,16 @@ pub fn run(
         for (piece, offset, q) in &clips {
             progress.check()?;
             let t = Instant::now();
-            let hits = index.search_batch(&key, q, cfg.k, kind)?;
-            let best = vote(&hits, 1);
+            let mut hits = index.search_batch(&key, q, cfg.k, kind)?;
+            let mut best = vote(&hits, 1);
+            if kind == SearchKind::Ann
+                && index.options().retry_unsettled
+                && !settled(best.first(), hits.len(), index.options().settled_share)
+                && let Some(wide) = index.search_wide(&key, q, cfg.k)?
+            {
+                hits = wide;
+                best = vote(&hits, 1);
+            }
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             if best
                 .first()
@@ -428,12 +440,23 @@ pub fn run(
     }
     let search_ks =
         if cfg.search_ks.is_empty() { vec![cfg.options.search_k] } else { cfg.search_ks.clone() };
-    for search_k in search_ks {
-        let opts = IndexOptions { search_k, ..cfg.options.clone() };
+    let taus = if cfg.retry_distances.is_empty() {
+        vec![cfg.options.retry_distance]
+    } else {
+        cfg.retry_distances.clone()
+    };
+    let settings = search_ks.iter().flat_map(|&k| taus.iter().map(move |&t| (k, t)));
+    for (search_k, retry_distance) in settings {
+        let opts = IndexOptions { search_k, retry_distance, ..cfg.options.clone() };
         let handle = CatalogIndex::with_options(&catalog, opts)?;
         let name = match cfg.options.retry_search_k {
-            0 => format!("ann (search_k {search_k})"),
-            r => format!("ann ({search_k}, {r} > {:.2})", cfg.options.retry_distance),
+            r if r > search_k && cfg.options.retry_unsettled => {
+                format!("ann ({search_k}, {r} if unsettled)")
+            }
+            r if r > search_k && retry_distance < 2.0 => {
+                format!("ann ({search_k}, {r} > {retry_distance:.2})")
+            }
+            _ => format!("ann (search_k {search_k})"),
         };
         let mut t = time(name, &handle, SearchKind::Ann)?;
         t.lat.recall_at_1 = exact_first.as_ref().map(|ex| {

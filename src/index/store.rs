@@ -86,6 +86,13 @@ pub struct IndexOptions {
     /// A query segment whose nearest first-pass candidate is farther than this (Euclidean, on
     /// unit vectors: 0 = same, 2 = opposite) gets the second pass.
     pub retry_distance: f32,
+    /// Judge whole clips instead of segments: a caller that votes ([`crate::index::settled`])
+    /// searches all the segments of a clip whose best alignment is not settled again at
+    /// `retry_search_k` ([`CatalogIndex::search_wide`]); the per-segment distance rule is off.
+    pub retry_unsettled: bool,
+    /// The share of a clip's segments that must agree on its best alignment for the clip to be
+    /// settled (with `retry_unsettled`).
+    pub settled_share: f32,
     /// Where the exact search reads vectors from.
     pub exact_source: ExactSource,
     /// Seed of the tree-building RNG (mixed with the index generation), for reproducible forests.
@@ -99,6 +106,8 @@ impl Default for IndexOptions {
             search_k: 4000,
             retry_search_k: 0,
             retry_distance: 1.0,
+            retry_unsettled: false,
+            settled_share: 0.6,
             exact_source: ExactSource::Mapped,
             seed: 0x5eed,
         }
@@ -225,6 +234,28 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             cache: Mutex::new(HashMap::new()),
             ann_counts: Default::default(),
         })
+    }
+
+    /// arroy search of every row of `queries` at the second-pass budget
+    /// ([`IndexOptions::retry_search_k`]), for callers that judge a whole clip's first pass
+    /// ([`IndexOptions::retry_unsettled`]); `None` when no second pass is configured or the
+    /// trees are not built for the latest writes.
+    pub fn search_wide(
+        &self,
+        key: &IndexKey,
+        queries: &Fingerprints,
+        k: usize,
+    ) -> Result<Option<Vec<Vec<Hit>>>> {
+        if self.opts.retry_search_k <= self.opts.search_k || queries.is_empty() || k == 0 {
+            return Ok(None);
+        }
+        let Some(reg) = self.read(|r| self.registered(r, key))? else { return Ok(None) };
+        let hits = self.search_ann(&reg, queries, k, self.opts.retry_search_k, None)?;
+        if hits.is_some() {
+            // The first pass counted these segments as searched.
+            self.ann_counts[1].fetch_add(queries.len() as u64, Ordering::Relaxed);
+        }
+        Ok(hits)
     }
 
     /// Query segments arroy has searched since this store was opened, and how many of them got
@@ -609,6 +640,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         reg: &Registered,
         queries: &Fingerprints,
         k: usize,
+        search_k: usize,
+        retry: Option<(usize, f32)>,
     ) -> Result<Option<Vec<Vec<Hit>>>> {
         let (env, dbs) = (self.catalog().env(), self.dbs);
         let n_trees = {
@@ -625,9 +658,10 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             NonZeroUsize::new(search_k.max(k.saturating_mul(n_trees)).max(1))
                 .unwrap_or(NonZeroUsize::MIN)
         };
-        let search_k = budget(self.opts.search_k);
-        let retry = (self.opts.retry_search_k > search_k.get())
-            .then(|| (budget(self.opts.retry_search_k), self.opts.retry_distance));
+        let search_k = budget(search_k);
+        let retry = retry
+            .filter(|&(retry_k, _)| retry_k > search_k.get())
+            .map(|(retry_k, far)| (budget(retry_k), far));
         let nq = queries.len();
         let retried = AtomicU64::new(0);
         // A query costs milliseconds: one per task balances best; long batches share a
@@ -684,7 +718,6 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 None => return Ok(None),
             }
         }
-        self.ann_counts[0].fetch_add(nq as u64, Ordering::Relaxed);
         self.ann_counts[1].fetch_add(retried.into_inner(), Ordering::Relaxed);
         Ok(Some(out))
     }
@@ -730,8 +763,18 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
         }
         match kind {
             SearchKind::Exact => self.search_exact(&reg, queries, k),
-            SearchKind::Ann => match self.search_ann(&reg, queries, k)? {
-                Some(hits) => Ok(hits),
+            SearchKind::Ann => match self.search_ann(
+                &reg,
+                queries,
+                k,
+                self.opts.search_k,
+                (!self.opts.retry_unsettled)
+                    .then_some((self.opts.retry_search_k, self.opts.retry_distance)),
+            )? {
+                Some(hits) => {
+                    self.ann_counts[0].fetch_add(nq as u64, Ordering::Relaxed);
+                    Ok(hits)
+                }
                 None => {
                     tracing::warn!(
                         "index {key} has changed since its arroy trees were built; searching \

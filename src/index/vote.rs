@@ -125,6 +125,14 @@ pub fn vote(hits: &[Vec<Hit>], top: usize) -> Vec<Candidate> {
     out
 }
 
+/// Whether a clip's best alignment is settled enough to skip a wider second search: at least
+/// two query segments, and `share` of the clip's `segments`, agree on it. An approximate
+/// search that misses a clip's true neighbours leaves its votes scattered, so a clip with a
+/// clear majority is very likely answered as the exact search would answer it.
+pub fn settled(best: Option<&Candidate>, segments: usize, share: f32) -> bool {
+    best.is_some_and(|c| c.votes >= 2 && c.votes as f32 >= segments as f32 * share)
+}
+
 /// One alignment from [`vote_phases`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhasedCandidate {
