@@ -28,8 +28,8 @@ use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip}
 use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
-    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, settled, verify,
-    vote_phases,
+    CatalogIndex, Hit, IndexKey, IndexOptions, Retry, SearchKind, Stem, VectorStore, settled,
+    verify, vote_phases,
 };
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -327,7 +327,7 @@ pub fn evaluate(
                     };
                     let mut seg_hits = seg_hits;
                     if let (SearchKind::Ann, Some((index, key, _))) = (kind, &ann)
-                        && index.options().retry_unsettled
+                        && index.options().retry == Retry::Unsettled
                     {
                         second_pass(index, key, &fps, &rows_q, &mut seg_hits, opts.top_k, cfg.hop)?;
                     }
@@ -434,7 +434,7 @@ pub fn evaluate(
     })
 }
 
-/// The clip-level second pass ([`IndexOptions::retry_unsettled`]): every query whose best
+/// The clip-level second pass ([`Retry::Unsettled`]): every query whose best
 /// voted alignment is not [`settled`] has all its segments searched again at the wider budget.
 fn second_pass<C: std::borrow::Borrow<Catalog> + Send + Sync>(
     index: &CatalogIndex<C>,

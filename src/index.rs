@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::fingerprint::Fingerprints;
-pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions};
+pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions, Retry};
 pub use vote::{
     Candidate, EpisodeRegion, PhasedCandidate, PiecePlacement, Region, RegionParams,
     episode_regions, regions, settled, verify, vote, vote_phases,

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aniprint::index::IndexOptions;
 use aniprint::index::bench::{self as search_bench, SearchBenchConfig};
+use aniprint::index::{IndexOptions, Retry};
 use aniprint::media::{DecodeOptions, decode};
 
 use super::train::BarSink;
@@ -46,17 +46,17 @@ pub enum Command {
         /// arroy search_k values to try.
         #[arg(long, value_delimiter = ',', default_value = "1000,2000,4000")]
         search_k: Vec<usize>,
-        /// Second-pass search_k for query segments whose nearest first-pass candidate is
-        /// farther than --retry-distance (0: none).
+        /// Second-pass search_k (0: no second pass).
         #[arg(long, default_value_t = IndexOptions::default().retry_search_k)]
         retry_search_k: usize,
-        /// Distances over which a query segment gets the second pass, each timed (2: none).
-        #[arg(long, value_delimiter = ',', default_value = "1.0")]
+        /// With --retry far: distances over which a query segment gets the second pass, each
+        /// timed (2: none; default: the index default).
+        #[arg(long, value_delimiter = ',')]
         retry_distance: Vec<f32>,
-        /// Judge whole clips: a clip whose vote is not settled gets the second pass on all its
-        /// segments (instead of segments farther than --retry-distance).
-        #[arg(long)]
-        retry_unsettled: bool,
+        /// Which segments get the second pass: all of a clip whose vote is not settled, or each
+        /// one whose nearest first-pass candidate is farther than --retry-distance.
+        #[arg(long, value_enum, default_value_t = Retry::default())]
+        retry: Retry,
         /// Share of a clip's segments that must agree for it to be settled.
         #[arg(long, default_value_t = IndexOptions::default().settled_share)]
         settled_share: f32,
@@ -172,7 +172,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             search_k,
             retry_search_k,
             retry_distance,
-            retry_unsettled,
+            retry,
             settled_share,
             query_noise,
             dir,
@@ -192,7 +192,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 retry_distances: retry_distance,
                 options: IndexOptions {
                     retry_search_k,
-                    retry_unsettled,
+                    retry,
                     settled_share,
                     ..IndexOptions::default()
                 },

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use aniprint::eval::{self, EvalOptions};
 use aniprint::fingerprint::train::{self, DEFAULT_VAL_PACKAGES};
 use aniprint::fingerprint::{DEFAULT_MODEL, Fingerprinter, models_dir};
-use aniprint::index::{IndexOptions, SearchKind};
+use aniprint::index::{IndexOptions, Retry, SearchKind};
 use candle_core::Device;
 
 use super::train::BarSink;
@@ -98,17 +98,16 @@ pub struct FingerprintArgs {
     /// arroy trees for --search ann (default: arroy's choice for the index size).
     #[arg(long)]
     n_trees: Option<usize>,
-    /// Second-pass search_k for query segments whose nearest first-pass candidate is farther
-    /// than --retry-distance (0: no second pass).
+    /// Second-pass search_k for --search ann (0: no second pass).
     #[arg(long)]
     retry_search_k: Option<usize>,
-    /// Distance over which a query segment gets the second pass.
+    /// With --retry far: the distance over which a query segment gets the second pass.
     #[arg(long)]
     retry_distance: Option<f32>,
-    /// Judge whole queries: one whose vote is not settled gets the second pass on all its
-    /// segments (instead of segments farther than --retry-distance).
-    #[arg(long)]
-    retry_unsettled: bool,
+    /// Which segments get the second pass: all of a query whose vote is not settled, or each
+    /// one whose nearest first-pass candidate is farther than --retry-distance.
+    #[arg(long, value_enum, default_value_t = Retry::default())]
+    retry: Retry,
     /// Share of a query's segments that must agree for it to be settled (--retry-unsettled).
     #[arg(long)]
     settled_share: Option<f32>,
@@ -176,7 +175,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             n_trees: a.n_trees,
             retry_search_k: a.retry_search_k.unwrap_or(IndexOptions::default().retry_search_k),
             retry_distance: a.retry_distance.unwrap_or(IndexOptions::default().retry_distance),
-            retry_unsettled: a.retry_unsettled,
+            retry: a.retry,
             settled_share: a.settled_share.unwrap_or(IndexOptions::default().settled_share),
             ..IndexOptions::default()
         },

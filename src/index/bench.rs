@@ -16,7 +16,8 @@ use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CatalogIndex, ExactSource, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, settled, vote,
+    CatalogIndex, ExactSource, IndexKey, IndexOptions, Retry, SearchKind, Stem, VectorStore,
+    settled, vote,
 };
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
@@ -389,7 +390,7 @@ pub fn run(
             let mut hits = index.search_batch(&key, q, cfg.k, kind)?;
             let mut best = vote(&hits, 1);
             if kind == SearchKind::Ann
-                && index.options().retry_unsettled
+                && index.options().retry == Retry::Unsettled
                 && !settled(best.first(), hits.len(), index.options().settled_share)
                 && let Some(wide) = index.search_wide(&key, q, cfg.k)?
             {
@@ -450,10 +451,10 @@ pub fn run(
         let opts = IndexOptions { search_k, retry_distance, ..cfg.options.clone() };
         let handle = CatalogIndex::with_options(&catalog, opts)?;
         let name = match cfg.options.retry_search_k {
-            r if r > search_k && cfg.options.retry_unsettled => {
+            r if r > search_k && cfg.options.retry == Retry::Unsettled => {
                 format!("ann ({search_k}, {r} if unsettled)")
             }
-            r if r > search_k && retry_distance < 2.0 => {
+            r if r > search_k && retry_distance < 2.0 && cfg.options.retry == Retry::Far => {
                 format!("ann ({search_k}, {r} > {retry_distance:.2})")
             }
             _ => format!("ann (search_k {search_k})"),

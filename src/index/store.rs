@@ -65,6 +65,19 @@ pub enum ExactSource {
     Memory,
 }
 
+/// Which query segments arroy searches a second time, at [`IndexOptions::retry_search_k`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Retry {
+    /// Every segment of a clip whose voted alignment is not settled (callers that vote a clip:
+    /// `query`, `eval fingerprint`, `bench search`; see [`crate::index::settled`]).
+    #[default]
+    Unsettled,
+    /// Each segment whose nearest first-pass candidate is farther than
+    /// [`IndexOptions::retry_distance`], inside the store (any caller, `scan` too).
+    Far,
+}
+
 /// Tuning of a [`CatalogIndex`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -83,15 +96,13 @@ pub struct IndexOptions {
     /// query (a noisy clip), and what the first pass found says so: its nearest candidate is
     /// far too. Those segments, and only those, are searched again with this larger budget.
     pub retry_search_k: usize,
-    /// A query segment whose nearest first-pass candidate is farther than this (Euclidean, on
+    /// With [`Retry::Far`], a query segment whose nearest first-pass candidate is farther than this (Euclidean, on
     /// unit vectors: 0 = same, 2 = opposite) gets the second pass.
     pub retry_distance: f32,
-    /// Judge whole clips instead of segments: a caller that votes ([`crate::index::settled`])
-    /// searches all the segments of a clip whose best alignment is not settled again at
-    /// `retry_search_k` ([`CatalogIndex::search_wide`]); the per-segment distance rule is off.
-    pub retry_unsettled: bool,
+    /// Which query segments get the second pass.
+    pub retry: Retry,
     /// The share of a clip's segments that must agree on its best alignment for the clip to be
-    /// settled (with `retry_unsettled`).
+    /// settled ([`Retry::Unsettled`]).
     pub settled_share: f32,
     /// Where the exact search reads vectors from.
     pub exact_source: ExactSource,
@@ -104,10 +115,10 @@ impl Default for IndexOptions {
         Self {
             n_trees: None,
             search_k: 4000,
-            retry_search_k: 0,
-            retry_distance: 1.0,
-            retry_unsettled: false,
-            settled_share: 0.6,
+            retry_search_k: 16_000,
+            retry_distance: 0.7,
+            retry: Retry::Unsettled,
+            settled_share: 0.8,
             exact_source: ExactSource::Mapped,
             seed: 0x5eed,
         }
@@ -238,7 +249,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
 
     /// arroy search of every row of `queries` at the second-pass budget
     /// ([`IndexOptions::retry_search_k`]), for callers that judge a whole clip's first pass
-    /// ([`IndexOptions::retry_unsettled`]); `None` when no second pass is configured or the
+    /// ([`Retry::Unsettled`]); `None` when no second pass is configured or the
     /// trees are not built for the latest writes.
     pub fn search_wide(
         &self,
@@ -768,7 +779,7 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
                 queries,
                 k,
                 self.opts.search_k,
-                (!self.opts.retry_unsettled)
+                (self.opts.retry == Retry::Far)
                     .then_some((self.opts.retry_search_k, self.opts.retry_distance)),
             )? {
                 Some(hits) => {
@@ -1161,12 +1172,13 @@ mod tests {
             let same = exact.iter().zip(&ann).filter(|(e, a)| e[0].item == a[0].item).count();
             (same as f64 / exact.len() as f64, handle.ann_counts())
         };
-        let starved = IndexOptions { search_k: 50, ..IndexOptions::default() };
+        let starved = IndexOptions { search_k: 50, retry_search_k: 0, ..IndexOptions::default() };
         let (base, counts) = recall(starved.clone());
         assert_eq!(counts, (200, 0));
-        let never = IndexOptions { retry_search_k: 20_000, retry_distance: 2.5, ..starved.clone() };
+        let far = IndexOptions { retry: Retry::Far, retry_search_k: 20_000, ..starved.clone() };
+        let never = IndexOptions { retry_distance: 2.5, ..far.clone() };
         assert_eq!(recall(never), (base, (200, 0)));
-        let always = IndexOptions { retry_search_k: 20_000, retry_distance: 0.0, ..starved };
+        let always = IndexOptions { retry_distance: 0.0, ..far };
         let (full, counts) = recall(always);
         assert_eq!(counts, (200, 200));
         assert!(base < 0.9 && full >= 0.99, "first pass {base}, with the second {full}");
