@@ -108,7 +108,7 @@ pub struct FingerprintArgs {
     /// one whose nearest first-pass candidate is farther than --retry-distance.
     #[arg(long, value_enum, default_value_t = Retry::default())]
     retry: Retry,
-    /// Share of a query's segments that must agree for it to be settled (--retry-unsettled).
+    /// Share of a query's segments that must agree for it to be settled (--retry unsettled).
     #[arg(long)]
     settled_share: Option<f32>,
     /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.

@@ -56,8 +56,8 @@ pub struct SearchBenchConfig {
     pub exact: bool,
     /// arroy `search_k` values to time (empty: the one in `options`).
     pub search_ks: Vec<usize>,
-    /// Second-pass distances to time at each `search_k` when `options.retry_search_k` is set
-    /// (empty: the one in `options`; 2 or more: no segment gets the second pass).
+    /// With `Retry::Far`, second-pass distances to time at each `search_k` (empty: the one in
+    /// `options`; 2 or more: no segment gets the second pass).
     pub retry_distances: Vec<f32>,
     /// Pieces written per write transaction while filling the index.
     pub pieces_per_txn: usize,
@@ -441,7 +441,7 @@ pub fn run(
     }
     let search_ks =
         if cfg.search_ks.is_empty() { vec![cfg.options.search_k] } else { cfg.search_ks.clone() };
-    let taus = if cfg.retry_distances.is_empty() {
+    let taus = if cfg.retry_distances.is_empty() || cfg.options.retry != Retry::Far {
         vec![cfg.options.retry_distance]
     } else {
         cfg.retry_distances.clone()

@@ -92,9 +92,9 @@ pub struct IndexOptions {
     /// 93.4% of segments the same nearest neighbour as exact, 2,000 97.8%, 4,000 99.5%.
     pub search_k: usize,
     /// Second-pass `search_k` for query segments the first pass served badly (0: no second
-    /// pass). A random-projection forest loses a neighbour mostly when it is far from the
-    /// query (a noisy clip), and what the first pass found says so: its nearest candidate is
-    /// far too. Those segments, and only those, are searched again with this larger budget.
+    /// pass); [`IndexOptions::retry`] says which. A random-projection forest loses a
+    /// neighbour mostly when it is far from the query (a noisy clip), and the first pass shows
+    /// it: its nearest candidate is far too, and a clip's votes scatter.
     pub retry_search_k: usize,
     /// With [`Retry::Far`], a query segment whose nearest first-pass candidate is farther than this (Euclidean, on
     /// unit vectors: 0 = same, 2 = opposite) gets the second pass.
@@ -250,7 +250,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     /// arroy search of every row of `queries` at the second-pass budget
     /// ([`IndexOptions::retry_search_k`]), for callers that judge a whole clip's first pass
     /// ([`Retry::Unsettled`]); `None` when no second pass is configured or the
-    /// trees are not built for the latest writes.
+    /// trees are not built for the latest writes, or the second pass would be no wider than
+    /// the first.
     pub fn search_wide(
         &self,
         key: &IndexKey,
@@ -261,7 +262,14 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             return Ok(None);
         }
         let Some(reg) = self.read(|r| self.registered(r, key))? else { return Ok(None) };
-        let hits = self.search_ann(&reg, queries, k, self.opts.retry_search_k, None)?;
+        let hits = self.search_ann(
+            &reg,
+            queries,
+            k,
+            self.opts.retry_search_k,
+            None,
+            Some(self.opts.search_k),
+        )?;
         if hits.is_some() {
             // The first pass counted these segments as searched.
             self.ann_counts[1].fetch_add(queries.len() as u64, Ordering::Relaxed);
@@ -653,6 +661,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         k: usize,
         search_k: usize,
         retry: Option<(usize, f32)>,
+        wider_than: Option<usize>,
     ) -> Result<Option<Vec<Vec<Hit>>>> {
         let (env, dbs) = (self.catalog().env(), self.dbs);
         let n_trees = {
@@ -669,6 +678,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             NonZeroUsize::new(search_k.max(k.saturating_mul(n_trees)).max(1))
                 .unwrap_or(NonZeroUsize::MIN)
         };
+        // A "wide" pass no wider than the first (arroy's floor is k x n_trees) would only
+        // repeat it.
+        if wider_than.is_some_and(|first| budget(search_k) <= budget(first)) {
+            return Ok(None);
+        }
         let search_k = budget(search_k);
         let retry = retry
             .filter(|&(retry_k, _)| retry_k > search_k.get())
@@ -781,6 +795,7 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
                 self.opts.search_k,
                 (self.opts.retry == Retry::Far)
                     .then_some((self.opts.retry_search_k, self.opts.retry_distance)),
+                None,
             )? {
                 Some(hits) => {
                     self.ann_counts[0].fetch_add(nq as u64, Ordering::Relaxed);
