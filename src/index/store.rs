@@ -226,6 +226,18 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
 
     /// Open the vector store of `catalog` with `opts`.
     pub fn with_options(catalog: C, opts: IndexOptions) -> Result<Self> {
+        if !(opts.settled_share > 0.0 && opts.settled_share <= 1.0) {
+            return Err(Error::Invalid(format!(
+                "settled share {} is not in (0, 1]: the share of a clip's segments that must agree",
+                opts.settled_share
+            )));
+        }
+        if !(opts.retry_distance.is_finite() && opts.retry_distance >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "retry distance {} is not a finite distance >= 0",
+                opts.retry_distance
+            )));
+        }
         let env = catalog.borrow().env();
         let wtxn = env.write_txn()?;
         let (meta, registry, pieces, items, arroy) = env
@@ -1197,5 +1209,27 @@ mod tests {
         let (full, counts) = recall(always);
         assert_eq!(counts, (200, 200));
         assert!(base < 0.9 && full >= 0.99, "first pass {base}, with the second {full}");
+    }
+
+    /// Second-pass settings that cannot mean anything are refused when the store opens.
+    #[test]
+    fn nonsense_retry_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        for opts in [
+            IndexOptions { settled_share: 0.0, ..IndexOptions::default() },
+            IndexOptions { settled_share: 1.5, ..IndexOptions::default() },
+            IndexOptions { settled_share: f32::NAN, ..IndexOptions::default() },
+            IndexOptions { retry_distance: -0.1, ..IndexOptions::default() },
+            IndexOptions { retry_distance: f32::INFINITY, ..IndexOptions::default() },
+        ] {
+            let err = CatalogIndex::with_options(&cat, opts.clone()).unwrap_err();
+            assert!(matches!(err, Error::Invalid(_)), "{opts:?}: {err}");
+        }
+        CatalogIndex::with_options(
+            &cat,
+            IndexOptions { settled_share: 1.0, ..IndexOptions::default() },
+        )
+        .unwrap();
     }
 }
