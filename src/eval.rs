@@ -28,8 +28,7 @@ use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip}
 use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
-    CatalogIndex, Hit, IndexKey, IndexOptions, Retry, SearchKind, Stem, VectorStore, settled,
-    verify, vote_phases,
+    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, verify, vote_phases,
 };
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -325,22 +324,27 @@ pub fn evaluate(
                             sims.iter().map(|r| top_hits(r, opts.top_k, &owner, &names)).collect()
                         }
                     };
-                    let mut seg_hits = seg_hits;
-                    if let (SearchKind::Ann, Some((index, key, _))) = (kind, &ann)
-                        && index.options().retry == Retry::Unsettled
-                    {
-                        second_pass(index, key, &fps, &rows_q, &mut seg_hits, opts.top_k, cfg.hop)?;
-                    }
-                    nearest.extend(seg_hits.iter().filter_map(|h| h.first().map(|h| h.distance)));
                     let mut seg_hits = seg_hits.into_iter();
                     for ((si, start, _), phased) in qs.iter().zip(&fps) {
-                        let voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
+                        let mut voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
                             .iter()
                             .map(|(shift, f)| {
                                 let hits = seg_hits.by_ref().take(f.len()).collect();
                                 (*shift as f64 / cfg.hop as f64, hits)
                             })
                             .collect();
+                        if let (SearchKind::Ann, Some((index, key, _))) = (kind, &ann) {
+                            let copies: Vec<&Fingerprints> =
+                                phased.iter().map(|(_, f)| f).collect();
+                            index.settle_clip(key, &copies, &mut voted, opts.top_k)?;
+                        }
+                        nearest.extend(
+                            voted
+                                .iter()
+                                .flat_map(|(_, h)| h)
+                                .filter_map(|h| h.first())
+                                .map(|h| h.distance),
+                        );
                         let mut voted = vote_phases(&voted, opts.verify_candidates.max(1));
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased
@@ -432,56 +436,6 @@ pub fn evaluate(
         reference_segments: n_ref,
         rows,
     })
-}
-
-/// The clip-level second pass ([`Retry::Unsettled`]): every query whose best
-/// voted alignment is not [`settled`] has all its segments searched again at the wider budget.
-fn second_pass<C: std::borrow::Borrow<Catalog> + Send + Sync>(
-    index: &CatalogIndex<C>,
-    key: &IndexKey,
-    fps: &[Vec<(usize, Fingerprints)>],
-    rows_q: &Fingerprints,
-    seg_hits: &mut [Vec<Hit>],
-    k: usize,
-    hop: usize,
-) -> Result<()> {
-    let mut weak = Vec::new(); // (first row, rows) of each unsettled query
-    let mut row = 0;
-    for phased in fps {
-        let rows: usize = phased.iter().map(|(_, f)| f.len()).sum();
-        let mut r = row;
-        let voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
-            .iter()
-            .map(|(shift, f)| {
-                let hits = seg_hits[r..r + f.len()].to_vec();
-                r += f.len();
-                (*shift as f64 / hop as f64, hits)
-            })
-            .collect();
-        let best = vote_phases(&voted, 1);
-        let segments = phased.first().map_or(0, |(_, f)| f.len());
-        if !settled(best.first().map(|c| &c.candidate), segments, index.options().settled_share) {
-            weak.push((row, rows));
-        }
-        row += rows;
-    }
-    if weak.is_empty() {
-        return Ok(());
-    }
-    let dim = rows_q.dim;
-    let mut data = Vec::new();
-    for &(first, n) in &weak {
-        data.extend_from_slice(&rows_q.data[first * dim..(first + n) * dim]);
-    }
-    if let Some(wide) = index.search_wide(key, &Fingerprints { dim, data }, k)? {
-        let mut wide = wide.into_iter();
-        for &(first, n) in &weak {
-            for h in &mut seg_hits[first..first + n] {
-                *h = wide.next().unwrap_or_default();
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Splits training packages the way Table 6 uses them: whole packages, smallest first, up to

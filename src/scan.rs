@@ -12,7 +12,7 @@ use crate::analyze::Analyzer;
 use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
 use crate::fingerprint::Fingerprints;
 use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
-use crate::index::{CatalogIndex, Retry, SearchKind, Stem, VectorStore};
+use crate::index::{CatalogIndex, SearchKind, Stem, VectorStore};
 use crate::media::{self, DecodeOptions, StreamSelect};
 use crate::progress::{Progress, Stage};
 use crate::review::ReviewConfig;
@@ -404,19 +404,9 @@ pub fn query_file(
             .iter()
             .map(|(shift, fps)| Ok((*shift, index.search_batch(&key, fps, 20, search)?)))
             .collect::<Result<Vec<_>>>()?;
-        // arroy's clip-level second pass: a clip whose votes do not settle on one alignment
-        // is searched again, every copy, with the wider budget.
-        let opts = index.options();
-        if search == SearchKind::Ann && opts.retry == Retry::Unsettled {
-            let best = vote::vote_phases(&voted, 1);
-            let segments = copies.first().map_or(0, |(_, f)| f.len());
-            if !vote::settled(best.first().map(|c| &c.candidate), segments, opts.settled_share) {
-                for ((_, fps), (_, hits)) in copies.iter().zip(&mut voted) {
-                    if let Some(wide) = index.search_wide(&key, fps, 20)? {
-                        *hits = wide;
-                    }
-                }
-            }
+        if search == SearchKind::Ann {
+            let fps: Vec<&Fingerprints> = copies.iter().map(|(_, f)| f).collect();
+            index.settle_clip(&key, &fps, &mut voted, 20)?;
         }
         // Scores are per-segment support scaled to the unshifted copy's segment count, so
         // they read as before (a sum of similarities) and compare across stems.

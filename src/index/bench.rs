@@ -16,8 +16,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CatalogIndex, ExactSource, IndexKey, IndexOptions, Retry, SearchKind, Stem, VectorStore,
-    settled, vote,
+    CatalogIndex, ExactSource, IndexKey, IndexOptions, Retry, SearchKind, Stem, VectorStore, vote,
 };
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
@@ -387,16 +386,12 @@ pub fn run(
         for (piece, offset, q) in &clips {
             progress.check()?;
             let t = Instant::now();
-            let mut hits = index.search_batch(&key, q, cfg.k, kind)?;
-            let mut best = vote(&hits, 1);
-            if kind == SearchKind::Ann
-                && index.options().retry == Retry::Unsettled
-                && !settled(best.first(), hits.len(), index.options().settled_share)
-                && let Some(wide) = index.search_wide(&key, q, cfg.k)?
-            {
-                hits = wide;
-                best = vote(&hits, 1);
+            let mut voted = [(0.0, index.search_batch(&key, q, cfg.k, kind)?)];
+            if kind == SearchKind::Ann {
+                index.settle_clip(&key, &[q], &mut voted, cfg.k)?;
             }
+            let [(_, hits)] = voted;
+            let best = vote(&hits, 1);
             ms.push(t.elapsed().as_secs_f64() * 1e3);
             if best
                 .first()

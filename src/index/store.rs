@@ -42,7 +42,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::flat::{self, BlockMeta, FlatMatrix, TopK};
-use super::{Hit, IndexKey, SearchKind, SegmentRef, VectorStore};
+use super::{Hit, IndexKey, SearchKind, SegmentRef, VectorStore, settled, vote_phases};
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
 use crate::progress::{NoProgress, Progress, Stage};
@@ -259,12 +259,41 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         })
     }
 
+    /// The clip-level second pass ([`Retry::Unsettled`]) for one clip searched with
+    /// [`SearchKind::Ann`]: `copies[i]` is a phase-shifted copy of the clip's fingerprints and
+    /// `voted[i]` its first-pass hits, as [`vote_phases`] takes them. When the clip's best
+    /// alignment is not [`settled`], every copy is searched again at
+    /// [`IndexOptions::retry_search_k`] and its hits replaced. True when that happened.
+    pub fn settle_clip(
+        &self,
+        key: &IndexKey,
+        copies: &[&Fingerprints],
+        voted: &mut [(f64, Vec<Vec<Hit>>)],
+        k: usize,
+    ) -> Result<bool> {
+        if self.opts.retry != Retry::Unsettled {
+            return Ok(false);
+        }
+        let best = vote_phases(voted, 1);
+        let segments = copies.first().map_or(0, |f| f.len());
+        if settled(best.first().map(|c| &c.candidate), segments, self.opts.settled_share) {
+            return Ok(false);
+        }
+        let mut any = false;
+        for (fps, (_, hits)) in copies.iter().zip(voted.iter_mut()) {
+            if let Some(wide) = self.search_wide(key, fps, k)? {
+                *hits = wide;
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+
     /// arroy search of every row of `queries` at the second-pass budget
-    /// ([`IndexOptions::retry_search_k`]), for callers that judge a whole clip's first pass
-    /// ([`Retry::Unsettled`]); `None` when no second pass is configured or the
+    /// ([`IndexOptions::retry_search_k`]); `None` when no second pass is configured, the
     /// trees are not built for the latest writes, or the second pass would be no wider than
     /// the first.
-    pub fn search_wide(
+    fn search_wide(
         &self,
         key: &IndexKey,
         queries: &Fingerprints,
