@@ -1154,6 +1154,37 @@ mod tests {
         assert!(index.search(&k, b.row(5), 3, SearchKind::Exact).unwrap().is_empty());
     }
 
+    /// `n` random pieces of 359 `dim`-wide segments, stored in `index` under `k` (not built).
+    fn fill(
+        cat: &Catalog,
+        index: &CatalogIndex<&Catalog>,
+        k: &IndexKey,
+        rng: &mut StdRng,
+        n: usize,
+        dim: usize,
+    ) -> Vec<Fingerprints> {
+        let pieces: Vec<Fingerprints> = (0..n).map(|_| piece(rng, 359, dim)).collect();
+        cat.write_txn(|w| {
+            for (i, p) in pieces.iter().enumerate() {
+                index.add_piece_in(w, k, &format!("{i:012x}-000000000"), p)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        pieces
+    }
+
+    /// `n` stored segments picked at random, each with noise of norm `noise` added.
+    fn noisy_rows(rng: &mut StdRng, pieces: &[Fingerprints], n: usize, noise: f32) -> Fingerprints {
+        let mut data = Vec::new();
+        for _ in 0..n {
+            let p = &pieces[rand::RngExt::random_range(rng, 0..pieces.len())];
+            let row = rand::RngExt::random_range(rng, 0..p.len());
+            data.extend(perturb(rng, p.row(row), noise));
+        }
+        Fingerprints { dim: pieces[0].dim, data }
+    }
+
     /// arroy agrees with the exact search on ~20k random unit vectors, queried with stored
     /// vectors plus small noise, at the default search_k.
     #[test]
@@ -1163,25 +1194,11 @@ mod tests {
         let index = CatalogIndex::open(&cat).unwrap();
         let k = key(super::super::Stem::Mix);
         let mut rng = StdRng::seed_from_u64(5);
-        let dim = 128;
-        let pieces: Vec<Fingerprints> = (0..56).map(|_| piece(&mut rng, 359, dim)).collect();
-        cat.write_txn(|w| {
-            for (i, p) in pieces.iter().enumerate() {
-                index.add_piece_in(w, &k, &format!("{i:012x}-000000000"), p)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+        let pieces = fill(&cat, &index, &k, &mut rng, 56, 128);
         assert_eq!(index.len(&k).unwrap(), 56 * 359);
         let stats = index.build(&k).unwrap();
         assert!(stats.changed && stats.trees > 0);
-        let mut data = Vec::new();
-        for _ in 0..300 {
-            let p = &pieces[rand::RngExt::random_range(&mut rng, 0..56)];
-            let row = rand::RngExt::random_range(&mut rng, 0..359);
-            data.extend(perturb(&mut rng, p.row(row), 0.3));
-        }
-        let queries = Fingerprints { dim, data };
+        let queries = noisy_rows(&mut rng, &pieces, 300, 0.3);
         let exact = index.search_batch(&k, &queries, 1, SearchKind::Exact).unwrap();
         let ann = index.search_batch(&k, &queries, 1, SearchKind::Ann).unwrap();
         let same = exact.iter().zip(&ann).filter(|(e, a)| e[0].item == a[0].item).count();
@@ -1203,24 +1220,10 @@ mod tests {
         let cat = Catalog::open(dir.path()).unwrap();
         let k = key(super::super::Stem::Mix);
         let mut rng = StdRng::seed_from_u64(11);
-        let dim = 64;
-        let pieces: Vec<Fingerprints> = (0..20).map(|_| piece(&mut rng, 359, dim)).collect();
         let index = CatalogIndex::open(&cat).unwrap();
-        cat.write_txn(|w| {
-            for (i, p) in pieces.iter().enumerate() {
-                index.add_piece_in(w, &k, &format!("{i:012x}-000000000"), p)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+        let pieces = fill(&cat, &index, &k, &mut rng, 20, 64);
         index.build(&k).unwrap();
-        let mut data = Vec::new();
-        for _ in 0..200 {
-            let p = &pieces[rand::RngExt::random_range(&mut rng, 0..20)];
-            let row = rand::RngExt::random_range(&mut rng, 0..359);
-            data.extend(perturb(&mut rng, p.row(row), 1.0));
-        }
-        let queries = Fingerprints { dim, data };
+        let queries = noisy_rows(&mut rng, &pieces, 200, 1.0);
         let exact = index.search_batch(&k, &queries, 1, SearchKind::Exact).unwrap();
         let recall = |opts: IndexOptions| {
             let handle = CatalogIndex::with_options(&cat, opts).unwrap();
