@@ -42,7 +42,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::flat::{self, BlockMeta, FlatMatrix, TopK};
-use super::{Hit, IndexKey, SearchKind, SegmentRef, VectorStore, settled, vote_phases};
+use super::{
+    Hit, IndexKey, PhasedCandidate, SearchKind, SegmentRef, VectorStore, settled, vote_phases,
+};
 use crate::catalog::Catalog;
 use crate::fingerprint::Fingerprints;
 use crate::progress::{NoProgress, Progress, Stage};
@@ -69,8 +71,9 @@ pub enum ExactSource {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Retry {
-    /// Every segment of a clip whose voted alignment is not settled (callers that vote a clip:
-    /// `query`, `eval fingerprint`, `bench search`; see [`crate::index::settled`]).
+    /// In a clip whose voted alignment is not settled, each segment whose nearest hit is off
+    /// that alignment (callers that vote a clip: `query`, `eval fingerprint`, `bench search`;
+    /// see [`crate::index::settled`] and [`CatalogIndex::settle_clip`]).
     #[default]
     Unsettled,
     /// Each segment whose nearest first-pass candidate is farther than
@@ -262,31 +265,53 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     /// The clip-level second pass ([`Retry::Unsettled`]) for one clip searched with
     /// [`SearchKind::Ann`]: `copies[i]` is a phase-shifted copy of the clip's fingerprints and
     /// `voted[i]` its first-pass hits, as [`vote_phases`] takes them. When the clip's best
-    /// alignment is not [`settled`], every copy is searched again at
-    /// [`IndexOptions::retry_search_k`] and its hits replaced. True when that happened.
+    /// alignment is not [`settled`], the segments whose nearest hit does not already lie on
+    /// that alignment are searched again at [`IndexOptions::retry_search_k`] (all copies in one
+    /// batch, so both cores share them) and their hits replaced. The number of segments
+    /// searched again.
+    ///
+    /// Why only those: a segment whose nearest neighbour already agrees with the best
+    /// alignment was found; the wide pass is for the ones that scattered, and skipping the
+    /// rest is what keeps the slowest clips inside the latency budget.
     pub fn settle_clip(
         &self,
         key: &IndexKey,
         copies: &[&Fingerprints],
         voted: &mut [(f64, Vec<Vec<Hit>>)],
         k: usize,
-    ) -> Result<bool> {
+    ) -> Result<usize> {
         if self.opts.retry != Retry::Unsettled {
-            return Ok(false);
+            return Ok(0);
         }
         let best = vote_phases(voted, 1);
+        let best = best.first();
         let segments = copies.first().map_or(0, |f| f.len());
-        if settled(best.first().map(|c| &c.candidate), segments, self.opts.settled_share) {
-            return Ok(false);
+        if settled(best.map(|c| &c.candidate), segments, self.opts.settled_share) {
+            return Ok(0);
         }
-        let mut any = false;
-        for (fps, (_, hits)) in copies.iter().zip(voted.iter_mut()) {
-            if let Some(wide) = self.search_wide(key, fps, k)? {
-                *hits = wide;
-                any = true;
-            }
+        let rows: Vec<(usize, usize)> = voted
+            .iter()
+            .enumerate()
+            .flat_map(|(c, (shift, hits))| {
+                hits.iter()
+                    .enumerate()
+                    .filter(move |(q, h)| !best.is_some_and(|b| on_alignment(b, *shift, *q, h)))
+                    .map(move |(q, _)| (c, q))
+            })
+            .collect();
+        let Some(dim) = copies.first().map(|f| f.dim) else { return Ok(0) };
+        // Rows past a copy's length (hits and copies out of step) are left as they are.
+        let rows: Vec<(usize, usize)> =
+            rows.into_iter().filter(|&(c, q)| copies.get(c).is_some_and(|f| q < f.len())).collect();
+        let mut queries = Fingerprints { dim, data: Vec::with_capacity(rows.len() * dim) };
+        for &(c, q) in &rows {
+            queries.data.extend_from_slice(copies[c].row(q));
         }
-        Ok(any)
+        let Some(wide) = self.search_wide(key, &queries, k)? else { return Ok(0) };
+        for (&(c, q), hits) in rows.iter().zip(wide) {
+            voted[c].1[q] = hits;
+        }
+        Ok(rows.len())
     }
 
     /// arroy search of every row of `queries` at the second-pass budget
@@ -903,6 +928,16 @@ fn to_hits(tops: Vec<TopK>, nq: usize, piece: impl Fn(u32) -> String) -> Vec<Vec
     out
 }
 
+/// Whether a segment's nearest hit lies on a voted alignment: same piece, and an offset (in
+/// hops, with the copy's `shift`) within the voting tolerance plus half a hop, as copies of
+/// other phases sit between the winner's grid points.
+fn on_alignment(best: &PhasedCandidate, shift: f64, q: usize, hits: &[Hit]) -> bool {
+    hits.first().is_some_and(|h| {
+        let offset = f64::from(h.segment) - q as f64 - shift;
+        h.piece == best.candidate.piece && (offset - best.offset_hops).abs() <= 1.5
+    })
+}
+
 fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
     if piece.is_empty() {
         return Err(Error::Invalid("a piece id cannot be empty".into()));
@@ -1241,6 +1276,54 @@ mod tests {
         let (full, counts) = recall(always);
         assert_eq!(counts, (200, 200));
         assert!(base < 0.9 && full >= 0.99, "first pass {base}, with the second {full}");
+    }
+
+    /// An unsettled clip sends only the segments whose nearest hit is off the best alignment
+    /// to the second pass, and keeps the hits of those that agree; a settled clip, or the
+    /// `Far` rule, sends none.
+    #[test]
+    fn unsettled_clip_searches_only_dissenting_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(12);
+        let opts = IndexOptions { retry_search_k: 20_000, ..IndexOptions::default() };
+        let index = CatalogIndex::with_options(&cat, opts).unwrap();
+        let pieces = fill(&cat, &index, &k, &mut rng, 4, 32);
+        index.build(&k).unwrap();
+        let clip = Fingerprints { dim: 32, data: pieces[0].data[10 * 32..15 * 32].to_vec() };
+        let truth = "000000000000-000000000";
+        let hit = |piece: &str, segment: u32| Hit {
+            item: 0,
+            piece: piece.into(),
+            segment,
+            distance: 0.123,
+        };
+        // Segments 0 and 1 found the truth, 2..5 point elsewhere: 2 votes of 5 do not settle.
+        let first: Vec<Vec<Hit>> = (0..5u32)
+            .map(|q| {
+                vec![if q < 2 {
+                    hit(truth, 10 + q)
+                } else {
+                    hit("000000000001-000000000", 50 + 7 * q)
+                }]
+            })
+            .collect();
+        let mut voted = vec![(0.0, first.clone())];
+        assert_eq!(index.settle_clip(&k, &[&clip], &mut voted, 1).unwrap(), 3);
+        assert_eq!(index.ann_counts().1, 3);
+        assert_eq!(voted[0].1[..2], first[..2], "agreeing segments keep their hits");
+        for q in 2..5 {
+            let h = &voted[0].1[q][0];
+            assert_eq!((h.piece.as_str(), h.segment), (truth, 10 + q as u32));
+            assert!(h.distance < 1e-3);
+        }
+        let mut settled = vec![(0.0, (0..5u32).map(|q| vec![hit(truth, 10 + q)]).collect())];
+        assert_eq!(index.settle_clip(&k, &[&clip], &mut settled, 1).unwrap(), 0);
+        let far = IndexOptions { retry: Retry::Far, ..index.options().clone() };
+        let far = CatalogIndex::with_options(&cat, far).unwrap();
+        let mut voted = vec![(0.0, first)];
+        assert_eq!(far.settle_clip(&k, &[&clip], &mut voted, 1).unwrap(), 0);
     }
 
     /// Second-pass settings that cannot mean anything are refused when the store opens.
