@@ -266,7 +266,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     /// [`SearchKind::Ann`]: `copies[i]` is a phase-shifted copy of the clip's fingerprints and
     /// `voted[i]` its first-pass hits, as [`vote_phases`] takes them. When the clip's best
     /// alignment is not [`settled`], the segments whose nearest hit does not already lie on
-    /// that alignment are searched again at [`IndexOptions::retry_search_k`] (all copies in one
+    /// that alignment (all of them when only one segment supports it) are searched again at [`IndexOptions::retry_search_k`] (all copies in one
     /// batch, so both cores share them) and their hits replaced. The number of segments
     /// searched again.
     ///
@@ -289,6 +289,9 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         if settled(best.map(|c| &c.candidate), segments, self.opts.settled_share) {
             return Ok(0);
         }
+        // A lone vote (a 1 s clip has one segment) has nothing to agree with: it is searched
+        // again too.
+        let best = best.filter(|b| b.candidate.votes >= 2);
         let rows: Vec<(usize, usize)> = voted
             .iter()
             .enumerate()
@@ -1318,6 +1321,10 @@ mod tests {
             assert_eq!((h.piece.as_str(), h.segment), (truth, 10 + q as u32));
             assert!(h.distance < 1e-3);
         }
+        // One segment agreeing with itself settles nothing: all five go again.
+        let lone: Vec<Vec<Hit>> = (0..5u32).map(|q| vec![hit(truth, 10 + 3 * q)]).collect();
+        let mut voted = vec![(0.0, lone)];
+        assert_eq!(index.settle_clip(&k, &[&clip], &mut voted, 1).unwrap(), 5);
         let mut settled = vec![(0.0, (0..5u32).map(|q| vec![hit(truth, 10 + q)]).collect())];
         assert_eq!(index.settle_clip(&k, &[&clip], &mut settled, 1).unwrap(), 0);
         let far = IndexOptions { retry: Retry::Far, ..index.options().clone() };
