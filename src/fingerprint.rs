@@ -23,7 +23,7 @@ use crate::{Error, Result};
 pub use model::{Encoder, ModelConfig};
 
 /// The model directory name of the fingerprinter this build uses by default.
-pub const DEFAULT_MODEL: &str = "fingerprint-v3";
+pub const DEFAULT_MODEL: &str = "fingerprint-v4";
 
 /// Everything that fixes what a fingerprint means: front end, segmenting and encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
