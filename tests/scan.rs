@@ -320,9 +320,13 @@ fn query_places_a_three_second_clip_in_its_episode() {
     let clip = tmp.path().join("clip.wav");
     cut(&fixtures().join("episodes/ep02.mp4"), start, 3.0, &clip);
 
-    for (phases, tolerance) in [(None, 0.15), (Some("1"), 0.5)] {
+    // The default search (arroy, two passes) and the exact one give the same answer here.
+    for (phases, tolerance, search) in
+        [(None, 0.15, None), (Some("1"), 0.5, None), (None, 0.15, Some("exact"))]
+    {
         let mut args = vec!["query", clip.to_str().unwrap(), "--json", "--top", "3"];
         args.extend(phases.map(|p| ["--phases", p]).into_iter().flatten());
+        args.extend(search.map(|s| ["--search", s]).into_iter().flatten());
         let answers = json(&cat, &args);
         let answers = answers.as_array().unwrap();
         assert!((1..=3).contains(&answers.len()), "{args:?}: {answers:?}");

