@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let args = cli::Cli::parse();
     let ctx = cli::Ctx::new(&args);
     cli::init_logging(&args, &ctx);
@@ -29,3 +30,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Candle allocates and frees tensors of a few MB for every batch. glibc serves blocks that size
+/// with mmap and unmaps them on free, so each batch pays for freshly zeroed pages: half of the
+/// fingerprinting time here (fingerprint-v4: 761x real time before, ~1,600x after; a 24-minute
+/// scan 17.6 s -> 14.2 s). Blocks under 32 MiB now come from the heap, which is trimmed only
+/// when 256 MiB at its top are free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only sets allocator parameters; it runs before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
