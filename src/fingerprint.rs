@@ -43,11 +43,12 @@ pub struct FingerprintConfig {
 
 impl Default for FingerprintConfig {
     fn default() -> Self {
-        // 64 mel bands over 300-4000 Hz instead of the paper's 256, for training time on this
-        // 2-core CPU: 0.44 s a step of 128 pairs, against 0.81 s with 128 bands and 1.71 s
-        // with 256 (an early build took ~9 s for 256).
+        // fingerprint-v4's shape: 128 mel bands over 300-4000 Hz instead of the paper's 256,
+        // for training time on this 2-core CPU (0.81 s a step of 128 pairs, against 0.44 s with
+        // v3's 64 bands and 1.71 s with 256). 64 -> 128 bands gained 10 / 5 / 3 points of
+        // Table 6 at 1 / 3 / 5 s.
         Self {
-            mel: MelConfig { n_mels: 64, ..MelConfig::default() },
+            mel: MelConfig { n_mels: 128, ..MelConfig::default() },
             segment: 8000,
             hop: 4000,
             range_db: 80.0,
@@ -411,20 +412,20 @@ mod tests {
         assert_eq!(c.model.channels, ModelConfig::default().channels);
         let wide = "[model]\nchannels = [32, 64, 128, 256, 512, 512, 1024, 1024]\n";
         let c = FingerprintConfig::from_file(&write("w.toml", wide)).unwrap();
-        assert_eq!((c.mel.n_mels, c.model.channels[7]), (64, 1024));
+        assert_eq!((c.mel.n_mels, c.model.channels[7]), (128, 1024));
         let both = "[mel]\nn_mels = 128\n[model]\nn_mels = 64\n";
         let c = FingerprintConfig::from_file(&write("both.toml", both)).unwrap();
         assert_eq!((c.mel.n_mels, c.model.n_mels), (128, 64));
-        // A whole model card gives its [config].
+        // A whole model card gives its [config]; the default config is the default model's
+        // (training without --config retrains the default model's shape).
         let card = models_dir().join(DEFAULT_MODEL).join("card.toml");
-        assert_eq!(
-            FingerprintConfig::from_file(&card).unwrap(),
-            read_card(card.parent().unwrap()).unwrap().config
-        );
+        let default_card = read_card(card.parent().unwrap()).unwrap().config;
+        assert_eq!(FingerprintConfig::from_file(&card).unwrap(), default_card);
+        assert_eq!(FingerprintConfig::default(), default_card);
         // An encoder wider than the front end, one that does not reach 1x1, or an unknown
         // field is refused naming the file.
         for (name, text) in [
-            ("bad.toml", "[model]\nn_mels = 128\n"),
+            ("bad.toml", "[model]\nn_mels = 256\n"),
             ("typo.toml", "[mel]\nnmels = 128\n"),
             ("big.toml", "[mel]\nn_mels = 512\n"),
             ("dim.toml", "[model]\ndim = 0\n"),
