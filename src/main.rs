@@ -33,11 +33,19 @@ fn main() -> ExitCode {
 
 /// Candle allocates and frees tensors of a few MB for every batch. glibc serves blocks that size
 /// with mmap and unmaps them on free, so each batch pays for freshly zeroed pages: half of the
-/// fingerprinting time here (fingerprint-v4: 761x real time before, ~1,600x after; a 24-minute
-/// scan 17.6 s -> 14.2 s). Blocks under 32 MiB now come from the heap, which is trimmed only
-/// when 256 MiB at its top are free.
+/// fingerprinting time here (fingerprint-v4 on a 24-minute upload: 761x real time before,
+/// 1,501x after; the scan of it 17.6 s -> 14.2 s). Blocks under 32 MiB now come from the heap,
+/// which is trimmed only when 256 MiB at its top are free. Settings the user gave glibc
+/// (`GLIBC_TUNABLES`, `MALLOC_*_`) are left as they are.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn keep_freed_memory() {
+    let user_set = std::env::vars_os().any(|(k, _)| {
+        let k = k.to_string_lossy();
+        k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_'))
+    });
+    if user_set {
+        return;
+    }
     #[allow(unsafe_code)]
     // SAFETY: mallopt only sets allocator parameters; it runs before any other thread exists.
     unsafe {
