@@ -53,8 +53,9 @@ pub enum Command {
         /// timed (2: none; default: the index default).
         #[arg(long, value_delimiter = ',')]
         retry_distance: Vec<f32>,
-        /// Which segments get the second pass: all of a clip whose vote is not settled, or each
-        /// one whose nearest first-pass candidate is farther than --retry-distance.
+        /// Which segments get the second pass: in a clip whose vote is not settled, those off its
+        /// best alignment; or each one whose nearest first-pass candidate is farther than
+        /// --retry-distance.
         #[arg(long, value_enum, default_value_t = Retry::default())]
         retry: Retry,
         /// Share of a clip's segments that must agree for it to be settled.

@@ -104,8 +104,9 @@ pub struct FingerprintArgs {
     /// With --retry far: the distance over which a query segment gets the second pass.
     #[arg(long)]
     retry_distance: Option<f32>,
-    /// Which segments get the second pass: all of a query whose vote is not settled, or each
-    /// one whose nearest first-pass candidate is farther than --retry-distance.
+    /// Which segments get the second pass: in a query whose vote is not settled, those off its
+    /// best alignment; or each one whose nearest first-pass candidate is farther than
+    /// --retry-distance.
     #[arg(long, value_enum, default_value_t = Retry::default())]
     retry: Retry,
     /// Share of a query's segments that must agree for it to be settled (--retry unsettled).

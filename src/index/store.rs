@@ -266,9 +266,9 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     /// [`SearchKind::Ann`]: `copies[i]` is a phase-shifted copy of the clip's fingerprints and
     /// `voted[i]` its first-pass hits, as [`vote_phases`] takes them. When the clip's best
     /// alignment is not [`settled`], the segments whose nearest hit does not already lie on
-    /// that alignment (all of them when only one segment supports it) are searched again at [`IndexOptions::retry_search_k`] (all copies in one
-    /// batch, so both cores share them) and their hits replaced. The number of segments
-    /// searched again.
+    /// that alignment (all of them when only one segment supports it) are searched again at
+    /// [`IndexOptions::retry_search_k`] (all copies in one batch, so the thread pool shares
+    /// them) and their hits replaced. Returns the number of segments searched again.
     ///
     /// Why only those: a segment whose nearest neighbour already agrees with the best
     /// alignment was found; the wide pass is for the ones that scattered, and skipping the
@@ -292,20 +292,21 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         // A lone vote (a 1 s clip has one segment) has nothing to agree with: it is searched
         // again too.
         let best = best.filter(|b| b.candidate.votes >= 2);
+        let Some(dim) = copies.first().map(|f| f.dim) else { return Ok(0) };
+        // (copy, segment) pairs to search again; segments past a copy's length (hits and
+        // copies out of step) are left as they are.
         let rows: Vec<(usize, usize)> = voted
             .iter()
+            .zip(copies)
             .enumerate()
-            .flat_map(|(c, (shift, hits))| {
+            .flat_map(|(c, ((shift, hits), fps))| {
                 hits.iter()
                     .enumerate()
+                    .take(fps.len())
                     .filter(move |(q, h)| !best.is_some_and(|b| on_alignment(b, *shift, *q, h)))
                     .map(move |(q, _)| (c, q))
             })
             .collect();
-        let Some(dim) = copies.first().map(|f| f.dim) else { return Ok(0) };
-        // Rows past a copy's length (hits and copies out of step) are left as they are.
-        let rows: Vec<(usize, usize)> =
-            rows.into_iter().filter(|&(c, q)| copies.get(c).is_some_and(|f| q < f.len())).collect();
         let mut queries = Fingerprints { dim, data: Vec::with_capacity(rows.len() * dim) };
         for &(c, q) in &rows {
             queries.data.extend_from_slice(copies[c].row(q));
@@ -1320,6 +1321,24 @@ mod tests {
             let h = &voted[0].1[q][0];
             assert_eq!((h.piece.as_str(), h.segment), (truth, 10 + q as u32));
             assert!(h.distance < 1e-3);
+        }
+        // A second copy half a hop later: its hit half a hop off the best alignment agrees
+        // (kept), the rest dissent and are searched again in the same batch.
+        let half: Vec<Vec<Hit>> = (0..5u32)
+            .map(|q| {
+                vec![if q == 0 {
+                    hit(truth, 11)
+                } else {
+                    hit("000000000001-000000000", 100 + 13 * q)
+                }]
+            })
+            .collect();
+        let mut voted = vec![(0.0, first.clone()), (0.5, half.clone())];
+        assert_eq!(index.settle_clip(&k, &[&clip, &clip], &mut voted, 1).unwrap(), 3 + 4);
+        assert_eq!(voted[1].1[0], half[0]);
+        for q in 1..5 {
+            let h = &voted[1].1[q][0];
+            assert_eq!((h.piece.as_str(), h.segment), (truth, 10 + q as u32));
         }
         // One segment agreeing with itself settles nothing: all five go again.
         let lone: Vec<Vec<Hit>> = (0..5u32).map(|q| vec![hit(truth, 10 + 3 * q)]).collect();
