@@ -343,3 +343,34 @@ fn query_places_a_three_second_clip_in_its_episode() {
         );
     }
 }
+
+/// A catalog fingerprinted only by another model cannot answer: `query` says so on stderr
+/// instead of a bare "no match".
+#[test]
+fn a_catalog_of_another_model_is_named() {
+    use aniprint::catalog::Catalog;
+    use aniprint::fingerprint::Fingerprints;
+    use aniprint::index::{CatalogIndex, IndexKey, Stem, VectorStore};
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    {
+        let catalog = Catalog::open(&cat).unwrap();
+        let index = CatalogIndex::open(&catalog).unwrap();
+        let mut data = vec![0f32; 3 * 128];
+        for (i, row) in data.chunks_mut(128).enumerate() {
+            row[i] = 1.0;
+        }
+        let key = IndexKey::new("fingerprint-v0", Stem::Mix);
+        index.add_piece(&key, "000000000000-000000000", &Fingerprints { dim: 128, data }).unwrap();
+    }
+    let clip = fixtures().join("uploads/up01.mp4");
+    let out = aniprint(&cat)
+        .args(["query", "--no-separate", "--search", "exact"])
+        .arg(&clip)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("fingerprints of fingerprint-v0 only"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no match"));
+}

@@ -13,6 +13,37 @@ use candle_core::Device;
 use super::bars::Bars;
 use super::{Ctx, Outcome, print_json};
 
+/// A catalog fingerprinted only by other models answers nothing for this build's model: say so
+/// instead of reporting "no match".
+fn warn_other_models(
+    index: &CatalogIndex<&aniprint::catalog::Catalog>,
+    model: &str,
+) -> anyhow::Result<()> {
+    use aniprint::index::VectorStore;
+    let (mut ours, mut others) = (false, std::collections::BTreeSet::new());
+    for key in index.keys()? {
+        if index.len(&key)? == 0 {
+            continue;
+        }
+        if key.model == model {
+            ours = true;
+        } else {
+            others.insert(key.model);
+        }
+    }
+    if !ours && !others.is_empty() {
+        let others: Vec<String> = others.into_iter().collect();
+        // Printed even with -q: every answer would silently be "no match".
+        eprintln!(
+            "aniprint: warning: this catalog holds fingerprints of {} only, and this build \
+             searches with {model}: nothing can match. Ingest the episodes into a new catalog to \
+             search them with {model}.",
+            others.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Load the default models: the fingerprinter, and the separator unless `no_separate`.
 pub fn load_analyzer(no_separate: bool) -> anyhow::Result<Analyzer> {
     let fp = Fingerprinter::load_default(&Device::Cpu)?;
@@ -53,6 +84,7 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let catalog = ctx.open_catalog()?;
     let index = CatalogIndex::open(&catalog)?;
     let analyzer = load_analyzer(args.no_separate)?;
+    warn_other_models(&index, analyzer.model())?;
     let defaults = ScanOptions::default();
     let opts = ScanOptions {
         search: args.search,
@@ -125,8 +157,9 @@ pub struct QueryArgs {
     /// Answers to print.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Approximate (arroy, two passes: within 0.5 point of exact's Top-1 on real fingerprints,
-    /// p99 under 60 ms at 10^6 segments) or exact (flat L2, linear in the catalog) search.
+    /// Approximate (arroy, two passes: within 0.5 point of exact's Top-1 on real fingerprints;
+    /// p99 54 ms per stem and phase for a 3 s clip among 10^6 segments) or exact (flat L2,
+    /// linear in the catalog: the cheaper one below ~10^5 segments per stem).
     #[arg(long, value_enum, default_value_t = SearchKind::Ann)]
     search: SearchKind,
     /// Only the mix: do not separate voice and background.
@@ -146,6 +179,7 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let catalog = ctx.open_catalog()?;
     let index = CatalogIndex::open(&catalog)?;
     let analyzer = load_analyzer(args.no_separate)?;
+    warn_other_models(&index, analyzer.model())?;
     let answers = scan::query_file(
         &catalog,
         &index,
