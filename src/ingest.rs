@@ -1,6 +1,7 @@
 //! The episode pipeline: find media under the given paths, hash each file, skip content already
 //! in the catalog, decode the chosen audio stream, crop it into pieces at quiet points, flag
-//! their quality, and store episode + pieces in one catalog transaction.
+//! their quality, and store episode + pieces in one catalog transaction. Content already in the
+//! catalog whose vectors for the models in use are missing is fingerprinted again instead.
 //!
 //! One bad file never stops a batch: its error is recorded in the [`IngestReport`] and the
 //! next file starts. Only catalog failures and cancellation end the batch early.
@@ -40,6 +41,10 @@ pub enum Outcome {
     Ingested(Episode),
     /// Its content was already in the catalog (perhaps under another name).
     AlreadyPresent(Episode),
+    /// Already in the catalog, but without vectors of the models in use (ingested with another
+    /// fingerprint model, or without separation): its pieces were fingerprinted again from
+    /// the source, with the piece boundaries on record.
+    Reindexed(Episode),
 }
 
 /// The batch's summary: every input lands in exactly one list.
@@ -49,6 +54,8 @@ pub struct IngestReport {
     pub ok: Vec<(PathBuf, Episode)>,
     /// Files whose content was already there.
     pub skipped: Vec<(PathBuf, Episode)>,
+    /// Files already there whose pieces were fingerprinted again for the models in use.
+    pub reindexed: Vec<(PathBuf, Episode)>,
     /// Files (or arguments) that failed, with the reason.
     pub failed: Vec<(PathBuf, Error)>,
 }
@@ -94,6 +101,15 @@ fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// ", N fingerprinted again" for a batch summary when `n` episodes on record were fingerprinted
+/// again ([`Outcome::Reindexed`]), nothing otherwise.
+pub fn again_note(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(", {n} fingerprinted again"),
+    }
+}
+
 /// Models and vector store for fingerprinting pieces as they are ingested.
 #[derive(Debug)]
 pub struct Indexing<'a> {
@@ -131,6 +147,7 @@ pub fn ingest_paths_indexed(
         match ingest_file_indexed(catalog, &path, opts, indexing, progress) {
             Ok(Outcome::Ingested(ep)) => report.ok.push((path, ep)),
             Ok(Outcome::AlreadyPresent(ep)) => report.skipped.push((path, ep)),
+            Ok(Outcome::Reindexed(ep)) => report.reindexed.push((path, ep)),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             // The catalog itself failing is not this file's fault: stop the batch.
             Err(e @ (Error::Catalog(_) | Error::SchemaMismatch { .. })) => return Err(e),
@@ -140,7 +157,7 @@ pub fn ingest_paths_indexed(
             }
         }
     }
-    if let Some(ix) = indexing.filter(|_| !report.ok.is_empty()) {
+    if let Some(ix) = indexing.filter(|_| !report.ok.is_empty() || !report.reindexed.is_empty()) {
         progress.stage(Stage::Indexing);
         ix.index.build_all_with(progress)?;
     }
@@ -191,7 +208,13 @@ pub fn ingest_file_indexed(
     }
     let sha256 = sha256_file(path, progress)?;
     if let Some(ep) = catalog.episode_by_hash(&sha256)? {
-        return Ok(Outcome::AlreadyPresent(ep));
+        return match indexing {
+            Some(ix) if lacks_vectors(catalog, &ep, ix)? => {
+                reindex_episode(catalog, path, &ep, ix, progress)?;
+                Ok(Outcome::Reindexed(ep))
+            }
+            _ => Ok(Outcome::AlreadyPresent(ep)),
+        };
     }
     let info = media::probe(path)?;
     let stream = info.select(path, &opts.decode.stream)?.clone();
@@ -320,6 +343,111 @@ pub fn ingest_file_indexed(
 }
 
 /// The series a file belongs to when none is given: its folder's name.
+/// Whether an episode on record misses vectors of `ix`'s models: its longest piece (one with
+/// at least a segment, if any has) is looked up in each stem's index. An episode's vectors are
+/// written in one transaction, so one piece stands for all.
+fn lacks_vectors(catalog: &Catalog, ep: &Episode, ix: &Indexing<'_>) -> Result<bool> {
+    let pieces = catalog.pieces_of(&ep.id)?;
+    let Some(longest) = pieces.iter().max_by_key(|p| p.end.0.saturating_sub(p.start.0)) else {
+        return Ok(false);
+    };
+    let len = longest.end.0.saturating_sub(longest.start.0);
+    if ix.analyzer.fingerprinter().config().n_segments(len as usize) == 0 {
+        return Ok(false);
+    }
+    let mut stems = vec![Stem::Mix];
+    if ix.analyzer.separator().is_some() {
+        stems.extend([Stem::Voice, Stem::Background]);
+    }
+    for stem in stems {
+        let key = IndexKey::new(ix.analyzer.model(), stem);
+        if ix.index.piece_vectors(&key, &longest.id)?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Fingerprint the pieces of an episode already on record with `ix`'s models and store their
+/// vectors in one transaction. The source is decoded again (same stream, same working rate;
+/// its hash matched, so the samples are the ones cropped at ingest) and cut at the piece
+/// boundaries on record, holding only the audio of the piece being cut.
+fn reindex_episode(
+    catalog: &Catalog,
+    path: &Path,
+    ep: &Episode,
+    ix: &Indexing<'_>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let rate = ix.analyzer.rate();
+    if ep.work_rate != rate {
+        return Err(Error::media(
+            path,
+            format!(
+                "on record at {} Hz, and the models work at {} Hz: ingest it into a new catalog",
+                ep.work_rate.0, rate.0
+            ),
+        ));
+    }
+    let mut pieces = catalog.pieces_of(&ep.id)?;
+    pieces.sort_by_key(|p| p.index);
+    let decode =
+        DecodeOptions { stream: media::StreamSelect::Index(ep.audio_stream), channels: 1, rate };
+    progress.stage(Stage::Decoding);
+    progress.set_total(rate.samples(ep.duration).0);
+    let mut src = media::open(path, &decode)?;
+    // buf holds samples [buf_start, buf_start + buf.len()) of the stream.
+    let (mut buf, mut buf_start, mut ended) = (Vec::<f32>::new(), 0u64, false);
+    let mut vectors = Vec::with_capacity(pieces.len());
+    let mut next = 0;
+    while next < pieces.len() {
+        progress.check()?;
+        let p = &pieces[next];
+        if !ended && buf_start + (buf.len() as u64) < p.end.0 {
+            match src.next_chunk()? {
+                Some(chunk) => {
+                    progress.advance(chunk.len() as u64);
+                    buf.extend_from_slice(&chunk);
+                }
+                None => ended = true,
+            }
+            continue;
+        }
+        let at = |x: u64| (x.saturating_sub(buf_start) as usize).min(buf.len());
+        if (at(p.end.0) as u64) + buf_start < p.end.0 {
+            return Err(Error::media(
+                path,
+                format!(
+                    "decoded {:.1} s, but piece {} ends at {:.1} s: the file no longer decodes \
+                     as it did at ingest",
+                    rate.seconds(Samples(buf_start + buf.len() as u64)).0,
+                    p.id,
+                    rate.seconds(p.end).0
+                ),
+            ));
+        }
+        progress.stage(Stage::Fingerprinting);
+        vectors.push(ix.analyzer.analyze(&buf[at(p.start.0)..at(p.end.0)])?);
+        progress.stage(Stage::Decoding);
+        next += 1;
+        // Drop what no later piece needs.
+        let keep = pieces.get(next).map_or(p.end.0, |q| q.start.0.min(p.end.0));
+        let drop = at(keep);
+        buf.drain(..drop);
+        buf_start += drop as u64;
+    }
+    progress.stage(Stage::Storing);
+    catalog.write_txn(|w| {
+        for (piece, stems) in pieces.iter().zip(&vectors) {
+            for (stem, fps) in stems {
+                let key = IndexKey::new(ix.analyzer.model(), *stem);
+                ix.index.add_piece_in(w, &key, &piece.id, fps)?;
+            }
+        }
+        Ok(())
+    })
+}
+
 fn default_series(path: &Path) -> String {
     std::fs::canonicalize(path)
         .ok()

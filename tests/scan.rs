@@ -374,3 +374,46 @@ fn a_catalog_of_another_model_is_named() {
     assert!(stderr.contains("fingerprints of fingerprint-v0 only"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("no match"));
 }
+
+/// Ingesting again episodes that are on record without vectors of the models in use (here:
+/// ingested with `--no-separate`, so no voice or background index) fingerprints them again
+/// from their sources, at the piece boundaries on record: the vectors equal a fresh ingest's,
+/// and a third run finds nothing to do.
+#[test]
+fn reingest_fills_in_missing_stems_as_a_fresh_ingest_would() {
+    use aniprint::catalog::Catalog;
+    use aniprint::fingerprint::DEFAULT_MODEL;
+    use aniprint::index::{CatalogIndex, IndexKey, Stem};
+    let (tmp, cat) = ingested();
+    let again = |cat: &Path| {
+        let out = aniprint(cat).arg("ingest").arg(fixtures().join("episodes")).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = again(&cat);
+    assert!(
+        out.contains("0 ingested, 0 already present, 3 fingerprinted again, 0 failed"),
+        "{out}"
+    );
+    let out = again(&cat);
+    assert!(out.contains("0 ingested, 3 already present, 0 failed"), "{out}");
+    let fresh = tmp.path().join("fresh");
+    let out = again(&fresh);
+    assert!(out.contains("3 ingested"), "{out}");
+    let (a, b) = (Catalog::open(&cat).unwrap(), Catalog::open(&fresh).unwrap());
+    let (ia, ib) = (CatalogIndex::open(&a).unwrap(), CatalogIndex::open(&b).unwrap());
+    let pieces = a.pieces().unwrap();
+    assert_eq!(pieces.len(), b.pieces().unwrap().len());
+    for stem in [Stem::Mix, Stem::Voice, Stem::Background] {
+        let key = IndexKey::new(DEFAULT_MODEL, stem);
+        for p in &pieces {
+            let va = ia.piece_vectors(&key, &p.id).unwrap();
+            let vb = ib.piece_vectors(&key, &p.id).unwrap();
+            let (va, vb) = (va.expect("reindexed vectors"), vb.expect("fresh vectors"));
+            assert_eq!(va.len(), vb.len(), "{stem:?} {}", p.id);
+            let worst =
+                va.data.iter().zip(&vb.data).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{stem:?} {}: {worst}", p.id);
+        }
+    }
+}

@@ -66,7 +66,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let ix = ingest::Indexing { analyzer: &analyzer, index: &index };
     let report = ingest::ingest_paths_indexed(&catalog, &files, &opts, Some(&ix), &bars)?;
     bars.finish();
-    for (p, ep) in report.ok.iter().chain(&report.skipped) {
+    for (p, ep) in report.ok.iter().chain(&report.skipped).chain(&report.reindexed) {
         writeln!(
             out,
             "ingested {}  ->  {} ({} pieces, {:.1} s)",

@@ -92,11 +92,21 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 ep.path
             )?;
         }
+        for (path, ep) in &report.reindexed {
+            writeln!(
+                out,
+                "indexed   {}  =  {} ({}): fingerprinted again for the models in use",
+                path.display(),
+                ep.id,
+                ep.title
+            )?;
+        }
         writeln!(
             out,
-            "{} ingested, {} already present, {} failed (catalog {})",
+            "{} ingested, {} already present{}, {} failed (catalog {})",
             report.ok.len(),
             report.skipped.len(),
+            aniprint::ingest::again_note(report.reindexed.len()),
             failed.len(),
             catalog.path().display()
         )?;

@@ -36,8 +36,8 @@ fn warn_other_models(
         // Printed even with -q: every answer would silently be "no match".
         eprintln!(
             "aniprint: warning: this catalog holds fingerprints of {} only, and this build \
-             searches with {model}: nothing can match. Ingest the episodes into a new catalog to \
-             search them with {model}.",
+             searches with {model}: nothing can match. Ingest the episodes again (`aniprint \
+             ingest PATH...`): episodes on record are fingerprinted again with {model}.",
             others.join(", ")
         );
     }

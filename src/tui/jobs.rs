@@ -543,9 +543,10 @@ fn ingest_job(
         rep.failed(&p.display().to_string(), &e.to_string());
     }
     let mut summary = format!(
-        "{} ingested, {} already present, {} failed",
+        "{} ingested, {} already present{}, {} failed",
         report.ok.len(),
         report.skipped.len(),
+        ingest::again_note(report.reindexed.len()),
         report.failed.len() + bad.len()
     );
     if let Err(why) = &analyzer {
