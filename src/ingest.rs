@@ -342,7 +342,6 @@ pub fn ingest_file_indexed(
     }
 }
 
-/// The series a file belongs to when none is given: its folder's name.
 /// Whether an episode on record misses vectors of `ix`'s models: its longest piece (one with
 /// at least a segment, if any has) is looked up in each stem's index. An episode's vectors are
 /// written in one transaction, so one piece stands for all.
@@ -448,6 +447,7 @@ fn reindex_episode(
     })
 }
 
+/// The series a file belongs to when none is given: its folder's name.
 fn default_series(path: &Path) -> String {
     std::fs::canonicalize(path)
         .ok()
