@@ -326,15 +326,9 @@ pub fn ingest_file_indexed(
         ingested_ms: now_ms(),
     };
     progress.stage(Stage::Storing);
-    let store_vectors = |w: &mut heed::RwTxn<'_>| -> Result<()> {
-        let Some(ix) = indexing else { return Ok(()) };
-        for (piece, stems) in pieces.iter().zip(&vectors) {
-            for (stem, fps) in stems {
-                let key = IndexKey::new(ix.analyzer.model(), *stem);
-                ix.index.add_piece_in(w, &key, &piece.id, fps)?;
-            }
-        }
-        Ok(())
+    let store_vectors = |w: &mut heed::RwTxn<'_>| match indexing {
+        Some(ix) => store_piece_vectors(w, ix, &pieces, &vectors),
+        None => Ok(()),
     };
     match catalog.insert_episode_with(&episode, &pieces, store_vectors)? {
         Some(existing) => Ok(Outcome::AlreadyPresent(existing)),
@@ -436,15 +430,23 @@ fn reindex_episode(
         buf_start += drop as u64;
     }
     progress.stage(Stage::Storing);
-    catalog.write_txn(|w| {
-        for (piece, stems) in pieces.iter().zip(&vectors) {
-            for (stem, fps) in stems {
-                let key = IndexKey::new(ix.analyzer.model(), *stem);
-                ix.index.add_piece_in(w, &key, &piece.id, fps)?;
-            }
+    catalog.write_txn(|w| store_piece_vectors(w, ix, &pieces, &vectors))
+}
+
+/// Store each piece's per-stem vectors under `ix`'s model, inside the caller's transaction.
+fn store_piece_vectors(
+    w: &mut heed::RwTxn<'_>,
+    ix: &Indexing<'_>,
+    pieces: &[Piece],
+    vectors: &[Vec<(Stem, Fingerprints)>],
+) -> Result<()> {
+    for (piece, stems) in pieces.iter().zip(vectors) {
+        for (stem, fps) in stems {
+            let key = IndexKey::new(ix.analyzer.model(), *stem);
+            ix.index.add_piece_in(w, &key, &piece.id, fps)?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// The series a file belongs to when none is given: its folder's name.
