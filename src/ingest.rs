@@ -406,8 +406,7 @@ fn reindex_episode(
             }
             continue;
         }
-        let at = |x: u64| (x.saturating_sub(buf_start) as usize).min(buf.len());
-        if (at(p.end.0) as u64) + buf_start < p.end.0 {
+        if buf_start + (buf.len() as u64) < p.end.0 {
             return Err(Error::media(
                 path,
                 format!(
@@ -419,6 +418,7 @@ fn reindex_episode(
                 ),
             ));
         }
+        let at = |x: u64| (x.saturating_sub(buf_start) as usize).min(buf.len());
         progress.stage(Stage::Fingerprinting);
         vectors.push(ix.analyzer.analyze(&buf[at(p.start.0)..at(p.end.0)])?);
         progress.stage(Stage::Decoding);
