@@ -27,6 +27,7 @@ pub mod fingerprint;
 pub mod index;
 pub mod ingest;
 pub mod media;
+mod ops;
 pub mod optim;
 pub mod progress;
 pub mod report;

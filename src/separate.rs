@@ -24,7 +24,6 @@
 
 pub mod eval;
 pub mod model;
-mod ops;
 pub mod train;
 
 use std::path::{Path, PathBuf};

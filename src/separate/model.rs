@@ -20,7 +20,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::ops::{col2im3x3, group_norm_relu, im2col3x3, pixel_shuffle2, upsample2};
+use crate::ops::{col2im3x3, group_norm_relu, im2col3x3, pixel_shuffle2, upsample2};
 
 /// Normalisation after each convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,12 @@
-//! Hand-written tensor operations the U-Net needs and Candle lacks or does slowly on CPU.
+//! Hand-written tensor operations the models need and Candle lacks or does slowly on CPU.
 //!
-//! Everything is channels-last, `(batch, time, freq, channels)`, so a 3x3 convolution is one
+//! Everything is channels-last, `(batch, rows, cols, channels)`. A 3x3 convolution is one
 //! im2col gather plus one large matrix product (Candle's own conv2d backward goes through a
-//! direct-loop `conv_transpose2d` on CPU and fails on mixed-parity shapes, TOOLCHAIN.md). On CPU
-//! the gather is a custom op with a scatter-add backward, parallel over rows; elsewhere (CUDA) the
-//! same gather is built from pads, narrows and a concatenation, which Candle differentiates.
+//! direct-loop `conv_transpose2d` on CPU and fails on mixed-parity shapes, TOOLCHAIN.md); a
+//! depthwise 3x3 convolution and GroupNorm + affine + ReLU are each one pass over the data. On
+//! CPU each is a custom op with a hand-written backward, parallel over rows or batch items and
+//! summed in a fixed order (training stays bit-for-bit reproducible); elsewhere (CUDA) the same
+//! computation is built from Candle ops, which Candle differentiates.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
@@ -47,7 +49,7 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]
     let data = s.as_slice::<f32>()?;
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("separator op: input is not contiguous"),
+        None => candle_core::bail!("custom op: input is not contiguous"),
     }
 }
 
@@ -392,6 +394,207 @@ impl candle_core::CustomOp3 for GroupNormReluBwd {
     }
 }
 
+/// Depthwise 3x3 "same" convolution (zero padding 1) with strides `(sh, sw)`: `x` is
+/// `(B, H, W, C)`, `w` is `(9, C)`, one row per tap (`dy * 3 + dx`); the result is
+/// `(B, ceil(H/sh), ceil(W/sw), C)`. On CPU a custom op (one pass forward, one backward);
+/// elsewhere [`depthwise3x3_generic`].
+pub fn depthwise3x3(x: &Tensor, w: &Tensor, sh: usize, sw: usize) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        x.contiguous()?.apply_op2(&w.contiguous()?, Depthwise { sh, sw })
+    } else {
+        depthwise3x3_generic(x, w, sh, sw)
+    }
+}
+
+/// The nine 3x3 taps of `x` (B, H, W, C) for "same" padding and strides `(sh, sw)`, each
+/// `(B, H', W', C)`, in `dy * 3 + dx` order: differentiable Candle ops on any device.
+pub fn taps3x3(x: &Tensor, sh: usize, sw: usize) -> candle_core::Result<Vec<Tensor>> {
+    let (b, h, w, c) = x.dims4()?;
+    let (ho, wo) = (h.div_ceil(sh), w.div_ceil(sw));
+    // Padded sizes: one on the left, enough on the right for the last tap, divisible by stride.
+    let hp = sh * (ho + 2usize.div_ceil(sh));
+    let wp = sw * (wo + 2usize.div_ceil(sw));
+    let xp = x.pad_with_zeros(1, 1, hp - h - 1)?.pad_with_zeros(2, 1, wp - w - 1)?;
+    let xp = xp.reshape((b, hp / sh, sh, wp / sw, sw, c))?;
+    let mut phases = Vec::with_capacity(sh * sw);
+    for a in 0..sh {
+        for bb in 0..sw {
+            phases.push(xp.narrow(2, a, 1)?.narrow(4, bb, 1)?.squeeze(4)?.squeeze(2)?);
+        }
+    }
+    let mut out = Vec::with_capacity(9);
+    for i in 0..3 {
+        for j in 0..3 {
+            let p = &phases[(i % sh) * sw + (j % sw)];
+            out.push(p.narrow(1, i / sh, ho)?.narrow(2, j / sw, wo)?);
+        }
+    }
+    Ok(out)
+}
+
+/// [`depthwise3x3`] as nine shifted multiply-adds of Candle ops (any device; the reference for
+/// the CPU op).
+pub fn depthwise3x3_generic(
+    x: &Tensor,
+    w: &Tensor,
+    sh: usize,
+    sw: usize,
+) -> candle_core::Result<Tensor> {
+    let t = taps3x3(x, sh, sw)?;
+    let mut acc = t[0].broadcast_mul(&w.get(0)?)?;
+    for (k, tap) in t.iter().enumerate().skip(1) {
+        acc = (acc + tap.broadcast_mul(&w.get(k)?)?)?;
+    }
+    Ok(acc)
+}
+
+#[derive(Clone, Copy)]
+struct Depthwise {
+    sh: usize,
+    sw: usize,
+}
+
+/// Batch items per block of the weight-gradient reduction (fixed, as [`FRAMES_PER_BLOCK`]).
+const ITEMS_PER_BLOCK: usize = 8;
+
+impl Depthwise {
+    /// The taps of output position `(i, j)` that land inside an `h x w` input:
+    /// `(tap, input row, input column)`.
+    fn taps(
+        self,
+        i: usize,
+        j: usize,
+        h: usize,
+        w: usize,
+    ) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..9).filter_map(move |k| {
+            let y = (i * self.sh + k / 3).checked_sub(1).filter(|&y| y < h)?;
+            let x = (j * self.sw + k % 3).checked_sub(1).filter(|&x| x < w)?;
+            Some((k, y, x))
+        })
+    }
+}
+
+impl candle_core::CustomOp2 for Depthwise {
+    fn name(&self) -> &'static str {
+        "depthwise3x3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (b, h, w, c) = l1.shape().dims4()?;
+        let (x, wt) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        if wt.len() != 9 * c {
+            candle_core::bail!("depthwise3x3: weights {:?} for {c} channels", l2.shape());
+        }
+        let (ho, wo) = (h.div_ceil(self.sh), w.div_ceil(self.sw));
+        let mut out = vec![0f32; b * ho * wo * c];
+        if !out.is_empty() {
+            out.par_chunks_mut(wo * c).enumerate().for_each(|(row, o)| {
+                let (bi, i) = (row / ho, row % ho);
+                let xb = &x[bi * h * w * c..(bi + 1) * h * w * c];
+                for (j, oc) in o.chunks_exact_mut(c).enumerate() {
+                    // Taps in order, as the generic version adds them.
+                    for (k, y, xx) in self.taps(i, j, h, w) {
+                        let src = &xb[(y * w + xx) * c..][..c];
+                        let wk = &wt[k * c..][..c];
+                        for ((a, &v), &g) in oc.iter_mut().zip(src).zip(wk) {
+                            *a += v * g;
+                        }
+                    }
+                }
+            });
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, ho, wo, c))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let all = x.apply_op3_no_bwd(w, &grad.contiguous()?, &DepthwiseBwd(*self))?;
+        let n = x.elem_count();
+        let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = all.narrow(0, n, w.elem_count())?.reshape(w.shape())?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// Backward of [`Depthwise`] on `(x, w, dy)`: `[dx..., dw...]`.
+struct DepthwiseBwd(Depthwise);
+
+impl candle_core::CustomOp3 for DepthwiseBwd {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let op = self.0;
+        let (b, h, w, c) = l1.shape().dims4()?;
+        let (_, ho, wo, _) = l3.shape().dims4()?;
+        let (x, wt, dy) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?, f32_slice(s3, l3)?);
+        let (item_in, item_out) = (h * w * c, ho * wo * c);
+        let mut dx = vec![0f32; b * item_in];
+        let partial: Vec<Vec<f32>> = if b == 0 || item_in == 0 {
+            Vec::new()
+        } else {
+            dx.par_chunks_mut(ITEMS_PER_BLOCK * item_in)
+                .enumerate()
+                .map(|(blk, dxb)| {
+                    let mut dw = vec![0f32; 9 * c];
+                    for (n, dxi) in dxb.chunks_mut(item_in).enumerate() {
+                        let bi = blk * ITEMS_PER_BLOCK + n;
+                        let xi = &x[bi * item_in..][..item_in];
+                        let gi = &dy[bi * item_out..][..item_out];
+                        for i in 0..ho {
+                            for j in 0..wo {
+                                let g = &gi[(i * wo + j) * c..][..c];
+                                for (k, y, xx) in op.taps(i, j, h, w) {
+                                    let at = (y * w + xx) * c;
+                                    let (src, wk) = (&xi[at..at + c], &wt[k * c..][..c]);
+                                    let dwk = &mut dw[k * c..][..c];
+                                    for ch in 0..c {
+                                        dwk[ch] += g[ch] * src[ch];
+                                    }
+                                    for ((d, &gv), &wv) in dxi[at..at + c].iter_mut().zip(g).zip(wk)
+                                    {
+                                        *d += gv * wv;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    dw
+                })
+                .collect()
+        };
+        let mut out = dx;
+        let mut dw = vec![0f32; 9 * c];
+        for p in partial {
+            dw.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+        }
+        out.extend(dw);
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +608,70 @@ mod tests {
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn taps_match_a_direct_strided_convolution() {
+        let dev = Device::Cpu;
+        let x = Tensor::arange(0f32, 2.0 * 5.0 * 4.0 * 3.0, &dev)
+            .unwrap()
+            .reshape((2, 5, 4, 3))
+            .unwrap();
+        let t = taps3x3(&x, 2, 2).unwrap();
+        assert_eq!(t[0].dims(), &[2, 3, 2, 3]);
+        let flat = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let at = |b: usize, i: isize, j: isize, c: usize| -> f32 {
+            if i < 0 || j < 0 || i >= 5 || j >= 4 {
+                0.0
+            } else {
+                flat[((b * 5 + i as usize) * 4 + j as usize) * 3 + c]
+            }
+        };
+        for (k, tap) in t.iter().enumerate() {
+            let (di, dj) = ((k / 3) as isize - 1, (k % 3) as isize - 1);
+            let v = tap.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            for b in 0..2 {
+                for oi in 0..3 {
+                    for oj in 0..2 {
+                        for c in 0..3 {
+                            let got = v[((b * 3 + oi) * 2 + oj) * 3 + c];
+                            let want = at(b, 2 * oi as isize + di, 2 * oj as isize + dj, c);
+                            assert_eq!(got, want, "tap {k} at {b},{oi},{oj},{c}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cpu_depthwise_matches_the_generic_taps_and_their_gradients() {
+        for (dims, sh, sw) in [
+            ((2, 6, 8, 3), 1, 1),
+            ((3, 8, 8, 4), 2, 2),
+            ((2, 5, 7, 2), 2, 2),
+            ((2, 5, 1, 3), 2, 1),
+            ((1, 1, 6, 2), 1, 2),
+            ((9, 4, 4, 2), 2, 2), // more items than one gradient block
+        ] {
+            let x = Var::from_tensor(&ramp(dims)).unwrap();
+            let w = Var::from_tensor(
+                &(ramp((1, 1, 9, dims.3)).reshape((9, dims.3)).unwrap() * 1.7).unwrap(),
+            )
+            .unwrap();
+            let a = depthwise3x3(x.as_tensor(), w.as_tensor(), sh, sw).unwrap();
+            let b = depthwise3x3_generic(x.as_tensor(), w.as_tensor(), sh, sw).unwrap();
+            assert_eq!(a.dims(), b.dims(), "{dims:?} {sh}x{sw}");
+            assert!(max_abs_diff(&a, &b) < 1e-6, "{dims:?} {sh}x{sw}");
+            let wts = (ramp(a.dims4().unwrap()) + 0.25).unwrap();
+            let ga = (&a * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (&b * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &w] {
+                let (p, q) = (ga.get(v).unwrap(), gb.get(v).unwrap());
+                assert!(max_abs_diff(p, q) < 1e-5, "{dims:?} {sh}x{sw}: {p} vs {q}");
+                assert!(p.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+            }
+        }
     }
 
     #[test]
