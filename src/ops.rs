@@ -713,6 +713,19 @@ mod tests {
                 assert!(max_abs_diff(da, db) < 1e-4, "gradient, {groups} groups");
             }
         }
+        // The fingerprint encoder's layout: one item per frame, one group, more items than
+        // one block of the parameter-gradient reduction.
+        let x = Var::from_tensor(&ramp((20, 1, 12, 6))).unwrap();
+        let wts = ramp((20, 1, 12, 6));
+        let a = group_norm_relu(&x, &gamma, &beta, 1, 1e-5).unwrap();
+        let b = group_norm_relu_generic(&x, &gamma, &beta, 1, 1e-5).unwrap();
+        assert!(max_abs_diff(&a, &b) < 1e-5, "forward, one item a frame");
+        let ga = (&a * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&b * &wts).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&x, &gamma, &beta] {
+            let (da, db) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+            assert!(max_abs_diff(da, db) < 1e-4, "gradient, one item a frame");
+        }
     }
 
     #[test]

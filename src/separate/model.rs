@@ -14,7 +14,7 @@
 //! frame. Both then see the same numbers whatever the chunking; a patch-wide pool would make a
 //! 4-second chunk and a 24-minute episode normalise differently.
 //!
-//! Tensors are `(batch, time, freq, channels)`; see [`super::ops`] for why.
+//! Tensors are `(batch, time, freq, channels)`; see `crate::ops` for why.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
