@@ -582,7 +582,12 @@ fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
         (vec!["--degrade", bad.to_str().unwrap()], format!("{}: p_codec", bad.display())),
         (vec!["--max-shift-s", "5"], "--max-shift-s: max_shift_s = 5".to_string()),
         (vec!["--config", wide.to_str().unwrap()], format!("{}", wide.display())),
-    ] {
+        (vec!["--device", "gpu"], "invalid value 'gpu' for '--device <DEVICE>'".to_string()),
+    ]
+    .into_iter()
+    .chain((!cfg!(feature = "cuda")).then(|| {
+        (vec!["--device", "cuda"], "--device cuda: this build has no CUDA support".to_string())
+    })) {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         let r = run(&cat, &args);
         assert_ne!(r.code, 0, "{args:?}");

@@ -149,9 +149,8 @@ pub struct TrainArgs {
     /// Loss on masked magnitudes (l2: the ablation).
     #[arg(long, default_value = "l1", value_parser = ["l1", "l2"])]
     loss: String,
-    /// Train on CUDA (needs a build with `--features cuda`).
-    #[arg(long)]
-    cuda: bool,
+    #[command(flatten)]
+    device: super::train::DeviceArgs,
 }
 
 /// Run `train separator`.
@@ -170,7 +169,7 @@ pub fn train(a: TrainArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.seed = a.seed;
     opts.checkpoint_every = a.checkpoint_every;
     opts.val_every = a.val_every;
-    opts.cuda = a.cuda;
+    opts.cuda = a.device.cuda()?;
     opts.config.channels = a.channels;
     opts.config.eca = !a.no_eca;
     opts.config.norm = if a.norm == "batch" { NormKind::Batch } else { NormKind::Group };

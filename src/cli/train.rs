@@ -19,6 +19,40 @@ pub enum Command {
     Separator(super::separate::TrainArgs),
 }
 
+/// Where a model trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainDevice {
+    /// This machine's CPU cores.
+    Cpu,
+    /// The first CUDA GPU (needs a build with `--features cuda`).
+    Cuda,
+}
+
+/// The `--device` flag both trainers take, with `--cuda` as its older spelling.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DeviceArgs {
+    /// Where to train: `cpu`, or `cuda` (needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value_t = TrainDevice::Cpu)]
+    device: TrainDevice,
+    /// The same as `--device cuda`.
+    #[arg(long, hide = true, conflicts_with = "device")]
+    cuda: bool,
+}
+
+impl DeviceArgs {
+    /// Whether training runs on CUDA; refused at once (before the corpus loads) when this
+    /// build has no CUDA support.
+    pub fn cuda(self) -> anyhow::Result<bool> {
+        let cuda = self.cuda || self.device == TrainDevice::Cuda;
+        if cuda && !cfg!(feature = "cuda") {
+            anyhow::bail!(
+                "--device cuda: this build has no CUDA support (build with --features cuda)"
+            );
+        }
+        Ok(cuda)
+    }
+}
+
 /// Options of `train fingerprint`.
 #[derive(Debug, clap::Args)]
 pub struct FingerprintArgs {
@@ -86,9 +120,8 @@ pub struct FingerprintArgs {
     /// Queries per length of `--val table6` (default 500).
     #[arg(long)]
     val_queries: Option<usize>,
-    /// Train on CUDA (needs a build with `--features cuda`).
-    #[arg(long)]
-    cuda: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 /// The trainer's validation.
@@ -119,7 +152,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.seed = a.seed;
     opts.checkpoint_every = a.checkpoint_every;
     opts.val_every = a.val_every;
-    opts.cuda = a.cuda;
+    opts.cuda = a.device.cuda()?;
     opts.schedule_steps = a.schedule_steps;
     opts.memory = a.memory;
     opts.init = a.init;
