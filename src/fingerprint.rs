@@ -23,7 +23,7 @@ use crate::{Error, Result};
 pub use model::{Encoder, ModelConfig};
 
 /// The model directory name of the fingerprinter this build uses by default.
-pub const DEFAULT_MODEL: &str = "fingerprint-v4";
+pub const DEFAULT_MODEL: &str = "fingerprint-v5";
 
 /// Everything that fixes what a fingerprint means: front end, segmenting and encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,12 +43,11 @@ pub struct FingerprintConfig {
 
 impl Default for FingerprintConfig {
     fn default() -> Self {
-        // fingerprint-v4's shape: 128 mel bands over 300-4000 Hz instead of the paper's 256,
-        // for training time on this 2-core CPU (0.81 s a step of 128 pairs, against 0.44 s with
-        // v3's 64 bands and 1.71 s with 256). 64 -> 128 bands gained 10 / 5 / 3 points of
-        // Table 6 at 1 / 3 / 5 s.
+        // fingerprint-v5's shape: the paper's 256 mel bands over 300-4000 Hz (v3 had 64, v4
+        // 128; each doubling gained points of Table 6, most at 1 s). 0.43 s a training step of
+        // 128 pairs on this 2-core CPU with the fused ops.
         Self {
-            mel: MelConfig { n_mels: 128, ..MelConfig::default() },
+            mel: MelConfig::default(),
             segment: 8000,
             hop: 4000,
             range_db: 80.0,
@@ -412,7 +411,7 @@ mod tests {
         assert_eq!(c.model.channels, ModelConfig::default().channels);
         let wide = "[model]\nchannels = [32, 64, 128, 256, 512, 512, 1024, 1024]\n";
         let c = FingerprintConfig::from_file(&write("w.toml", wide)).unwrap();
-        assert_eq!((c.mel.n_mels, c.model.channels[7]), (128, 1024));
+        assert_eq!((c.mel.n_mels, c.model.channels[7]), (256, 1024));
         let both = "[mel]\nn_mels = 128\n[model]\nn_mels = 64\n";
         let c = FingerprintConfig::from_file(&write("both.toml", both)).unwrap();
         assert_eq!((c.mel.n_mels, c.model.n_mels), (128, 64));
@@ -425,7 +424,7 @@ mod tests {
         // An encoder wider than the front end, one that does not reach 1x1, or an unknown
         // field is refused naming the file.
         for (name, text) in [
-            ("bad.toml", "[model]\nn_mels = 256\n"),
+            ("bad.toml", "[mel]\nn_mels = 128\n[model]\nn_mels = 256\n"),
             ("typo.toml", "[mel]\nnmels = 128\n"),
             ("big.toml", "[mel]\nn_mels = 512\n"),
             ("dim.toml", "[model]\ndim = 0\n"),

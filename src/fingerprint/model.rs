@@ -36,7 +36,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            n_mels: 128,
+            n_mels: 256,
             n_frames: 32,
             channels: vec![16, 32, 64, 128, 256, 256, 512, 512],
             dim: 128,
