@@ -583,11 +583,15 @@ fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
         (vec!["--max-shift-s", "5"], "--max-shift-s: max_shift_s = 5".to_string()),
         (vec!["--config", wide.to_str().unwrap()], format!("{}", wide.display())),
         (vec!["--device", "gpu"], "invalid value 'gpu' for '--device <DEVICE>'".to_string()),
+        (vec!["--cuda", "--device", "cpu"], "'--cuda' cannot be used with".to_string()),
     ]
     .into_iter()
-    .chain((!cfg!(feature = "cuda")).then(|| {
-        (vec!["--device", "cuda"], "--device cuda: this build has no CUDA support".to_string())
-    })) {
+    .chain(
+        [vec!["--device", "cuda"], vec!["--cuda"]]
+            .into_iter()
+            .filter(|_| !cfg!(feature = "cuda"))
+            .map(|a| (a, "--device cuda: this build has no CUDA support".to_string())),
+    ) {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         let r = run(&cat, &args);
         assert_ne!(r.code, 0, "{args:?}");

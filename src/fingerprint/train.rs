@@ -1200,11 +1200,9 @@ fn provenance(
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
             opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
             degrade_flags(&opts.degrade) + &validator.flags(),
-            if opts.fingerprint == FingerprintConfig::default() {
-                ""
-            } else {
-                " --config FILE (the card's [config] table)"
-            },
+            // Always: the code's default config moves with the default model (v3's card once
+            // read as a 256-band command), so a card names its own shape.
+            " --config FILE (the card's [config] table)",
         )
         .into(),
     );
