@@ -235,6 +235,19 @@ struct GroupNormRelu {
     c: usize,
 }
 
+/// A backward op's flat result: the input gradient `dx`, then the parameter gradient, the sum of
+/// the per-block `partial`s (each `n` long) added in block order, so the total does not depend
+/// on how rayon scheduled the blocks.
+fn with_block_sums(mut dx: Vec<f32>, partial: Vec<Vec<f32>>, n: usize) -> (CpuStorage, Shape) {
+    let mut sums = vec![0f32; n];
+    for p in partial {
+        sums.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+    }
+    dx.extend(sums);
+    let len = dx.len();
+    (CpuStorage::F32(dx), Shape::from(len))
+}
+
 /// Frames per block of the parameter-gradient reduction: fixed, so sums do not depend on how
 /// rayon schedules the blocks (training stays bit-for-bit reproducible).
 const FRAMES_PER_BLOCK: usize = 16;
@@ -383,14 +396,7 @@ impl candle_core::CustomOp3 for GroupNormReluBwd {
                 acc
             })
             .collect();
-        let mut out = dx;
-        let mut params = vec![0f32; 2 * p.c];
-        for acc in partial {
-            params.iter_mut().zip(acc).for_each(|(a, b)| *a += b);
-        }
-        out.extend(params);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
+        Ok(with_block_sums(dx, partial, 2 * p.c))
     }
 }
 
@@ -584,14 +590,7 @@ impl candle_core::CustomOp3 for DepthwiseBwd {
                 })
                 .collect()
         };
-        let mut out = dx;
-        let mut dw = vec![0f32; 9 * c];
-        for p in partial {
-            dw.iter_mut().zip(p).for_each(|(a, v)| *a += v);
-        }
-        out.extend(dw);
-        let len = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(len)))
+        Ok(with_block_sums(dx, partial, 9 * c))
     }
 }
 
