@@ -23,22 +23,7 @@ pub fn im2col3x3(x: &Tensor, stride: usize) -> candle_core::Result<Tensor> {
 
 /// The same gather from differentiable Candle ops (any device); the reference for the CPU op.
 pub fn im2col_generic(x: &Tensor, s: usize) -> candle_core::Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
-    let (ho, wo) = (h.div_ceil(s), w.div_ceil(s));
-    // Padded sizes: one on the left, enough on the right for the last tap, divisible by stride.
-    let hp = s * (ho + 2usize.div_ceil(s));
-    let wp = s * (wo + 2usize.div_ceil(s));
-    let xp = x.pad_with_zeros(1, 1, hp - h - 1)?.pad_with_zeros(2, 1, wp - w - 1)?;
-    let xp = xp.reshape((b, hp / s, s, wp / s, s, c))?;
-    let mut taps = Vec::with_capacity(9);
-    for dy in 0..3 {
-        for dx in 0..3 {
-            let phase = xp.narrow(2, dy % s, 1)?.narrow(4, dx % s, 1)?;
-            let phase = phase.reshape((b, hp / s, wp / s, c))?;
-            taps.push(phase.narrow(1, dy / s, ho)?.narrow(2, dx / s, wo)?);
-        }
-    }
-    Tensor::cat(&taps, 3)
+    Tensor::cat(&taps3x3(x, s, s)?, 3)
 }
 
 struct Im2Col {
