@@ -228,7 +228,9 @@ pub fn ingest_file_indexed(
     progress.stage(Stage::Decoding);
     let total = info.duration.map(|d| rate.samples(d).0).unwrap_or(0);
     progress.set_total(total);
-    let mut src = media::open(path, &decode)?;
+    // With indexing, the next piece decodes while this one is separated and fingerprinted.
+    let ahead = if indexing.is_some() { rate.samples(opts.crop.piece).0 as usize } else { 0 };
+    let mut src = media::ReadAhead::open(path, &decode, ahead);
     let mut cropper = Cropper::new(opts.crop, rate);
     let mut cut: Vec<CutPiece> = Vec::new();
     let mut stats = Vec::new();

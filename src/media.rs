@@ -141,6 +141,10 @@ impl Default for DecodeOptions {
     }
 }
 
+/// Samples (interleaved) a decoder gathers before it hands a chunk out: the last chunk of a
+/// file may hold fewer, every other at least this many.
+pub const MIN_CHUNK: usize = 16_384;
+
 /// A streaming decoder: interleaved f32 chunks at the requested rate and channel count.
 pub trait AudioSource {
     /// The next chunk of interleaved samples, or `None` at the end.
@@ -204,6 +208,69 @@ pub fn decode(path: &Path, opts: &DecodeOptions) -> Result<Vec<f32>> {
         });
     }
     Ok(out)
+}
+
+/// Decoded chunks of one file, produced on a thread of its own up to `depth` chunks ahead of
+/// the reader: decoding is single-threaded, so a caller whose own work uses every core (scan's
+/// separation and fingerprinting) would otherwise leave a core idle while it decodes.
+#[derive(Debug)]
+pub struct ReadAhead {
+    /// `Ok(None)` marks the end, so a decoder thread that died early is not read as one.
+    rx: std::sync::mpsc::Receiver<Result<Option<Vec<f32>>>>,
+    path: std::path::PathBuf,
+    done: bool,
+    decoder: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    /// Start decoding `path` with `opts` (see [`open`]) in the background, at most about
+    /// `ahead` samples ahead of the reader. An error opening or decoding the file comes out of
+    /// [`ReadAhead::next_chunk`], in order.
+    pub fn open(path: &Path, opts: &DecodeOptions, ahead: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(ahead / MIN_CHUNK + 1);
+        let (file, opts) = (path.to_path_buf(), opts.clone());
+        let decoder = std::thread::spawn(move || {
+            let mut src = match open(&file, &opts) {
+                Ok(src) => src,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let item = src.next_chunk();
+                let more = matches!(item, Ok(Some(_)));
+                // A send fails once the reader has gone (error, cancel): stop decoding then.
+                if tx.send(item).is_err() || !more {
+                    return;
+                }
+            }
+        });
+        Self { rx, path: path.to_path_buf(), done: false, decoder: Some(decoder) }
+    }
+
+    /// The next chunk of interleaved samples, or `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let item = self.rx.recv().unwrap_or_else(|_| {
+            Err(Error::media(&self.path, "the decoder thread stopped before the end of the file"))
+        });
+        self.done = !matches!(item, Ok(Some(_)));
+        item
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // Hanging up makes the decoder's next send fail, so it stops after its current chunk;
+        // joining means no decoder outlives its reader (FFmpeg handles, file descriptors).
+        drop(std::mem::replace(&mut self.rx, std::sync::mpsc::sync_channel(0).1));
+        if let Some(decoder) = self.decoder.take() {
+            let _ = decoder.join();
+        }
+    }
 }
 
 /// Fail early, with the file's name, on paths that cannot be media: missing, directories, empty.

@@ -117,13 +117,14 @@ pub fn fingerprint_file(
     let info = media::probe(path)?;
     let chosen = info.select(path, stream)?.index;
     let opts = DecodeOptions { stream: StreamSelect::Index(chosen), rate, channels: 1 };
-    let mut src = media::open(path, &opts)?;
     progress.stage(Stage::Decoding);
     progress.set_total(info.duration.map(|d| rate.samples(d).0).unwrap_or(0));
     // Windows start on the segment grid and carry (segment - hop) samples of overlap, so every
     // segment of the file is fingerprinted exactly once, whole.
     let window = ((window_s * f64::from(rate.0)) as usize / cfg.hop).max(1) * cfg.hop;
     let carry = cfg.segment.saturating_sub(cfg.hop);
+    // The next window decodes while this one is analysed.
+    let mut src = media::ReadAhead::open(path, &opts, window + carry);
     let mut buf: Vec<f32> = Vec::new();
     let mut out: Vec<(Stem, Fingerprints)> = Vec::new();
     let mut total = 0u64;

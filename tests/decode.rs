@@ -116,3 +116,36 @@ fn wav_through_ffmpeg_decodes_like_the_ffmpeg_cli() {
     // An explicit stream index takes the FFmpeg path, as ingest does.
     check("plain/speech.wav", StreamSelect::Index(0), 0);
 }
+
+#[test]
+fn read_ahead_delivers_what_open_delivers_and_its_errors() {
+    let opts = DecodeOptions { rate: SampleRate(8_000), ..DecodeOptions::default() };
+    for rel in ["episodes/ep01.mkv", "plain/speech.ogg"] {
+        let path = fixture(rel);
+        let mut direct = media::open(&path, &opts).unwrap();
+        // One chunk of room: the decoder thread waits on the reader most of the time.
+        let mut ahead = media::ReadAhead::open(&path, &opts, 0);
+        loop {
+            let (a, b) = (direct.next_chunk().unwrap(), ahead.next_chunk().unwrap());
+            assert_eq!(a, b, "{rel}");
+            if a.is_none() {
+                break;
+            }
+        }
+        assert_eq!(ahead.next_chunk().unwrap(), None, "{rel}: the end stays the end");
+    }
+    // Errors come out of next_chunk, naming the file, then the source is finished.
+    for rel in ["bad/notmedia.txt", "bad/noaudio.mkv", "bad/missing.mkv"] {
+        let path = fixture(rel);
+        let mut ahead = media::ReadAhead::open(&path, &opts, 1 << 20);
+        let err = ahead.next_chunk().unwrap_err().to_string();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(err.contains(&name), "{rel}: {err}");
+        assert_eq!(ahead.next_chunk().unwrap(), None, "{rel}");
+    }
+    // A reader that stops early: dropping it stops and joins the decoder blocked on a full
+    // channel (a decoder left waiting would hang this test).
+    let mut ahead = media::ReadAhead::open(&fixture("episodes/ep01.mkv"), &opts, 0);
+    assert!(ahead.next_chunk().unwrap().is_some());
+    drop(ahead);
+}

@@ -167,7 +167,7 @@ impl AudioSource for FfmpegSource {
         }
         let mut out = Vec::new();
         // Read packets until this chunk holds some audio (a few decoder frames' worth).
-        while out.len() < 16_384 {
+        while out.len() < super::MIN_CHUNK {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input.ctx) {
                 Ok(()) => {

@@ -84,7 +84,7 @@ impl AudioSource for SymphoniaSource {
             return Ok(None);
         }
         let mut out = Vec::new();
-        while out.len() < 16_384 {
+        while out.len() < super::MIN_CHUNK {
             let packet = match self.format.next_packet() {
                 Ok(Some(p)) => p,
                 Ok(None) => {
