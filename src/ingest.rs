@@ -228,9 +228,10 @@ pub fn ingest_file_indexed(
     progress.stage(Stage::Decoding);
     let total = info.duration.map(|d| rate.samples(d).0).unwrap_or(0);
     progress.set_total(total);
-    // With indexing, the next piece decodes while this one is separated and fingerprinted.
+    // With indexing, the next piece decodes while this one is separated and fingerprinted
+    // (without, decoding still runs beside cropping and hashing, a few chunks ahead).
     let ahead = if indexing.is_some() { rate.samples(opts.crop.piece).0 as usize } else { 0 };
-    let mut src = media::ReadAhead::open(path, &decode, ahead);
+    let mut src = media::ReadAhead::open(path, &decode, ahead)?;
     let mut cropper = Cropper::new(opts.crop, rate);
     let mut cut: Vec<CutPiece> = Vec::new();
     let mut stats = Vec::new();
@@ -390,7 +391,9 @@ fn reindex_episode(
         DecodeOptions { stream: media::StreamSelect::Index(ep.audio_stream), channels: 1, rate };
     progress.stage(Stage::Decoding);
     progress.set_total(rate.samples(ep.duration).0);
-    let mut src = media::open(path, &decode)?;
+    // The longest piece decodes ahead while the one before it is analysed.
+    let longest = pieces.iter().map(|p| p.end.0.saturating_sub(p.start.0)).max().unwrap_or(0);
+    let mut src = media::ReadAhead::open(path, &decode, longest as usize)?;
     // buf holds samples [buf_start, buf_start + buf.len()) of the stream.
     let (mut buf, mut buf_start, mut ended) = (Vec::<f32>::new(), 0u64, false);
     let mut vectors = Vec::with_capacity(pieces.len());

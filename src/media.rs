@@ -210,53 +210,71 @@ pub fn decode(path: &Path, opts: &DecodeOptions) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// Decoded chunks of one file, produced on a thread of its own up to `depth` chunks ahead of
-/// the reader: decoding is single-threaded, so a caller whose own work uses every core (scan's
-/// separation and fingerprinting) would otherwise leave a core idle while it decodes.
+/// Decoded chunks of one file, produced on a thread of its own a bounded number of samples
+/// ahead of the reader: decoding is single-threaded, so a caller whose own work uses every core
+/// (scan's and ingest's separation and fingerprinting) would otherwise leave a core idle while
+/// it decodes.
 #[derive(Debug)]
 pub struct ReadAhead {
     /// `Ok(None)` marks the end, so a decoder thread that died early is not read as one.
-    rx: std::sync::mpsc::Receiver<Result<Option<Vec<f32>>>>,
+    rx: Option<std::sync::mpsc::Receiver<Result<Option<Vec<f32>>>>>,
     path: std::path::PathBuf,
     done: bool,
     decoder: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ReadAhead {
-    /// Start decoding `path` with `opts` (see [`open`]) in the background, at most about
-    /// `ahead` samples ahead of the reader. An error opening or decoding the file comes out of
-    /// [`ReadAhead::next_chunk`], in order.
-    pub fn open(path: &Path, opts: &DecodeOptions, ahead: usize) -> Self {
+    /// Start decoding `path` with `opts` (see [`open`]) in the background. The decoder runs
+    /// ahead by `ahead` samples plus up to three chunks (rounding, one chunk waiting to be sent,
+    /// one being decoded). An error opening or decoding the file comes out of
+    /// [`ReadAhead::next_chunk`], in order; only failing to start the thread is an error here.
+    pub fn open(path: &Path, opts: &DecodeOptions, ahead: usize) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(ahead / MIN_CHUNK + 1);
         let (file, opts) = (path.to_path_buf(), opts.clone());
-        let decoder = std::thread::spawn(move || {
-            let mut src = match open(&file, &opts) {
-                Ok(src) => src,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
+        let decoder = std::thread::Builder::new()
+            .name("aniprint-decode".into())
+            .spawn(move || {
+                let mut src = match open(&file, &opts) {
+                    Ok(src) => src,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                loop {
+                    let item = src.next_chunk();
+                    let more = matches!(item, Ok(Some(_)));
+                    // A send fails once the reader has gone (error, cancel): stop decoding.
+                    if tx.send(item).is_err() || !more {
+                        return;
+                    }
                 }
-            };
-            loop {
-                let item = src.next_chunk();
-                let more = matches!(item, Ok(Some(_)));
-                // A send fails once the reader has gone (error, cancel): stop decoding then.
-                if tx.send(item).is_err() || !more {
-                    return;
-                }
-            }
-        });
-        Self { rx, path: path.to_path_buf(), done: false, decoder: Some(decoder) }
+            })
+            .map_err(|e| Error::io(path, e))?;
+        Ok(Self { rx: Some(rx), path: path.to_path_buf(), done: false, decoder: Some(decoder) })
     }
 
-    /// The next chunk of interleaved samples, or `None` at the end.
+    /// The next chunk of interleaved samples, or `None` at the end. After an error the source
+    /// is finished: later calls return `None`.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>> {
-        if self.done {
+        let Some(rx) = self.rx.as_ref().filter(|_| !self.done) else {
             return Ok(None);
-        }
-        let item = self.rx.recv().unwrap_or_else(|_| {
-            Err(Error::media(&self.path, "the decoder thread stopped before the end of the file"))
-        });
+        };
+        let item = match rx.recv() {
+            Ok(item) => item,
+            // Hung up without an end marker: the decoder panicked. Name its message.
+            Err(_) => {
+                let why = match self.decoder.take().map(std::thread::JoinHandle::join) {
+                    Some(Err(payload)) => payload
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "no message".into()),
+                    _ => "no message".into(),
+                };
+                Err(Error::media(&self.path, format!("the decoder failed mid-file: {why}")))
+            }
+        };
         self.done = !matches!(item, Ok(Some(_)));
         item
     }
@@ -266,7 +284,7 @@ impl Drop for ReadAhead {
     fn drop(&mut self) {
         // Hanging up makes the decoder's next send fail, so it stops after its current chunk;
         // joining means no decoder outlives its reader (FFmpeg handles, file descriptors).
-        drop(std::mem::replace(&mut self.rx, std::sync::mpsc::sync_channel(0).1));
+        self.rx = None;
         if let Some(decoder) = self.decoder.take() {
             let _ = decoder.join();
         }

@@ -124,7 +124,7 @@ pub fn fingerprint_file(
     let window = ((window_s * f64::from(rate.0)) as usize / cfg.hop).max(1) * cfg.hop;
     let carry = cfg.segment.saturating_sub(cfg.hop);
     // The next window decodes while this one is analysed.
-    let mut src = media::ReadAhead::open(path, &opts, window + carry);
+    let mut src = media::ReadAhead::open(path, &opts, window + carry)?;
     let mut buf: Vec<f32> = Vec::new();
     let mut out: Vec<(Stem, Fingerprints)> = Vec::new();
     let mut total = 0u64;

@@ -120,32 +120,48 @@ fn wav_through_ffmpeg_decodes_like_the_ffmpeg_cli() {
 #[test]
 fn read_ahead_delivers_what_open_delivers_and_its_errors() {
     let opts = DecodeOptions { rate: SampleRate(8_000), ..DecodeOptions::default() };
-    for rel in ["episodes/ep01.mkv", "plain/speech.ogg"] {
+    // A truncated file ends normally (FFmpeg logs a warning): the same chunks, then the end.
+    let files = ["episodes/ep01.mkv", "plain/speech.ogg", "bad/truncated_faststart.mp4"];
+    for (rel, ahead) in files.iter().flat_map(|r| [(*r, 0), (*r, 10_000_000)]) {
         let path = fixture(rel);
         let mut direct = media::open(&path, &opts).unwrap();
-        // One chunk of room: the decoder thread waits on the reader most of the time.
-        let mut ahead = media::ReadAhead::open(&path, &opts, 0);
+        let mut background = media::ReadAhead::open(&path, &opts, ahead).unwrap();
+        let mut chunks = 0;
         loop {
-            let (a, b) = (direct.next_chunk().unwrap(), ahead.next_chunk().unwrap());
-            assert_eq!(a, b, "{rel}");
+            let (a, b) = (direct.next_chunk().unwrap(), background.next_chunk().unwrap());
+            assert_eq!(a, b, "{rel}, ahead {ahead}: chunk {chunks}");
             if a.is_none() {
                 break;
             }
+            chunks += 1;
         }
-        assert_eq!(ahead.next_chunk().unwrap(), None, "{rel}: the end stays the end");
+        assert!(chunks > 1, "{rel}: {chunks} chunk(s) compare nothing about order");
+        assert_eq!(background.next_chunk().unwrap(), None, "{rel}: the end stays the end");
     }
     // Errors come out of next_chunk, naming the file, then the source is finished.
     for rel in ["bad/notmedia.txt", "bad/noaudio.mkv", "bad/missing.mkv"] {
         let path = fixture(rel);
-        let mut ahead = media::ReadAhead::open(&path, &opts, 1 << 20);
-        let err = ahead.next_chunk().unwrap_err().to_string();
+        let mut background = media::ReadAhead::open(&path, &opts, 1 << 20).unwrap();
+        let err = background.next_chunk().unwrap_err().to_string();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         assert!(err.contains(&name), "{rel}: {err}");
-        assert_eq!(ahead.next_chunk().unwrap(), None, "{rel}");
+        assert_eq!(background.next_chunk().unwrap(), None, "{rel}");
     }
-    // A reader that stops early: dropping it stops and joins the decoder blocked on a full
-    // channel (a decoder left waiting would hang this test).
-    let mut ahead = media::ReadAhead::open(&fixture("episodes/ep01.mkv"), &opts, 0);
-    assert!(ahead.next_chunk().unwrap().is_some());
-    drop(ahead);
+}
+
+#[test]
+fn dropping_a_read_ahead_stops_its_decoder() {
+    let opts = DecodeOptions { rate: SampleRate(8_000), ..DecodeOptions::default() };
+    let mut background = media::ReadAhead::open(&fixture("episodes/ep01.mkv"), &opts, 0).unwrap();
+    assert!(background.next_chunk().unwrap().is_some());
+    // The decoder is now blocked on a full channel: drop must wake and join it, not wait on it
+    // forever (a watchdog turns a hang into a failure).
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(background);
+        let _ = done.send(());
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("dropping the reader did not stop its decoder");
 }
