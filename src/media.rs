@@ -217,9 +217,9 @@ pub fn decode(path: &Path, opts: &DecodeOptions) -> Result<Vec<f32>> {
 #[derive(Debug)]
 pub struct ReadAhead {
     /// `Ok(None)` marks the end, so a decoder thread that died early is not read as one.
+    /// `None` once the end or an error was read.
     rx: Option<std::sync::mpsc::Receiver<Result<Option<Vec<f32>>>>>,
     path: std::path::PathBuf,
-    done: bool,
     decoder: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -251,13 +251,13 @@ impl ReadAhead {
                 }
             })
             .map_err(|e| Error::io(path, e))?;
-        Ok(Self { rx: Some(rx), path: path.to_path_buf(), done: false, decoder: Some(decoder) })
+        Ok(Self { rx: Some(rx), path: path.to_path_buf(), decoder: Some(decoder) })
     }
 
     /// The next chunk of interleaved samples, or `None` at the end. After an error the source
     /// is finished: later calls return `None`.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>> {
-        let Some(rx) = self.rx.as_ref().filter(|_| !self.done) else {
+        let Some(rx) = self.rx.as_ref() else {
             return Ok(None);
         };
         let item = match rx.recv() {
@@ -275,7 +275,10 @@ impl ReadAhead {
                 Err(Error::media(&self.path, format!("the decoder failed mid-file: {why}")))
             }
         };
-        self.done = !matches!(item, Ok(Some(_)));
+        if !matches!(item, Ok(Some(_))) {
+            // Finished: hang up, so a decoder still going after an error stops.
+            self.rx = None;
+        }
         item
     }
 }
