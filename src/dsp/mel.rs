@@ -26,8 +26,9 @@ pub struct MelConfig {
 }
 
 impl Default for MelConfig {
-    /// The fingerprint front end: 8 kHz, 1024-point frames every 256 samples, 256 mel bands
-    /// over 300..4000 Hz. A 1 s segment gives 256 x 32.
+    /// The paper's fingerprint front end: 8 kHz, 1024-point frames every 256 samples, 256 mel
+    /// bands over 300..4000 Hz. A 1 s segment gives 256 x 32. (The default fingerprinter starts
+    /// its bands at 100 Hz instead: see `FingerprintConfig::default`.)
     fn default() -> Self {
         Self { sample_rate: 8000, n_fft: 1024, hop: 256, n_mels: 256, fmin: 300.0, fmax: 4000.0 }
     }
