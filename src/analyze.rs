@@ -75,9 +75,10 @@ impl Analyzer {
         IndexKey::new(self.model(), stem)
     }
 
-    /// [`Analyzer::analyze`] for phase-shifted copies of `audio`: copy `k` of `phases` starts
-    /// `k / phases` of a hop later (`(shift in hops, fingerprints)` per stem). Copies that would
-    /// hold no whole segment are left out, copy 0 always comes; separation runs once.
+    /// [`Analyzer::analyze`] for phase-shifted copies of `audio` (`(shift in hops,
+    /// fingerprints)` per stem, the unshifted copy first): the shifts of
+    /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts),
+    /// fractions of a hop, negative for a clip too short to shift later. Separation runs once.
     pub fn analyze_phases(
         &self,
         audio: &[f32],
@@ -97,7 +98,7 @@ impl Analyzer {
                 let copies = shifts
                     .iter()
                     .map(|&s| {
-                        let f = self.fingerprinter.fingerprint(&a[s.min(a.len())..])?;
+                        let f = self.fingerprinter.fingerprint(&cfg.phase_copy(&a, s))?;
                         Ok((s as f64 / cfg.hop as f64, f))
                     })
                     .collect::<Result<Vec<_>>>()?;

@@ -296,12 +296,12 @@ pub fn evaluate(
                     qs.push((si, start, q));
                 }
                 // Per query, its phase-shifted copies: (shift in samples, fingerprints).
-                let fps: Vec<Vec<(usize, Fingerprints)>> = qs
+                let fps: Vec<Vec<(isize, Fingerprints)>> = qs
                     .iter()
                     .map(|(_, _, q)| {
                         cfg.phase_shifts(q.len(), opts.phases)
                             .into_iter()
-                            .map(|shift| Ok((shift, fp.fingerprint(&q[shift..])?)))
+                            .map(|shift| Ok((shift, fp.fingerprint(&cfg.phase_copy(q, shift))?)))
                             .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<_>>()?;

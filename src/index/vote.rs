@@ -146,7 +146,8 @@ pub struct PhasedCandidate {
 }
 
 /// [`vote`] for phase-shifted copies of one query: `phases[i] = (shift, hits)`, where `shift`
-/// is how far (in hops, `0 <= shift < 1`) the copy starts after the query, and `hits[q]` are
+/// is how far (in hops, `-1 < shift < 1`) the copy starts after the query (before it when
+/// negative: a short clip's copy padded in front), and `hits[q]` are
 /// the nearest stored segments of the copy's segment `q`. Alignments within a hop of a better
 /// one on the same piece are dropped; the best `top` by [`PhasedCandidate::support`] return.
 pub fn vote_phases(phases: &[(f64, Vec<Vec<Hit>>)], top: usize) -> Vec<PhasedCandidate> {
