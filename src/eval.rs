@@ -13,6 +13,7 @@
 //! the catalog uses, built over the same reference vectors and fed the same degraded queries, so
 //! the two rows differ only by the approximate search.
 
+pub mod chromaprint;
 pub mod stems;
 
 use std::path::Path;
@@ -151,12 +152,12 @@ impl Report {
             self.model, self.reference_hours, self.reference_segments, self.query_hours
         );
         s.push_str(
-            "search  condition  length  queries  top1-exact  top1-near  top1-same  top3-exact  \
-             top10-exact  nearest-d(p50)  retried\n",
+            "search       condition  length  queries  top1-exact  top1-near  top1-same  \
+             top3-exact  top10-exact  nearest-d(p50)  retried\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "{:<7} {:<9} {:>5.0} s {:>8} {:>10.1}% {:>9.1}% {:>9.1}% {:>10.1}% {:>11.1}% \
+                "{:<12} {:<9} {:>5.0} s {:>8} {:>10.1}% {:>9.1}% {:>9.1}% {:>10.1}% {:>11.1}% \
                  {:>14.3} {:>8}\n",
                 r.search,
                 r.condition,
@@ -236,7 +237,7 @@ pub fn evaluate(
     progress.set_total(all.len() as u64);
     // Reference matrix: every segment of every source; `owner[i]` = (source, segment). Sources
     // are named by index: two files of one package are still two references.
-    let names: Vec<String> = (0..all.len()).map(|i| format!("ref{i:05}")).collect();
+    let names: Vec<String> = (0..all.len()).map(piece_name).collect();
     let mut refs = Vec::new();
     let mut owner = Vec::new();
     let mut per_source = Vec::with_capacity(all.len());
@@ -273,7 +274,7 @@ pub fn evaluate(
         let degrade = condition(cname)?;
         for &len_s in &opts.lengths {
             let len = (len_s * rate.0 as f32) as usize;
-            let mut rng = StdRng::seed_from_u64(opts.seed ^ hash_str(cname) ^ (len as u64) << 20);
+            let mut rng = query_rng(opts.seed, cname, len);
             let mut conv = Convolver::new();
             // Per search kind: Top-1 exact, Top-1 near, Top-3 exact, Top-10 exact, Top-1 same
             // audio.
@@ -287,13 +288,15 @@ pub fn evaluate(
                 let nb = batch.min(opts.queries - done);
                 let mut qs = Vec::with_capacity(nb);
                 while qs.len() < nb {
-                    let (si, start) = pick(&mut rng, queries_from, total, len);
-                    let s = &queries_from[si];
-                    if augment::rms(&s.clean[start..start + len]) < 3e-3 {
-                        continue;
-                    }
-                    let q = degrade.apply(&mut rng, &mut conv, s, start, len, noise);
-                    qs.push((si, start, q));
+                    qs.push(draw_query(
+                        &mut rng,
+                        &mut conv,
+                        queries_from,
+                        total,
+                        len,
+                        &degrade,
+                        noise,
+                    ));
                 }
                 // Per query, its phase-shifted copies: (shift in samples, fingerprints).
                 let fps: Vec<Vec<(isize, Fingerprints)>> = qs
@@ -537,6 +540,11 @@ impl crate::fingerprint::train::Validator for Table6Validation<'_> {
 }
 
 /// The reference source a piece name (`ref00042`) stands for.
+/// The name reference `i` is searched under ([`source_index`] reads it back).
+fn piece_name(i: usize) -> String {
+    format!("ref{i:05}")
+}
+
 fn source_index(piece: &str) -> Option<usize> {
     piece.strip_prefix("ref")?.parse().ok()
 }
@@ -594,6 +602,32 @@ fn hash_str(s: &str) -> u64 {
 }
 
 /// A source (weighted by length) and a start with `len` samples inside it.
+/// The generator of one (condition, length) cell's queries: every evaluator that draws them
+/// with it and [`draw_query`] scores the same queries.
+fn query_rng(seed: u64, condition: &str, len: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ hash_str(condition) ^ (len as u64) << 20)
+}
+
+/// One degraded query of `len` samples: `(source, start, audio)`, from a random place that is
+/// not near-silent (`total` = the sources' summed length).
+fn draw_query(
+    rng: &mut StdRng,
+    conv: &mut Convolver,
+    sources: &[Source],
+    total: usize,
+    len: usize,
+    degrade: &Degrade,
+    noise: &[&Source],
+) -> (usize, usize, Vec<f32>) {
+    loop {
+        let (si, start) = pick(rng, sources, total, len);
+        let s = &sources[si];
+        if augment::rms(&s.clean[start..start + len]) >= 3e-3 {
+            return (si, start, degrade.apply(rng, conv, s, start, len, noise));
+        }
+    }
+}
+
 fn pick(rng: &mut StdRng, sources: &[Source], total: usize, len: usize) -> (usize, usize) {
     loop {
         let mut r = rng.random_range(0..total.max(1));

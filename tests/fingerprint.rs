@@ -96,6 +96,27 @@ fn eval_on_fixtures_beats_a_random_model() {
     );
 }
 
+#[test]
+fn chromaprint_baseline_finds_clean_clips_and_scores_the_same_queries() {
+    let rate = SampleRate(8000);
+    let refs = eval::sources_from_dir(&fixture("episodes"), rate, &NoProgress)
+        .expect("decode the fixture episodes");
+    let opts = EvalOptions {
+        queries: 20,
+        lengths: vec![1.0, 5.0],
+        conditions: vec!["clean".into()],
+        ..EvalOptions::default()
+    };
+    let rows = eval::chromaprint::evaluate(&refs, &[], &[], &opts, 4000, &NoProgress)
+        .expect("chromaprint evaluation runs");
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.search == "chromaprint" && r.queries == 20));
+    // A 1 s clip is shorter than a chromaprint word's context: no answer at all.
+    assert_eq!(rows[0].top1_exact, 0.0, "{rows:?}");
+    // Clean 5 s clips of three episodes are found where they were cut.
+    assert!(rows[1].top1_exact >= 80.0, "{rows:?}");
+}
+
 fn tiny_corpus() -> Corpus {
     let rate = SampleRate(8000);
     let mk = |name: &str, kind: Kind| {

@@ -128,9 +128,20 @@ pub struct FingerprintArgs {
     /// Segment hop in seconds for references and queries (default: the model's, 0.5 s).
     #[arg(long)]
     hop_s: Option<f64>,
+    /// Also score a competitor on the same queries: chromaprint (AcoustID's fingerprinter,
+    /// what `fpcalc` computes), placed by exhaustive bit-error alignment.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    baseline: Vec<Baseline>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Competitors `eval fingerprint --baseline` scores beside the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// Chromaprint (rusty-chromaprint, the `fpcalc` preset).
+    Chromaprint,
 }
 
 /// Run `eval`.
@@ -181,7 +192,19 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             ..IndexOptions::default()
         },
     };
-    let report = eval::evaluate(&fp, &queries_from, &distractors, &noise, &opts, &sink)?;
+    let mut report = eval::evaluate(&fp, &queries_from, &distractors, &noise, &opts, &sink)?;
+    for b in &a.baseline {
+        match b {
+            Baseline::Chromaprint => report.rows.extend(eval::chromaprint::evaluate(
+                &queries_from,
+                &distractors,
+                &noise,
+                &opts,
+                fp.config().hop,
+                &sink,
+            )?),
+        }
+    }
     bar.finish_and_clear();
     if a.json {
         print_json(&report)?;
