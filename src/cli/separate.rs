@@ -239,6 +239,14 @@ pub struct EvalArgs {
     /// models/separator-v2{,-no-eca,-batchnorm,-l2} that exist.
     #[arg(long)]
     ablation: bool,
+    /// Also write the items as DIR/<item>/{mixture,voice,background}.wav, for another separator
+    /// to run on (see scripts/spleeter_baseline.py).
+    #[arg(long, value_name = "DIR")]
+    dump: Option<PathBuf>,
+    /// Score another separator's output beside the models: DIR/<item>/{voice,background}.<audio>
+    /// for every item (the items --dump wrote); the method is named after DIR. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    estimates: Vec<PathBuf>,
     /// Write the first model's figures into its card.toml under [metrics.eval].
     #[arg(long)]
     update_card: bool,
@@ -293,7 +301,16 @@ pub fn eval(a: EvalArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         .map(|d| d.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
         .collect();
     let models: Vec<(String, &Separator)> = names.iter().cloned().zip(seps.iter()).collect();
-    let report = se::evaluate(&models, &items, true, &sink)?;
+    if let Some(dir) = &a.dump {
+        se::dump_items(&items, dir, rate)?;
+    }
+    let mut report = se::evaluate(&models, &items, true, &sink)?;
+    for dir in &a.estimates {
+        let name = dir
+            .file_name()
+            .map_or_else(|| dir.display().to_string(), |s| s.to_string_lossy().into_owned());
+        report.methods.push(se::score_estimates(&name, &items, dir, rate, &sink)?);
+    }
     bar.finish_and_clear();
     if a.update_card {
         if let Some(metrics) = report.card_metrics(&names[0]) {
