@@ -306,7 +306,7 @@ fn cut(src: &Path, start: f64, seconds: f64, dst: &Path) {
 }
 
 #[test]
-fn query_places_a_three_second_clip_in_its_episode() {
+fn query_places_three_and_one_second_clips_in_their_episode() {
     if !tools::have_ffmpeg() {
         eprintln!("skipped: the ffmpeg CLI is not installed");
         return;
@@ -342,6 +342,16 @@ fn query_places_a_three_second_clip_in_its_episode() {
             "{args:?}: offset {offset} s, truth {start} s (tolerance {tolerance} s): {answers:?}"
         );
     }
+
+    // A 1 s clip is one segment: only its copies shifted either way and padded with silence
+    // bring it nearer the grid than 0.2 s (the grid points are 101.5 and 102.0 s).
+    let short = tmp.path().join("short.wav");
+    cut(&fixtures().join("episodes/ep02.mp4"), start, 1.0, &short);
+    let answers = json(&cat, &["query", short.to_str().unwrap(), "--json", "--search", "exact"]);
+    let best = &answers.as_array().unwrap()[0];
+    assert_eq!(best["episode"], ep02.as_str(), "{answers:?}");
+    let offset = best["offset_s"].as_f64().unwrap();
+    assert!((offset - start).abs() <= 0.15, "1 s clip: offset {offset} s, truth {start} s");
 }
 
 /// A catalog fingerprinted only by another model cannot answer: `query` says so on stderr
