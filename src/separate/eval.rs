@@ -161,17 +161,7 @@ pub fn items_from_dir(dir: &Path, rate: SampleRate, progress: &dyn Progress) -> 
     let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
     let mut items = Vec::new();
     for folder in folders {
-        let find = |stem: &str| -> Option<std::path::PathBuf> {
-            let mut hits: Vec<_> = std::fs::read_dir(&folder)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_stem().and_then(|s| s.to_str()) == Some(stem) && media::is_media_path(p)
-                })
-                .collect();
-            hits.sort();
-            hits.into_iter().next()
-        };
+        let find = |stem: &str| stem_file(&folder, stem);
         let (Some(m), Some(v), Some(b)) = (find("mixture"), find("voice"), find("background"))
         else {
             tracing::warn!("{}: no mixture/voice/background files, skipped", folder.display());
@@ -195,6 +185,15 @@ pub fn items_from_dir(dir: &Path, rate: SampleRate, progress: &dyn Progress) -> 
         )));
     }
     Ok(items)
+}
+
+/// The media file named `stem` (any audio extension; the first by name) in `folder`.
+fn stem_file(folder: &Path, stem: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(folder)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_stem().and_then(|s| s.to_str()) == Some(stem) && media::is_media_path(p))
+        .min()
 }
 
 /// Writes `items` as `dir/<item>/{mixture,voice,background}.wav` (mono at `rate`), the layout
@@ -230,13 +229,7 @@ pub fn score_estimates(
     for item in items {
         let folder = dir.join(&item.name);
         let read = |stem: &str| -> Result<Vec<f32>> {
-            let file = std::fs::read_dir(&folder)
-                .map_err(|e| Error::io(&folder, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_stem().and_then(|s| s.to_str()) == Some(stem) && media::is_media_path(p)
-                })
-                .min()
+            let file = stem_file(&folder, stem)
                 .ok_or_else(|| Error::Invalid(format!("{}: no {stem} audio", folder.display())))?;
             let mut x = media::decode(&file, &opts)?;
             x.resize(item.mixture.len(), 0.0);
