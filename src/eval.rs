@@ -53,8 +53,10 @@ pub struct EvalOptions {
     pub search: Vec<SearchKind>,
     /// arroy options when [`SearchKind::Ann`] is among `search`.
     pub index: IndexOptions,
-    /// Query phases: each query is also fingerprinted starting `k / phases` of a hop later, and
-    /// the best-supported alignment over all phases answers it (1 = the plain segment grid).
+    /// Query phases: each query is also fingerprinted starting `k / phases` of a hop later (a
+    /// clip too short for that, up to half a hop earlier or later, padded: see
+    /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts)),
+    /// and the best-supported alignment over all phases answers it (1 = the plain segment grid).
     pub phases: usize,
     /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
     pub verify: bool,
@@ -102,7 +104,7 @@ pub fn condition(name: &str) -> Result<Degrade> {
 /// One row of the table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// `exact` (flat L2) or `ann` (arroy).
+    /// `exact` (flat L2), `ann` (arroy) or `chromaprint` (the baseline of [`chromaprint`]).
     pub search: String,
     /// Condition name.
     pub condition: String,
@@ -122,7 +124,8 @@ pub struct Row {
     pub top10_exact: f64,
     /// Distance from each query segment to the nearest stored segment the search found: 10th,
     /// 50th and 90th percentile (unit vectors: 0 = same, 2 = opposite). What decides whether
-    /// an approximate search keeps up with the exact one.
+    /// an approximate search keeps up with the exact one. Chromaprint rows hold the best
+    /// placement's differing bits per 32-bit word instead.
     pub nearest_distance: [f32; 3],
     /// Share of query segments that got arroy's second pass (`ann` rows).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +143,7 @@ pub struct Report {
     pub query_hours: f64,
     /// Reference segments (vectors) searched.
     pub reference_segments: usize,
-    /// Rows, by condition then length.
+    /// Rows, by condition then length (then any baseline's rows, likewise).
     pub rows: Vec<Row>,
 }
 
@@ -228,10 +231,7 @@ pub fn evaluate(
 ) -> Result<Report> {
     let cfg = fp.config().clone();
     let rate = cfg.rate();
-    let longest = opts.lengths.iter().copied().fold(0.0f32, f32::max);
-    if !queries_from.iter().any(|s| s.clean.len() > (longest * rate.0 as f32) as usize + 1) {
-        return Err(Error::Invalid(format!("no reference is longer than the {longest} s queries")));
-    }
+    check_lengths(queries_from, &opts.lengths, rate)?;
     progress.stage(Stage::Fingerprinting);
     let all: Vec<&Source> = queries_from.iter().chain(distractors.iter().copied()).collect();
     progress.set_total(all.len() as u64);
@@ -539,12 +539,22 @@ impl crate::fingerprint::train::Validator for Table6Validation<'_> {
     }
 }
 
-/// The reference source a piece name (`ref00042`) stands for.
+/// Queries are cut from `queries_from`: refuse lengths none of it can hold (drawing would
+/// never end).
+fn check_lengths(queries_from: &[Source], lengths: &[f32], rate: SampleRate) -> Result<()> {
+    let longest = lengths.iter().copied().fold(0.0f32, f32::max);
+    if !queries_from.iter().any(|s| s.clean.len() > (longest * rate.0 as f32) as usize + 1) {
+        return Err(Error::Invalid(format!("no reference is longer than the {longest} s queries")));
+    }
+    Ok(())
+}
+
 /// The name reference `i` is searched under ([`source_index`] reads it back).
 fn piece_name(i: usize) -> String {
     format!("ref{i:05}")
 }
 
+/// The reference source a piece name (`ref00042`) stands for.
 fn source_index(piece: &str) -> Option<usize> {
     piece.strip_prefix("ref")?.parse().ok()
 }
@@ -601,7 +611,6 @@ fn hash_str(s: &str) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// A source (weighted by length) and a start with `len` samples inside it.
 /// The generator of one (condition, length) cell's queries: every evaluator that draws them
 /// with it and [`draw_query`] scores the same queries.
 fn query_rng(seed: u64, condition: &str, len: usize) -> StdRng {
@@ -628,6 +637,7 @@ fn draw_query(
     }
 }
 
+/// A source (weighted by length) and a start with `len` samples inside it.
 fn pick(rng: &mut StdRng, sources: &[Source], total: usize, len: usize) -> (usize, usize) {
     loop {
         let mut r = rng.random_range(0..total.max(1));

@@ -137,10 +137,16 @@ impl FingerprintConfig {
         let phases = phases.max(1);
         let hop = self.hop as isize;
         let later = (0..phases).map(|k| (k * self.hop / phases) as isize);
-        if len >= self.segment + (phases - 1) * self.hop / phases {
+        if len == 0 {
+            vec![0]
+        } else if len >= self.segment + (phases - 1) * self.hop / phases {
             later.collect()
         } else {
-            later.map(|s| if s > hop / 2 { s - hop } else { s }).collect()
+            // A copy starting after the clip's end would hold only silence.
+            later
+                .map(|s| if s > hop / 2 { s - hop } else { s })
+                .filter(|&s| s <= 0 || (s as usize) < len)
+                .collect()
         }
     }
 
@@ -424,6 +430,9 @@ mod tests {
         assert_eq!(cfg.phase_shifts(8_000, 8), vec![0, 500, 1000, 1500, 2000, -1500, -1000, -500]);
         assert_eq!(cfg.phase_shifts(24_000, 0), vec![0]);
         assert_eq!(cfg.phase_shifts(3_000, 1), vec![0]);
+        // Nothing to shift, or copies that would start past the end: left out.
+        assert_eq!(cfg.phase_shifts(0, 4), vec![0]);
+        assert_eq!(cfg.phase_shifts(1_500, 4), vec![0, 1000, -1000]);
     }
 
     #[test]

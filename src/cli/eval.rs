@@ -112,7 +112,8 @@ pub struct FingerprintArgs {
     /// Share of a query's segments that must agree for it to be settled (--retry unsettled).
     #[arg(long)]
     settled_share: Option<f32>,
-    /// Query phases: also fingerprint each query shifted by k/N of a hop, best alignment wins.
+    /// Query phases: also fingerprint each query shifted by k/N of a hop (a clip too short for
+    /// that: up to half a hop either way, padded with silence), best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
     /// Nearest stored segments per query segment fed to voting.

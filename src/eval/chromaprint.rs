@@ -2,8 +2,8 @@
 //! same Table 6 queries as aniprint's fingerprinter: what a user would pick instead.
 //!
 //! Chromaprint turns audio into one 32-bit word every 0.124 s (12 chroma bands through 16
-//! Haar-like filters, each one to two bits); a word needs 16 frames of context, so a clip
-//! gives words only from about 2 s on. A query is placed by sliding its words along every
+//! Haar-like filters, each one to two bits); a word needs 20 frames of context (a 5-tap chroma
+//! filter, then filters 16 frames wide), so a clip gives words only from about 2.7 s on. A query is placed by sliding its words along every
 //! reference and counting differing bits (what AcoustID's matcher does per candidate, here
 //! exhaustively); the alignments with the fewest differing bits answer it, scored as
 //! [`evaluate`](super::evaluate) scores aniprint's (right reference, offset within one hop).
@@ -117,9 +117,10 @@ pub fn evaluate(
             w
         })
         .collect::<Result<Vec<_>>>()?;
+    super::check_lengths(queries_from, &opts.lengths, rate)?;
     let word_samples = word_seconds() * f64::from(rate.0);
-    // Placements closer than a second describe one alignment.
-    let apart = (1.0 / word_seconds()).ceil() as usize;
+    // Placements within a hop describe one alignment, as the main evaluator's voting has it.
+    let apart = (hop as f64 / word_samples).floor() as usize;
     let total: usize = queries_from.iter().map(|s| s.clean.len()).sum();
     progress.stage(Stage::Evaluating);
     progress.set_total((opts.conditions.len() * opts.lengths.len() * opts.queries) as u64);

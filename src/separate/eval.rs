@@ -203,6 +203,10 @@ pub fn dump_items(items: &[Item], dir: &Path, rate: SampleRate) -> Result<()> {
     for item in items {
         let folder = dir.join(&item.name);
         std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        if item.mixture.iter().any(|x| x.abs() > 1.0) {
+            // 16-bit WAV clips it; the models here see it unclipped.
+            tracing::warn!("{}: the mixture peaks above full scale and is clipped", item.name);
+        }
         for (stem, audio) in
             [("mixture", &item.mixture), ("voice", &item.voice), ("background", &item.background)]
         {
@@ -282,9 +286,10 @@ impl Summary {
 /// One method's scores (a model or a baseline).
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodReport {
-    /// `mixture`, `irm` or the model's name.
+    /// `mixture`, `irm`, the model's name, or another tool's (`score_estimates`).
     pub method: String,
-    /// ECA / norm / loss of a model (for ablation tables), empty for baselines.
+    /// ECA / norm / loss of a model (for ablation tables), empty for baselines, `external` for
+    /// another tool's estimates.
     pub variant: String,
     /// Voice SDR.
     pub voice_sdr: Summary,
