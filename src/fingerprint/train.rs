@@ -326,6 +326,13 @@ pub struct Degrade {
     pub p_band: f32,
     /// Gain range, dB.
     pub gain_db: (f32, f32),
+    /// Probability of silencing the start or the end of the positive (either, evenly): what
+    /// a short query's phase copy padded with silence looks like (see
+    /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts)).
+    /// 0 in the training recipe, which fingerprint-v6 was trained with.
+    pub p_pad: f32,
+    /// Longest silenced stretch, seconds.
+    pub max_pad_s: f32,
 }
 
 impl Default for Degrade {
@@ -358,6 +365,7 @@ impl Degrade {
             ("p_reverb", self.p_reverb),
             ("p_noise", self.p_noise),
             ("p_band", self.p_band),
+            ("p_pad", self.p_pad),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} = {p} is not a probability"));
@@ -380,6 +388,9 @@ impl Degrade {
         if !(0.0..=1.0).contains(&self.max_shift_s) {
             return Err(format!("max_shift_s = {} is outside 0-1 s", self.max_shift_s));
         }
+        if !(0.0..=1.0).contains(&self.max_pad_s) {
+            return Err(format!("max_pad_s = {} is outside 0-1 s", self.max_pad_s));
+        }
         Ok(())
     }
 
@@ -397,6 +408,8 @@ impl Degrade {
             snr_db: (0.0, 20.0),
             p_band: 0.3,
             gain_db: (-12.0, 6.0),
+            p_pad: 0.0,
+            max_pad_s: 0.25,
         }
     }
 
@@ -413,6 +426,8 @@ impl Degrade {
             snr_db: (0.0, 10.0),
             p_band: 0.0,
             gain_db: (0.0, 0.0),
+            p_pad: 0.0,
+            max_pad_s: 0.25,
         }
     }
 
@@ -483,6 +498,13 @@ impl Degrade {
             augment::band_limit(&mut x, rate.0, low, high);
         }
         augment::apply_gain_db(&mut x, uniform(rng, self.gain_db));
+        // Drawn last, and only when asked for, so a recipe without it keeps its random stream
+        // (and the models trained with it stay reproducible).
+        if self.p_pad > 0.0 && rng.random::<f32>() < self.p_pad {
+            let n = rng.random_range(0..=((self.max_pad_s * sr as f32) as usize).min(x.len()));
+            let at = if rng.random::<bool>() { 0 } else { x.len() - n };
+            x[at..at + n].fill(0.0);
+        }
         augment::normalize_peak(&mut x);
         x
     }
@@ -1307,6 +1329,50 @@ mod tests {
         assert_eq!(k("music", "music/x/games__x__sound__share__a.ogg"), Some(Kind::Music));
         assert_eq!(k("sfx", "sfx/x/a__music__b.ogg"), Some(Kind::Sfx));
         assert_eq!(k("noise", "x/a.ogg"), None);
+    }
+
+    #[test]
+    fn padding_silences_an_end_after_every_other_draw() {
+        let x: Vec<f32> = (0..16_000).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect();
+        let src = Source {
+            package: "tone".into(),
+            version: String::new(),
+            kind: Kind::Music,
+            licence: String::new(),
+            rate: SampleRate(8000),
+            coded: x.clone(),
+            clean: x,
+        };
+        let none: [&Source; 0] = [];
+        let plain = Degrade::train();
+        let padded = Degrade { p_pad: 1.0, max_pad_s: 0.25, ..plain.clone() };
+        let mut conv = Convolver::new();
+        let mut silenced = 0;
+        for seed in 0..20 {
+            let a =
+                plain.apply(&mut StdRng::seed_from_u64(seed), &mut conv, &src, 4000, 8000, &none);
+            let b =
+                padded.apply(&mut StdRng::seed_from_u64(seed), &mut conv, &src, 4000, 8000, &none);
+            // Everything else drew the same numbers: b is a, silenced at one end and then peak
+            // normalised again.
+            let zeros_front = b.iter().take_while(|&&v| v == 0.0).count();
+            let zeros_back = b.iter().rev().take_while(|&&v| v == 0.0).count();
+            assert!(zeros_front.max(zeros_back) <= 2000, "seed {seed}: {zeros_front} {zeros_back}");
+            silenced += zeros_front.max(zeros_back);
+            let (lo, hi) = if zeros_front >= zeros_back {
+                (zeros_front, b.len())
+            } else {
+                (0, b.len() - zeros_back)
+            };
+            let peak = |v: &[f32]| v.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let scale = peak(&a[lo..hi]) / peak(&b[lo..hi]);
+            assert!(
+                a[lo..hi].iter().zip(&b[lo..hi]).all(|(p, q)| (p - q * scale).abs() < 1e-4),
+                "seed {seed}"
+            );
+        }
+        assert!(silenced > 20 * 500, "{silenced} samples silenced over 20 draws");
+        assert!(Degrade { max_pad_s: 2.0, ..padded }.validate().unwrap_err().contains("max_pad_s"));
     }
 
     #[test]
