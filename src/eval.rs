@@ -132,6 +132,64 @@ pub struct Row {
     pub retried: Option<f64>,
 }
 
+impl Row {
+    /// A row from its counts (Top-1 exact, Top-1 near, Top-3 exact, Top-10 exact, Top-1 same
+    /// audio, as [`judge`] gives them, over `queries`) and every query's nearest distance.
+    fn new(
+        search: &str,
+        condition: &str,
+        length_s: f32,
+        queries: usize,
+        counts: &[usize; 5],
+        mut nearest: Vec<f32>,
+    ) -> Self {
+        let pct = |c: usize| 100.0 * c as f64 / queries.max(1) as f64;
+        nearest.sort_by(f32::total_cmp);
+        let at = |p: f64| nearest.get(((nearest.len() as f64 - 1.0) * p).round() as usize);
+        Row {
+            search: search.to_string(),
+            condition: condition.to_string(),
+            length_s,
+            queries,
+            top1_exact: pct(counts[0]),
+            top1_near: pct(counts[1]),
+            top1_same_audio: pct(counts[4]),
+            top3_exact: pct(counts[2]),
+            top10_exact: pct(counts[3]),
+            nearest_distance: [0.1, 0.5, 0.9].map(|p| at(p).copied().unwrap_or(f32::NAN)),
+            retried: None,
+        }
+    }
+}
+
+/// How Table 6 judges one query's ranked answers (`(reference index, offset in samples)`,
+/// best first) against the truth (`(reference, start)` of a `len`-sample query): Top-1 exact
+/// (right reference within a hop), Top-1 near (within two), Top-3 and Top-10 exact, and Top-1
+/// same audio (exact, or a Top-1 elsewhere whose clean audio is the query's own).
+fn judge(
+    answers: &[(usize, f64)],
+    (si, start): (usize, usize),
+    len: usize,
+    hop: usize,
+    all: &[&Source],
+) -> [bool; 5] {
+    let is_at =
+        |a: &(usize, f64), tol: f64| a.0 == si && (a.1 - start as f64).abs() < tol * hop as f64;
+    let top1 = answers.first().is_some_and(|a| is_at(a, 1.0));
+    let same = top1
+        || answers.first().is_some_and(|a| {
+            let query = &all[si].clean[start..start + len];
+            same_audio(query, &piece_name(a.0), a.1, all, hop)
+        });
+    [
+        top1,
+        answers.first().is_some_and(|a| is_at(a, 2.0)),
+        answers.iter().take(3).any(|a| is_at(a, 1.0)),
+        answers.iter().take(10).any(|a| is_at(a, 1.0)),
+        same,
+    ]
+}
+
 /// The whole evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -362,24 +420,21 @@ pub fn evaluate(
                             .into_iter()
                             .map(|c| (c.candidate, c.offset_hops * cfg.hop as f64, c.support))
                             .collect();
-                        let truth_name = &names[*si];
-                        let is_at = |c: &(Candidate, f64, f32), tol: f64| {
-                            &c.0.piece == truth_name
-                                && (c.1 - *start as f64).abs() < tol * cfg.hop as f64
-                        };
-                        if cands.first().is_some_and(|c| is_at(c, 1.0)) {
-                            counts[0] += 1;
-                            counts[4] += 1;
-                        } else if let Some(c) = cands.first() {
-                            let query = &queries_from[*si].clean[*start..*start + len];
-                            let same = same_audio(query, &c.0.piece, c.1, &all, cfg.hop);
-                            if same {
-                                counts[4] += 1;
-                            }
-                            let truth_rank = cands.iter().position(|c| is_at(c, 1.0));
+                        let answers: Vec<(usize, f64)> = cands
+                            .iter()
+                            .map(|c| (source_index(&c.0.piece).unwrap_or(usize::MAX), c.1))
+                            .collect();
+                        let hit = judge(&answers, (*si, *start), len, cfg.hop, &all);
+                        for (n, h) in counts.iter_mut().zip(hit) {
+                            *n += usize::from(h);
+                        }
+                        if let Some(c) = cands.first().filter(|_| !hit[0]) {
+                            let truth_rank = answers.iter().position(|a| {
+                                a.0 == *si && (a.1 - *start as f64).abs() < cfg.hop as f64
+                            });
                             tracing::debug!(
                                 "{cname} {len_s} s miss: {} at {:.2} s answered {} at {:.2} s \
-                                 (mean {:.3}, {} votes, same audio {same}); truth ranked {:?}",
+                                 (mean {:.3}, {} votes, same audio {}); truth ranked {:?}",
                                 all[*si].package,
                                 *start as f64 / f64::from(rate.0),
                                 source_index(&c.0.piece)
@@ -388,17 +443,9 @@ pub fn evaluate(
                                 c.1 / f64::from(rate.0),
                                 c.2,
                                 c.0.votes,
+                                hit[4],
                                 truth_rank.map(|r| (r + 1, cands[r].2, cands[r].0.votes)),
                             );
-                        }
-                        if cands.first().is_some_and(|c| is_at(c, 2.0)) {
-                            counts[1] += 1;
-                        }
-                        if cands.iter().take(3).any(|c| is_at(c, 1.0)) {
-                            counts[2] += 1;
-                        }
-                        if cands.iter().take(10).any(|c| is_at(c, 1.0)) {
-                            counts[3] += 1;
                         }
                     }
                 }
@@ -406,29 +453,14 @@ pub fn evaluate(
                 progress.advance(nb as u64);
                 progress.check()?;
             }
-            let pct = |c: usize| 100.0 * c as f64 / opts.queries.max(1) as f64;
             let retried = ann.as_ref().zip(ann_before).map(|((index, _, _), (s0, r0))| {
                 let (s1, r1) = index.ann_counts();
                 (r1 - r0) as f64 / (s1 - s0).max(1) as f64
             });
-            for ((kind, counts), nearest) in opts.search.iter().zip(&counts).zip(&mut nearest) {
-                nearest.sort_by(f32::total_cmp);
-                let at = |p: f64| {
-                    nearest.get(((nearest.len() as f64 - 1.0) * p).round() as usize).copied()
-                };
-                rows.push(Row {
-                    search: kind.as_str().to_string(),
-                    condition: cname.clone(),
-                    length_s: len_s,
-                    queries: opts.queries,
-                    top1_exact: pct(counts[0]),
-                    top1_near: pct(counts[1]),
-                    top1_same_audio: pct(counts[4]),
-                    top3_exact: pct(counts[2]),
-                    top10_exact: pct(counts[3]),
-                    nearest_distance: [0.1, 0.5, 0.9].map(|p| at(p).unwrap_or(f32::NAN)),
-                    retried: retried.filter(|_| *kind == SearchKind::Ann),
-                });
+            for ((kind, counts), nearest) in opts.search.iter().zip(&counts).zip(nearest) {
+                let mut row = Row::new(kind.as_str(), cname, len_s, opts.queries, counts, nearest);
+                row.retried = retried.filter(|_| *kind == SearchKind::Ann);
+                rows.push(row);
             }
         }
     }

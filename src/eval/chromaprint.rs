@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 use rusty_chromaprint::{Configuration, Fingerprinter};
 
-use super::{Row, condition, draw_query, query_rng, same_audio};
+use super::{Row, condition, draw_query, judge, query_rng};
 use crate::fingerprint::augment::Convolver;
 use crate::fingerprint::train::Source;
 use crate::progress::{Progress, Stage};
@@ -141,49 +141,17 @@ pub fn evaluate(
                 .map(|(si, start, q)| {
                     let found = place(&words(q, rate.0)?, &references, ANSWERS, apart);
                     progress.advance(1);
-                    let at = |p: &Placement| p.word as f64 * word_samples;
-                    let is_at = |p: &Placement, tol: f64| {
-                        p.reference == *si && (at(p) - *start as f64).abs() < tol * hop as f64
-                    };
-                    let top1 = found.first().is_some_and(|p| is_at(p, 1.0));
-                    let same = top1
-                        || found.first().is_some_and(|p| {
-                            let clean = &queries_from[*si].clean[*start..*start + len];
-                            same_audio(clean, &super::piece_name(p.reference), at(p), &all, hop)
-                        });
-                    Ok((
-                        [
-                            top1,
-                            found.first().is_some_and(|p| is_at(p, 2.0)),
-                            found.iter().take(3).any(|p| is_at(p, 1.0)),
-                            found.iter().take(10).any(|p| is_at(p, 1.0)),
-                            same,
-                        ],
-                        found.first().map(|p| p.errors),
-                    ))
+                    let answers: Vec<(usize, f64)> =
+                        found.iter().map(|p| (p.reference, p.word as f64 * word_samples)).collect();
+                    let hit = judge(&answers, (*si, *start), len, hop, &all);
+                    Ok((hit, found.first().map(|p| p.errors)))
                 })
                 .collect::<Result<Vec<_>>>()?;
             progress.check()?;
-            let pct = |k: usize| {
-                100.0 * scored.iter().filter(|(hit, _)| hit[k]).count() as f64
-                    / opts.queries.max(1) as f64
-            };
-            let mut errors: Vec<f32> = scored.iter().filter_map(|(_, e)| *e).collect();
-            errors.sort_by(f32::total_cmp);
-            let at = |p: f64| errors.get(((errors.len() as f64 - 1.0) * p).round() as usize);
-            rows.push(Row {
-                search: "chromaprint".into(),
-                condition: cname.clone(),
-                length_s: len_s,
-                queries: opts.queries,
-                top1_exact: pct(0),
-                top1_near: pct(1),
-                top1_same_audio: pct(4),
-                top3_exact: pct(2),
-                top10_exact: pct(3),
-                nearest_distance: [0.1, 0.5, 0.9].map(|p| at(p).copied().unwrap_or(f32::NAN)),
-                retried: None,
-            });
+            let counts: [usize; 5] =
+                std::array::from_fn(|k| scored.iter().filter(|(hit, _)| hit[k]).count());
+            let errors: Vec<f32> = scored.iter().filter_map(|(_, e)| *e).collect();
+            rows.push(Row::new("chromaprint", cname, len_s, opts.queries, &counts, errors));
         }
     }
     Ok(rows)
