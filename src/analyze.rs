@@ -2,6 +2,8 @@
 //! piece of an episode, scan and query on an upload, so both sides of a match go through the
 //! same separation and the same front end.
 
+use std::borrow::Cow;
+
 use crate::Result;
 use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::{IndexKey, Stem};
@@ -9,6 +11,12 @@ use crate::units::SampleRate;
 
 /// Fingerprints of phase-shifted copies of one audio: `(shift in hops, fingerprints)`.
 pub type PhasedFingerprints = Vec<(f64, Fingerprints)>;
+
+/// Segment grids a reference piece is stored on by default: the plain one and one starting
+/// half a hop in, a segment every quarter second in all (see
+/// [`FingerprintConfig::grid_offsets`](crate::fingerprint::FingerprintConfig::grid_offsets)
+/// for what it buys clip queries, and what it costs).
+pub const REFERENCE_GRIDS: usize = 2;
 
 /// Splits a mixture into (voice, background), same length and rate as the input.
 pub trait StemSplitter: Send + Sync {
@@ -24,6 +32,7 @@ pub trait StemSplitter: Send + Sync {
 pub struct Analyzer {
     fingerprinter: Fingerprinter,
     splitter: Option<Box<dyn StemSplitter>>,
+    grids: usize,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -31,14 +40,27 @@ impl std::fmt::Debug for Analyzer {
         f.debug_struct("Analyzer")
             .field("fingerprint", &self.fingerprinter.card().name)
             .field("separator", &self.splitter.as_ref().map(|s| s.name()))
+            .field("grids", &self.grids)
             .finish()
     }
 }
 
 impl Analyzer {
     /// An analyzer from loaded models; without a splitter only the mix is fingerprinted.
+    /// References are stored on [`REFERENCE_GRIDS`] grids.
     pub fn new(fingerprinter: Fingerprinter, splitter: Option<Box<dyn StemSplitter>>) -> Self {
-        Self { fingerprinter, splitter }
+        Self { fingerprinter, splitter, grids: REFERENCE_GRIDS }
+    }
+
+    /// The same analyzer storing references on `grids` segment grids (1: the plain grid only,
+    /// half the vectors and fingerprinting of the default).
+    pub fn with_grids(self, grids: usize) -> Self {
+        Self { grids: grids.max(1), ..self }
+    }
+
+    /// Segment grids references are stored on.
+    pub fn grids(&self) -> usize {
+        self.grids
     }
 
     /// The rate audio must be given at.
@@ -75,6 +97,17 @@ impl Analyzer {
         IndexKey::new(self.model(), stem)
     }
 
+    /// The mix and, with a separator, each stem.
+    fn split<'a>(&self, audio: &'a [f32]) -> Result<Vec<(Stem, Cow<'a, [f32]>)>> {
+        let mut stems = vec![(Stem::Mix, Cow::Borrowed(audio))];
+        if let Some(s) = &self.splitter {
+            let (voice, background) = s.split(audio)?;
+            stems.push((Stem::Voice, Cow::Owned(voice)));
+            stems.push((Stem::Background, Cow::Owned(background)));
+        }
+        Ok(stems)
+    }
+
     /// [`Analyzer::analyze`] for phase-shifted copies of `audio` (`(shift in hops,
     /// fingerprints)` per stem, the unshifted copy first): the shifts of
     /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts),
@@ -86,13 +119,7 @@ impl Analyzer {
     ) -> Result<Vec<(Stem, PhasedFingerprints)>> {
         let cfg = self.fingerprinter.config();
         let shifts = cfg.phase_shifts(audio.len(), phases);
-        let mut stems = vec![(Stem::Mix, audio.to_vec())];
-        if let Some(s) = &self.splitter {
-            let (voice, background) = s.split(audio)?;
-            stems.push((Stem::Voice, voice));
-            stems.push((Stem::Background, background));
-        }
-        stems
+        self.split(audio)?
             .into_iter()
             .map(|(stem, a)| {
                 let copies = shifts
@@ -110,11 +137,23 @@ impl Analyzer {
     /// Fingerprints of the mix and, with a separator, of each stem. `audio` is mono at
     /// [`Analyzer::rate`].
     pub fn analyze(&self, audio: &[f32]) -> Result<Vec<(Stem, Fingerprints)>> {
-        let mut out = vec![(Stem::Mix, self.fingerprinter.fingerprint(audio)?)];
-        if let Some(s) = &self.splitter {
-            let (voice, background) = s.split(audio)?;
-            out.push((Stem::Voice, self.fingerprinter.fingerprint(&voice)?));
-            out.push((Stem::Background, self.fingerprinter.fingerprint(&background)?));
+        self.split(audio)?
+            .into_iter()
+            .map(|(stem, a)| Ok((stem, self.fingerprinter.fingerprint(&a)?)))
+            .collect()
+    }
+
+    /// What a reference piece stores: per stem, its fingerprints on each of
+    /// [`Analyzer::grids`] segment grids, keyed by the index each goes to (the plain grid
+    /// first). Separation runs once.
+    pub fn analyze_reference(&self, audio: &[f32]) -> Result<Vec<(IndexKey, Fingerprints)>> {
+        let offsets = self.fingerprinter.config().grid_offsets(self.grids);
+        let mut out = Vec::with_capacity(3 * offsets.len());
+        for (stem, a) in self.split(audio)? {
+            for &o in &offsets {
+                let f = self.fingerprinter.fingerprint(&a[o.min(a.len())..])?;
+                out.push((self.key(stem).at_offset(o as u32), f));
+            }
         }
         Ok(out)
     }

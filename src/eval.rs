@@ -1,6 +1,8 @@
 //! Evaluation of the fingerprinter the way the paper measures it (its Table 6): references are
 //! fingerprinted whole, queries of 1/3/5 s are cut at random offsets and degraded, each query is
 //! answered by exact search plus sequence voting, and Top-1/Top-3/Top-10 hit rates are counted.
+//! References are stored as ingest stores them: on [`REFERENCE_GRIDS`](crate::analyze::REFERENCE_GRIDS)
+//! segment grids by default, searched as `query` searches them.
 //!
 //! "Exact" means the right reference and an offset less than one segment hop (0.5 s) from the
 //! truth; "near" allows one more hop either way. "Same audio" also accepts a Top-1 answer
@@ -29,7 +31,8 @@ use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip}
 use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
-    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, verify, vote_phases,
+    CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, grid_shift, verify,
+    vote_phases,
 };
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -58,6 +61,11 @@ pub struct EvalOptions {
     /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts)),
     /// and the best-supported alignment over all phases answers it (1 = the plain segment grid).
     pub phases: usize,
+    /// Reference grids per hop: 1 stores each reference's segments every hop; 2 also stores a
+    /// copy starting half a hop in (segments every half hop, twice the vectors), so that even a
+    /// 1 s clip lies within a quarter of a hop of a stored segment (see
+    /// [`grid_shift`](crate::index::grid_shift)).
+    pub grids: usize,
     /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
     pub verify: bool,
     /// Voted alignments per query that verification re-ranks.
@@ -78,6 +86,7 @@ impl Default for EvalOptions {
             search: vec![SearchKind::Exact],
             index: IndexOptions::default(),
             phases: 1,
+            grids: crate::analyze::REFERENCE_GRIDS,
             verify: true,
             verify_candidates: VERIFY_CANDIDATES,
         }
@@ -292,35 +301,49 @@ pub fn evaluate(
     check_lengths(queries_from, &opts.lengths, rate)?;
     progress.stage(Stage::Fingerprinting);
     let all: Vec<&Source> = queries_from.iter().chain(distractors.iter().copied()).collect();
-    progress.set_total(all.len() as u64);
-    // Reference matrix: every segment of every source; `owner[i]` = (source, segment). Sources
-    // are named by index: two files of one package are still two references.
+    let grids = opts.grids.max(1);
+    progress.set_total((all.len() * grids) as u64);
+    // Per reference grid, the reference matrix: every segment of every source, `owner[i]` =
+    // (source, segment). Sources are named by index: two files of one package are still two
+    // references.
     let names: Vec<String> = (0..all.len()).map(piece_name).collect();
-    let mut refs = Vec::new();
-    let mut owner = Vec::new();
-    let mut per_source = Vec::with_capacity(all.len());
-    for (si, s) in all.iter().enumerate() {
-        let f = fp.fingerprint(&s.clean)?;
-        owner.extend((0..f.len()).map(|j| (si, j as u32)));
-        refs.extend_from_slice(&f.data);
-        per_source.push(f);
-        progress.advance(1);
-    }
     let dim = cfg.model.dim;
-    let n_ref = owner.len();
     let device = Device::Cpu;
-    let ref_t = Tensor::from_vec(refs, (n_ref, dim), &device)?.t()?.contiguous()?;
-    // The arroy index, when asked: a throw-away catalog holding the same vectors.
+    let mut grid_refs = Vec::with_capacity(grids);
+    let grid_starts = cfg.grid_offsets(grids);
+    let grid_hops: Vec<f64> = grid_starts.iter().map(|&o| o as f64 / cfg.hop as f64).collect();
+    for &start in &grid_starts {
+        let mut refs = Vec::new();
+        let mut owner = Vec::new();
+        let mut per_source = Vec::with_capacity(all.len());
+        for (si, s) in all.iter().enumerate() {
+            let f = fp.fingerprint(&s.clean[start.min(s.clean.len())..])?;
+            owner.extend((0..f.len()).map(|j| (si, j as u32)));
+            refs.extend_from_slice(&f.data);
+            per_source.push(f);
+            progress.advance(1);
+        }
+        let ref_t = Tensor::from_vec(refs, (owner.len(), dim), &device)?.t()?.contiguous()?;
+        grid_refs.push(GridRefs { ref_t, owner, per_source });
+    }
+    let n_ref: usize = grid_refs.iter().map(|r| r.owner.len()).sum();
+    // The arroy index, when asked: a throw-away catalog holding the same vectors, one index
+    // per grid.
     let ann = if opts.search.contains(&SearchKind::Ann) {
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let catalog = Catalog::open(dir.path())?;
         let index = CatalogIndex::with_options(catalog, opts.index.clone())?;
-        let key = IndexKey::new(fp.card().name.clone(), Stem::Mix);
-        for (name, f) in names.iter().zip(&per_source) {
-            index.add_piece(&key, name, f)?;
+        let mut keys = Vec::with_capacity(grids);
+        for (g, r) in grid_refs.iter().enumerate() {
+            let key =
+                IndexKey::new(fp.card().name.clone(), Stem::Mix).at_offset(grid_starts[g] as u32);
+            for (name, f) in names.iter().zip(&r.per_source) {
+                index.add_piece(&key, name, f)?;
+            }
+            index.build(&key)?;
+            keys.push(key);
         }
-        index.build(&key)?;
-        Some((index, key, dir))
+        Some((index, keys, dir))
     } else {
         None
     };
@@ -370,34 +393,45 @@ pub fn evaluate(
                     dim,
                     data: fps.iter().flatten().flat_map(|(_, f)| f.data.iter().copied()).collect(),
                 };
+                let q_t = Tensor::from_slice(&rows_q.data, (rows_q.len(), dim), &device)?;
                 for ((kind, counts), nearest) in
                     opts.search.iter().zip(counts.iter_mut()).zip(nearest.iter_mut())
                 {
-                    // One list of hits per query segment, all queries in order.
-                    let seg_hits: Vec<Vec<Hit>> = match (kind, &ann) {
-                        (SearchKind::Ann, Some((index, key, _))) => {
-                            index.search_batch(key, &rows_q, opts.top_k, SearchKind::Ann)?
-                        }
-                        _ => {
-                            let q_t =
-                                Tensor::from_slice(&rows_q.data, (rows_q.len(), dim), &device)?;
-                            let sims = q_t.matmul(&ref_t)?.to_vec2::<f32>()?;
-                            sims.iter().map(|r| top_hits(r, opts.top_k, &owner, &names)).collect()
-                        }
-                    };
-                    let mut seg_hits = seg_hits.into_iter();
+                    // Per grid, one list of hits per query segment, all queries in order.
+                    let mut seg_hits = Vec::with_capacity(grids);
+                    for (g, r) in grid_refs.iter().enumerate() {
+                        let hits: Vec<Vec<Hit>> = match (kind, &ann) {
+                            (SearchKind::Ann, Some((index, keys, _))) => index.search_batch(
+                                &keys[g],
+                                &rows_q,
+                                opts.top_k,
+                                SearchKind::Ann,
+                            )?,
+                            _ => {
+                                let sims = q_t.matmul(&r.ref_t)?.to_vec2::<f32>()?;
+                                sims.iter()
+                                    .map(|s| top_hits(s, opts.top_k, &r.owner, &names))
+                                    .collect()
+                            }
+                        };
+                        seg_hits.push(hits.into_iter());
+                    }
                     for ((si, start, _), phased) in qs.iter().zip(&fps) {
-                        let mut voted: Vec<(f64, Vec<Vec<Hit>>)> = phased
-                            .iter()
-                            .map(|(shift, f)| {
-                                let hits = seg_hits.by_ref().take(f.len()).collect();
-                                (*shift as f64 / cfg.hop as f64, hits)
-                            })
-                            .collect();
-                        if let (SearchKind::Ann, Some((index, key, _))) = (kind, &ann) {
+                        // Grid-major: every copy's hits on grid 0, then on grid 1, ...
+                        let mut voted: Vec<(f64, Vec<Vec<Hit>>)> = Vec::new();
+                        for (g, grid_hits) in seg_hits.iter_mut().enumerate() {
+                            for (shift, f) in phased {
+                                let hits = grid_hits.by_ref().take(f.len()).collect();
+                                let shift = *shift as f64 / cfg.hop as f64;
+                                voted.push((grid_shift(shift, grid_hops[g]), hits));
+                            }
+                        }
+                        if let (SearchKind::Ann, Some((index, keys, _))) = (kind, &ann) {
                             let copies: Vec<&Fingerprints> =
                                 phased.iter().map(|(_, f)| f).collect();
-                            index.settle_clip(key, &copies, &mut voted, opts.top_k)?;
+                            for (key, voted) in keys.iter().zip(voted.chunks_mut(copies.len())) {
+                                index.settle_clip(key, &copies, voted, opts.top_k)?;
+                            }
                         }
                         nearest.extend(
                             voted
@@ -412,8 +446,8 @@ pub fn evaluate(
                                 .iter()
                                 .map(|(shift, f)| (*shift as f64 / cfg.hop as f64, f))
                                 .collect();
-                            voted = verify(voted, &copies, |p| {
-                                source_index(p).and_then(|i| per_source.get(i))
+                            voted = verify(voted, &copies, &grid_hops, |p, g| {
+                                source_index(p).and_then(|i| grid_refs[g].per_source.get(i))
                             });
                         }
                         let cands: Vec<(Candidate, f64, f32)> = voted
@@ -473,6 +507,14 @@ pub fn evaluate(
     })
 }
 
+/// One reference grid of [`evaluate`]: the reference matrix (transposed, for matrix-product
+/// search), which (source, segment) each of its columns is, and each source's vectors.
+struct GridRefs {
+    ref_t: Tensor,
+    owner: Vec<(usize, u32)>,
+    per_source: Vec<Fingerprints>,
+}
+
 /// Splits training packages the way Table 6 uses them: whole packages, smallest first, up to
 /// `hours` of audio become distractors (searched, never queried); the rest supply recorded
 /// background noise, so no noise is itself a right answer.
@@ -525,6 +567,9 @@ impl<'a> Table6Validation<'a> {
             lengths,
             conditions: vec!["all".into()],
             phases: 4,
+            // The plain grid: half the reference fingerprinting per validation, and curves
+            // that compare with runs validated before reference grids existed.
+            grids: 1,
             // Not `eval fingerprint`'s seed, so a run is not picked by the very queries it is
             // reported on; they still come from the same held-out packages (there are no
             // others), so picking by it still leans on the test audio.

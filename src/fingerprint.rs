@@ -125,6 +125,16 @@ impl FingerprintConfig {
         if len <= self.segment { usize::from(len > 0) } else { 1 + (len - self.segment) / self.hop }
     }
 
+    /// Where the segment grids of a reference stored on `grids` grids start, in samples into
+    /// the audio: `g * hop / grids` for each grid `g`, the plain grid (0) first. Two grids
+    /// store a segment every half hop, so a clip lies within a quarter hop of one: on Table 6
+    /// (fingerprint-v6, `all`) 1 s queries go from 69.6 to 73.1% Top-1, 3 s from 90.1 to 91.0%,
+    /// 5 s from 93.1 to 94.7%, for twice the stored vectors.
+    pub fn grid_offsets(&self, grids: usize) -> Vec<usize> {
+        let grids = grids.max(1);
+        (0..grids).map(|g| g * self.hop / grids).collect()
+    }
+
     /// Sample shifts of `phases` sub-hop copies of a `len`-sample clip, shift 0 first; a
     /// positive shift starts the copy that much later, a negative one earlier (see
     /// [`phase_copy`](Self::phase_copy)). A clip that holds a whole segment at every shift
@@ -433,6 +443,8 @@ mod tests {
         // Nothing to shift, or copies that would start past the end: left out.
         assert_eq!(cfg.phase_shifts(0, 4), vec![0]);
         assert_eq!(cfg.phase_shifts(1_500, 4), vec![0, 1000, -1000]);
+        assert_eq!(cfg.grid_offsets(2), vec![0, 2000]);
+        assert_eq!(cfg.grid_offsets(0), vec![0]);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::fingerprint::Fingerprints;
 pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions, Retry};
 pub use vote::{
     Candidate, EpisodeRegion, PhasedCandidate, PiecePlacement, Region, RegionParams,
-    episode_regions, regions, settled, verify, vote, vote_phases,
+    episode_regions, grid_shift, regions, settled, verify, vote, vote_phases,
 };
 
 /// Which signal a fingerprint was computed from: the full mix or one separated stem.
@@ -84,26 +84,53 @@ impl std::fmt::Display for Stem {
     }
 }
 
-/// Names one index: vectors of one fingerprint model version for one stem. Vectors of different
-/// models are not comparable, so each model gets its own indexes.
+/// Names one index: vectors of one fingerprint model version for one stem, on one segment
+/// grid. Vectors of different models are not comparable, so each model gets its own indexes.
+///
+/// The grid: segment `i` of a piece normally starts at `i * hop`; an index with `offset` > 0
+/// holds the same pieces' segments starting `offset` samples later (`offset + i * hop`), so
+/// that together the grids store a segment every `hop / grids` (see [`grid_shift`]). Only
+/// clip queries read those; scanning reads the plain grid.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct IndexKey {
     /// Fingerprint model name, e.g. `fingerprint-v1`.
     pub model: String,
     /// Which stem the vectors were computed from.
     pub stem: Stem,
+    /// Samples (at the model's rate) into each piece where this index's first segment starts:
+    /// 0 for the plain grid.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub offset: u32,
+}
+
+fn is_zero(x: &u32) -> bool {
+    *x == 0
 }
 
 impl IndexKey {
-    /// The key for `model` and `stem`.
+    /// The key for `model` and `stem`, on the plain grid.
     pub fn new(model: impl Into<String>, stem: Stem) -> Self {
-        Self { model: model.into(), stem }
+        Self { model: model.into(), stem, offset: 0 }
+    }
+
+    /// The same index on the grid starting `offset` samples into each piece.
+    pub fn at_offset(self, offset: u32) -> Self {
+        Self { offset, ..self }
+    }
+
+    /// The same model and stem, on the plain grid.
+    pub fn plain(&self) -> Self {
+        Self { offset: 0, ..self.clone() }
     }
 }
 
 impl std::fmt::Display for IndexKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.model, self.stem)
+        write!(f, "{}/{}", self.model, self.stem)?;
+        if self.offset > 0 {
+            write!(f, "+{}", self.offset)?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::analyze::Analyzer;
 use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
 use crate::fingerprint::Fingerprints;
-use crate::index::{CatalogIndex, IndexKey, Stem};
+use crate::index::{CatalogIndex, IndexKey};
 use crate::media::crop::{CropConfig, Cropper, CutPiece};
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -235,7 +235,7 @@ pub fn ingest_file_indexed(
     let mut cropper = Cropper::new(opts.crop, rate);
     let mut cut: Vec<CutPiece> = Vec::new();
     let mut stats = Vec::new();
-    let mut vectors: Vec<Vec<(Stem, Fingerprints)>> = Vec::new();
+    let mut vectors: Vec<Vec<(IndexKey, Fingerprints)>> = Vec::new();
     let mut decoded = 0u64;
     // Keep only each piece's level statistics and fingerprints, not its samples: memory stays
     // bounded whatever the episode's length.
@@ -243,7 +243,7 @@ pub fn ingest_file_indexed(
         stats.push(PieceStats::of(&p));
         if let Some(ix) = indexing {
             progress.stage(Stage::Fingerprinting);
-            vectors.push(ix.analyzer.analyze(&p.samples)?);
+            vectors.push(ix.analyzer.analyze_reference(&p.samples)?);
             progress.stage(Stage::Decoding);
         }
         cut.push(CutPiece { samples: Vec::new(), ..p });
@@ -351,14 +351,13 @@ fn lacks_vectors(catalog: &Catalog, ep: &Episode, ix: &Indexing<'_>) -> Result<b
     if ix.analyzer.fingerprinter().config().n_segments(len as usize) == 0 {
         return Ok(false);
     }
-    let mut stems = vec![Stem::Mix];
-    if ix.analyzer.separator().is_some() {
-        stems.extend([Stem::Voice, Stem::Background]);
-    }
-    for stem in stems {
-        let key = IndexKey::new(ix.analyzer.model(), stem);
-        if ix.index.piece_vectors(&key, &longest.id)?.is_none() {
-            return Ok(true);
+    let offsets = ix.analyzer.fingerprinter().config().grid_offsets(ix.analyzer.grids());
+    for stem in ix.analyzer.stems() {
+        for &o in &offsets {
+            let key = ix.analyzer.key(stem).at_offset(o as u32);
+            if ix.index.piece_vectors(&key, &longest.id)?.is_none() {
+                return Ok(true);
+            }
         }
     }
     Ok(false)
@@ -425,7 +424,7 @@ fn reindex_episode(
         }
         let at = |x: u64| (x.saturating_sub(buf_start) as usize).min(buf.len());
         progress.stage(Stage::Fingerprinting);
-        vectors.push(ix.analyzer.analyze(&buf[at(p.start.0)..at(p.end.0)])?);
+        vectors.push(ix.analyzer.analyze_reference(&buf[at(p.start.0)..at(p.end.0)])?);
         progress.stage(Stage::Decoding);
         next += 1;
         // Drop what no later piece needs.
@@ -438,17 +437,17 @@ fn reindex_episode(
     catalog.write_txn(|w| store_piece_vectors(w, ix, &pieces, &vectors))
 }
 
-/// Store each piece's per-stem vectors under `ix`'s model, inside the caller's transaction.
+/// Store each piece's vectors (per stem and grid, from [`Analyzer::analyze_reference`]) inside
+/// the caller's transaction.
 fn store_piece_vectors(
     w: &mut heed::RwTxn<'_>,
     ix: &Indexing<'_>,
     pieces: &[Piece],
-    vectors: &[Vec<(Stem, Fingerprints)>],
+    vectors: &[Vec<(IndexKey, Fingerprints)>],
 ) -> Result<()> {
-    for (piece, stems) in pieces.iter().zip(vectors) {
-        for (stem, fps) in stems {
-            let key = IndexKey::new(ix.analyzer.model(), *stem);
-            ix.index.add_piece_in(w, &key, &piece.id, fps)?;
+    for (piece, keyed) in pieces.iter().zip(vectors) {
+        for (key, fps) in keyed {
+            ix.index.add_piece_in(w, key, &piece.id, fps)?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! for a short clip.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 
 use serde::Serialize;
@@ -12,7 +13,7 @@ use crate::analyze::Analyzer;
 use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
 use crate::fingerprint::Fingerprints;
 use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
-use crate::index::{CatalogIndex, SearchKind, Stem, VectorStore};
+use crate::index::{CatalogIndex, IndexKey, SearchKind, Stem, VectorStore};
 use crate::media::{self, DecodeOptions, StreamSelect};
 use crate::progress::{Progress, Stage};
 use crate::review::ReviewConfig;
@@ -399,15 +400,34 @@ pub fn query_file(
     let hop = analyzer.fingerprinter().config().hop_seconds().0;
     let mut places = Placements { catalog, cache: HashMap::new() };
     let mut all = Vec::new();
+    // Every grid this model's references of a stem are stored on (see
+    // [`Analyzer::analyze_reference`]): a catalog ingested with fewer grids is searched on
+    // those it has.
+    let keys = index.keys()?;
+    let cfg = analyzer.fingerprinter().config();
     for (stem, copies) in &stems {
-        let key = analyzer.key(*stem);
-        let mut voted = copies
-            .iter()
-            .map(|(shift, fps)| Ok((*shift, index.search_batch(&key, fps, 20, search)?)))
-            .collect::<Result<Vec<_>>>()?;
-        if search == SearchKind::Ann {
-            let fps: Vec<&Fingerprints> = copies.iter().map(|(_, f)| f).collect();
-            index.settle_clip(&key, &fps, &mut voted, 20)?;
+        let plain = analyzer.key(*stem);
+        let mut grids: Vec<IndexKey> =
+            keys.iter().filter(|k| k.plain() == plain).cloned().collect();
+        if grids.is_empty() {
+            grids.push(plain);
+        }
+        let grid_hops: Vec<f64> =
+            grids.iter().map(|k| f64::from(k.offset) / cfg.hop as f64).collect();
+        let fps: Vec<&Fingerprints> = copies.iter().map(|(_, f)| f).collect();
+        // Grid-major: every copy's hits on the first grid, then on the next, ...
+        let mut voted = Vec::with_capacity(grids.len() * copies.len());
+        for (key, grid) in grids.iter().zip(&grid_hops) {
+            let mut on_grid = copies
+                .iter()
+                .map(|(shift, f)| {
+                    Ok((vote::grid_shift(*shift, *grid), index.search_batch(key, f, 20, search)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if search == SearchKind::Ann {
+                index.settle_clip(key, &fps, &mut on_grid, 20)?;
+            }
+            voted.extend(on_grid);
         }
         // Scores are per-segment support scaled to the unshifted copy's segment count, so
         // they read as before (a sum of similarities) and compare across stems.
@@ -415,17 +435,18 @@ pub fn query_file(
         // Verify the voted alignments against the stored segments (more candidates than
         // asked for: verification may promote one voting ranked low).
         let voted = vote::vote_phases(&voted, top.max(vote::VERIFY_CANDIDATES));
-        let mut stored: HashMap<String, Option<Fingerprints>> = HashMap::new();
+        let mut stored: HashMap<(String, usize), Option<Fingerprints>> = HashMap::new();
         for c in &voted {
-            if !stored.contains_key(&c.candidate.piece) {
-                stored.insert(
-                    c.candidate.piece.clone(),
-                    index.piece_vectors(&key, &c.candidate.piece)?,
-                );
+            for (g, key) in grids.iter().enumerate() {
+                if let Entry::Vacant(e) = stored.entry((c.candidate.piece.clone(), g)) {
+                    e.insert(index.piece_vectors(key, &c.candidate.piece)?);
+                }
             }
         }
         let shifted: Vec<(f64, &Fingerprints)> = copies.iter().map(|(s, f)| (*s, f)).collect();
-        let mut voted = vote::verify(voted, &shifted, |p| stored.get(p).and_then(Option::as_ref));
+        let mut voted = vote::verify(voted, &shifted, &grid_hops, |p, g| {
+            stored.get(&(p.to_string(), g)).and_then(Option::as_ref)
+        });
         voted.truncate(top);
         for c in voted {
             let Some(place) = places.get(&c.candidate.piece) else { continue };

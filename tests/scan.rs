@@ -343,17 +343,26 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
         );
     }
 
-    // A 1 s clip is one segment, so no copy shifted later holds a whole one: from 101.625 s,
-    // only the copy shifted 1/8 s earlier (padded with silence in front) lands on the grid
-    // (101.5 s); the unshifted and later copies stay 1/8 s off it.
-    let start = 101.625;
-    let short = tmp.path().join("short.wav");
-    cut(&fixtures().join("episodes/ep02.mp4"), start, 1.0, &short);
-    let answers = json(&cat, &["query", short.to_str().unwrap(), "--json", "--search", "exact"]);
-    let best = answers.as_array().and_then(|a| a.first()).expect("an answer for the 1 s clip");
-    assert_eq!(best["episode"], ep02.as_str(), "{answers:?}");
-    let offset = best["offset_s"].as_f64().unwrap();
-    assert!((offset - start).abs() <= 0.1, "1 s clip: offset {offset} s, truth {start} s");
+    // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s,
+    // midway between the plain grid (101.5 s) and the one ingest adds half a hop in
+    // (101.75 s), only the copy shifted 1/8 s earlier (padded with silence in front) lands on
+    // a stored segment; the unshifted and later copies stay 1/8 s off both.
+    // From 101.75 s, with no shifted copies at all (`--phases 1`), only the second grid holds
+    // the clip's second: the plain grid alone would answer 0.25 s off.
+    for (start, phases) in [(101.625, "4"), (101.75, "1")] {
+        let short = tmp.path().join(format!("short-{start}.wav"));
+        cut(&fixtures().join("episodes/ep02.mp4"), start, 1.0, &short);
+        let args =
+            ["query", short.to_str().unwrap(), "--json", "--search", "exact", "--phases", phases];
+        let answers = json(&cat, &args);
+        let best = answers.as_array().and_then(|a| a.first()).expect("an answer for the 1 s clip");
+        assert_eq!(best["episode"], ep02.as_str(), "{answers:?}");
+        let offset = best["offset_s"].as_f64().unwrap();
+        assert!(
+            (offset - start).abs() <= 0.1,
+            "1 s clip, {phases} phases: offset {offset} s, truth {start} s"
+        );
+    }
 }
 
 /// A catalog fingerprinted only by another model cannot answer: `query` says so on stderr
@@ -416,8 +425,12 @@ fn reingest_fills_in_missing_stems_as_a_fresh_ingest_would() {
     let (ia, ib) = (CatalogIndex::open(&a).unwrap(), CatalogIndex::open(&b).unwrap());
     let pieces = a.pieces().unwrap();
     assert_eq!(pieces.len(), b.pieces().unwrap().len());
-    for stem in [Stem::Mix, Stem::Voice, Stem::Background] {
-        let key = IndexKey::new(DEFAULT_MODEL, stem);
+    // Every stem on both reference grids (the plain one, and half a 4,000-sample hop in).
+    let keys = [Stem::Mix, Stem::Voice, Stem::Background]
+        .into_iter()
+        .flat_map(|stem| [0, 2000].map(|o| IndexKey::new(DEFAULT_MODEL, stem).at_offset(o)));
+    for key in keys {
+        let stem = &key;
         for p in &pieces {
             let va = ia.piece_vectors(&key, &p.id).unwrap();
             let vb = ib.piece_vectors(&key, &p.id).unwrap();

@@ -116,6 +116,10 @@ pub struct FingerprintArgs {
     /// that: up to half a hop either way, padded with silence), best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
+    /// Reference grids per hop: 2 also stores every reference from half a hop in (segments
+    /// every half hop, twice the vectors); queries keep the model's hop.
+    #[arg(long, default_value_t = EvalOptions::default().grids)]
+    grids: usize,
     /// Nearest stored segments per query segment fed to voting.
     #[arg(long, default_value_t = EvalOptions::default().top_k)]
     top_k: usize,
@@ -180,6 +184,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         seed: a.seed,
         search: a.search,
         phases: a.phases,
+        grids: a.grids,
         top_k: a.top_k,
         verify: !a.no_verify,
         verify_candidates: a.verify_candidates,

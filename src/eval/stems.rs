@@ -145,7 +145,7 @@ impl StemIndex {
             voted.push((*shift, hits));
         }
         let copies: Vec<(f64, &Fingerprints)> = phased.iter().map(|(s, f)| (*s, f)).collect();
-        let cands = verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, |p| {
+        let cands = verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, &[0.0], |p, _| {
             names.iter().position(|n| n == p).and_then(|i| self.per_ref.get(i))
         });
         Ok(cands.into_iter().next().and_then(|c| {

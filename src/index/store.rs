@@ -2,13 +2,13 @@
 //!
 //! Five databases, all named `index.*`:
 //!
-//! | database         | key                          | value                                        |
-//! |------------------|------------------------------|----------------------------------------------|
-//! | `index.meta`     | `"next_item"`                | next free item id (u64, big-endian)          |
-//! | `index.registry` | `"<model>\0<stem>"`          | JSON: key, arroy index number, dim, counts, generation |
-//! | `index.pieces`   | arroy index (u16 BE) + piece | first item (u32 LE), rows (u32 LE), rows x dim f32 LE |
-//! | `index.items`    | first item id (u32 BE)       | arroy index (u16 LE), rows (u32 LE), piece   |
-//! | `index.arroy`    | arroy's keys                 | arroy's items and trees (`Euclidean`)        |
+//! | database         | key                               | value                                        |
+//! |------------------|-----------------------------------|----------------------------------------------|
+//! | `index.meta`     | `"next_item"`                     | next free item id (u64, big-endian)          |
+//! | `index.registry` | `"<model>\0<stem>"`, `\0<offset>` after it off the plain grid | JSON: key, arroy index number, dim, counts, generation |
+//! | `index.pieces`   | arroy index (u16 BE) + piece      | first item (u32 LE), rows (u32 LE), rows x dim f32 LE |
+//! | `index.items`    | first item id (u32 BE)            | arroy index (u16 LE), rows (u32 LE), piece   |
+//! | `index.arroy`    | arroy's keys                      | arroy's items and trees (`Euclidean`)        |
 //!
 //! A piece's segments get consecutive item ids, so `index.items` maps an item to its
 //! [`SegmentRef`] with one range lookup instead of one record per vector, and `index.pieces`
@@ -963,7 +963,11 @@ fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
 }
 
 fn registry_key(key: &IndexKey) -> String {
-    format!("{}\0{}", key.model, key.stem)
+    // The plain grid keeps the key catalogs written before grids existed.
+    match key.offset {
+        0 => format!("{}\0{}", key.model, key.stem),
+        o => format!("{}\0{}\0{o}", key.model, key.stem),
+    }
 }
 
 fn piece_key(index: u16, piece: &str) -> Vec<u8> {

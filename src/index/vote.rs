@@ -182,6 +182,15 @@ pub fn vote_phases(phases: &[(f64, Vec<Vec<Hit>>)], top: usize) -> Vec<PhasedCan
     out
 }
 
+/// The phase shift (in hops, as [`vote_phases`] takes it) of the hits a query copy shifted by
+/// `shift` hops gets from a reference grid starting `grid` hops into each piece: a stored
+/// segment `j` on it starts at `j + grid` hops, so its offsets read as if the copy had started
+/// that much earlier. A denser reference grid is how a clip too short for later copies of its
+/// own (a 1 s clip is one segment) still lands near a stored segment.
+pub fn grid_shift(shift: f64, grid: f64) -> f64 {
+    shift - grid
+}
+
 /// How many voted alignments [`verify`] is given: verification may promote one that voting
 /// ranked low, so it sees more than the one or few answers asked for.
 pub const VERIFY_CANDIDATES: usize = 10;
@@ -193,26 +202,38 @@ pub const VERIFY_CANDIDATES: usize = 10;
 /// segments narrowly miss the top-k (a noisy query, or an approximate search that skipped
 /// them) scores low there; verification reads the reference directly and does not care how
 /// the candidate was found. `phases[i] = (shift in hops, fingerprints)` as in
-/// [`vote_phases`]; `reference(piece)` gives a piece's stored vectors. Candidates whose piece
+/// [`vote_phases`]. A piece may be stored on several grids, `grids[g]` hops into it (see
+/// [`grid_shift`]; `&[0.0]` for the plain grid only); `reference(piece, g)` gives its vectors
+/// on grid `g`, and the (copy, grid) pair whose segments line up best is read. Candidates whose piece
 /// is unknown, or where fewer than half the query's segments land inside the piece, keep their
 /// voted support. Sorted by the new support.
 pub fn verify<'a>(
     mut cands: Vec<PhasedCandidate>,
     phases: &[(f64, &Fingerprints)],
-    mut reference: impl FnMut(&str) -> Option<&'a Fingerprints>,
+    grids: &[f64],
+    mut reference: impl FnMut(&str, usize) -> Option<&'a Fingerprints>,
 ) -> Vec<PhasedCandidate> {
+    // Every (copy, grid) pair as one shift: a grid that sits later is the same as the copy
+    // starting that much earlier. Copy-major, so that of two pairs equally
+    // near the grid the earlier copy is read: a short clip's later copies are padded with
+    // silence, and the unshifted copy on another grid holds all of the clip.
+    let pairs: Vec<(f64, usize, &Fingerprints)> = phases
+        .iter()
+        .flat_map(|(s, f)| grids.iter().enumerate().map(move |(g, o)| (grid_shift(*s, *o), g, *f)))
+        .collect();
     for c in &mut cands {
-        let Some(r) = reference(&c.candidate.piece) else { continue };
-        // The phase copy whose segments sit nearest to stored segment starts.
-        let Some((shift, f)) = phases.iter().min_by(|a, b| {
-            let off = |s: f64| {
-                let x = s + c.offset_hops;
-                (x - x.round()).abs()
-            };
-            off(a.0).total_cmp(&off(b.0))
-        }) else {
+        // The first pair whose segments sit nearest to stored segment starts.
+        let off = |s: f64| {
+            let x = s + c.offset_hops;
+            (x - x.round()).abs()
+        };
+        let Some(best) = pairs.iter().map(|p| off(p.0)).min_by(f64::total_cmp) else {
             continue;
         };
+        let Some(&(shift, g, f)) = pairs.iter().find(|p| off(p.0) <= best + 1e-6) else {
+            continue;
+        };
+        let Some(r) = reference(&c.candidate.piece, g) else { continue };
         let base = (shift + c.offset_hops).round() as i64;
         let (mut sum, mut n) = (0f32, 0usize);
         for q in 0..f.len() {
@@ -646,7 +667,7 @@ mod tests {
             "other" => Some(&other),
             _ => None,
         };
-        let out = verify(cands, &[(0.0, &query)], refs);
+        let out = verify(cands, &[(0.0, &query)], &[0.0], |p, _| refs(p));
         assert_eq!(out[0].candidate.piece, "truth");
         assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
         assert!(out[1].support < 0.9);
@@ -663,12 +684,37 @@ mod tests {
         // that copy is read; give it the true segments 5..11.
         let shifted = Fingerprints { dim: 4, data: truth.data[5 * 4..11 * 4].to_vec() };
         let out =
-            verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &wrong), (0.5, &shifted)], |_| Some(&truth));
+            verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &wrong), (0.5, &shifted)], &[0.0], |_, _| {
+                Some(&truth)
+            });
         assert!((out[0].support - 1.0).abs() < 1e-5);
         // Mostly past the piece's end: keeps the voted support.
-        let out = verify(vec![cand("t", 18.0, 0.3)], &[(0.0, &query)], |_| Some(&truth));
+        let out = verify(vec![cand("t", 18.0, 0.3)], &[(0.0, &query)], &[0.0], |_, _| Some(&truth));
         assert_eq!(out[0].support, 0.3);
         let _ = query;
+    }
+
+    #[test]
+    fn verification_reads_the_reference_grid_nearest_the_alignment() {
+        // Grid 1 of "t" starts half a hop in: its segment j is the true segment j + 0.5.
+        let grid0 = unit_rows(20, 0);
+        let grid1 = unit_rows(20, 3);
+        // The query is grid 1's segments 4..8: it starts 4.5 hops into the piece.
+        let query = Fingerprints { dim: 4, data: grid1.data[4 * 4..8 * 4].to_vec() };
+        let refs = |_: &str, g: usize| Some(if g == 1 { &grid1 } else { &grid0 });
+        let out = verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &query)], &[0.0, 0.5], refs);
+        assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
+        // On the plain grid only, the same alignment reads grid 0 and does not agree.
+        let out = verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &query)], &[0.0], refs);
+        assert!(out[0].support < 0.9, "{}", out[0].support);
+        // A padded later copy exactly on grid 0 loses to the unshifted copy on grid 1 (equally
+        // near): the earlier copy is read.
+        let padded = unit_rows(4, 1);
+        let out =
+            verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &query), (0.5, &padded)], &[0.0, 0.5], refs);
+        assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
+        assert_eq!(grid_shift(0.25, 0.5), -0.25);
+        assert_eq!(grid_shift(0.25, 0.0), 0.25);
     }
 
     /// A tiny deterministic generator for distractor hits.
