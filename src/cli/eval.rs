@@ -51,6 +51,9 @@ pub struct StemsArgs {
     /// Query phases (as `eval fingerprint --phases`).
     #[arg(long, default_value_t = 4)]
     phases: usize,
+    /// Reference grids (as `ingest --grids`).
+    #[arg(long, default_value_t = aniprint::analyze::REFERENCE_GRIDS)]
+    grids: usize,
     /// Seed for references and queries.
     #[arg(long, default_value_t = 11)]
     seed: u64,
@@ -244,7 +247,7 @@ fn stems(a: StemsArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
             anyhow::anyhow!("no separator model is installed; pass --separator DIR")
         })?,
     };
-    let analyzer = Analyzer::new(fp, Some(splitter));
+    let analyzer = Analyzer::new(fp, Some(splitter)).with_grids(a.grids);
     let bar = eval_bar(ctx);
     let sink = BarSink(bar.clone());
     let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();

@@ -3,7 +3,7 @@
 //!
 //! References are "episodes" of dialogue over music built from held-out packages. They are
 //! separated and fingerprinted the way ingest does it (mix, voice and background, each in its
-//! own index). A *dialogue* query keeps a stretch of one reference's clean dialogue and lays it
+//! own index, on the analyzer's reference grids). A *dialogue* query keeps a stretch of one reference's clean dialogue and lays it
 //! over music that no reference contains; a *music* query keeps a stretch of one reference's
 //! music under dialogue that no reference contains. Each query is analysed like an upload (the
 //! same separator, the same phase voting) and answered three ways: the mix against the mix index
@@ -11,6 +11,8 @@
 //! its own index with the best-supported answer winning (what `scan`/`query` do); answers are
 //! phase-voted and verified as `query` does them. Top-1 is
 //! "exact" as in [`super::evaluate`]: the right reference within one hop of the true offset.
+
+use std::collections::BTreeMap;
 
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
@@ -23,8 +25,8 @@ use crate::analyze::Analyzer;
 use crate::fingerprint::Fingerprints;
 use crate::fingerprint::augment::rms;
 use crate::fingerprint::train::{Kind, Source};
-use crate::index::vote::{VERIFY_CANDIDATES, verify, vote_phases};
-use crate::index::{Hit, Stem};
+use crate::index::vote::{VERIFY_CANDIDATES, grid_shift, verify, vote_phases};
+use crate::index::{Hit, IndexKey, Stem};
 use crate::progress::{Progress, Stage};
 use crate::separate::train::{Fill, Pool, uniform};
 
@@ -112,8 +114,15 @@ impl StemReport {
     }
 }
 
-/// One stem's reference matrix: every segment of every reference, transposed for `q @ R^T`.
+/// One stem's references, on each segment grid ingest stores them on.
 struct StemIndex {
+    grids: Vec<GridIndex>,
+    /// Where each grid starts, in hops (see [`grid_shift`]).
+    grid_hops: Vec<f64>,
+}
+
+/// One grid's reference matrix: every segment of every reference, transposed for `q @ R^T`.
+struct GridIndex {
     refs_t: Tensor,
     owner: Vec<(usize, u32)>,
     /// Each reference's vectors, for verification.
@@ -133,21 +142,25 @@ impl StemIndex {
         top_k: usize,
         hop: usize,
     ) -> Result<Option<Answer>> {
-        let mut voted = Vec::with_capacity(phased.len());
+        let mut voted = Vec::with_capacity(phased.len() * self.grids.len());
         for (shift, f) in phased {
             if f.is_empty() {
                 continue;
             }
             let q = Tensor::from_slice(&f.data, (f.len(), f.dim), &Device::Cpu)?;
-            let sims = q.matmul(&self.refs_t)?.to_vec2::<f32>()?;
-            let hits: Vec<Vec<Hit>> =
-                sims.iter().map(|r| top_hits(r, top_k, &self.owner, names)).collect();
-            voted.push((*shift, hits));
+            for (grid, at) in self.grids.iter().zip(&self.grid_hops) {
+                let sims = q.matmul(&grid.refs_t)?.to_vec2::<f32>()?;
+                let hits: Vec<Vec<Hit>> =
+                    sims.iter().map(|r| top_hits(r, top_k, &grid.owner, names)).collect();
+                voted.push((grid_shift(*shift, *at), hits));
+            }
         }
         let copies: Vec<(f64, &Fingerprints)> = phased.iter().map(|(s, f)| (*s, f)).collect();
-        let cands = verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, &[0.0], |p, _| {
-            names.iter().position(|n| n == p).and_then(|i| self.per_ref.get(i))
-        });
+        let cands =
+            verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, &self.grid_hops, |p, g| {
+                let i = names.iter().position(|n| n == p)?;
+                self.grids.get(g)?.per_ref.get(i)
+            });
         Ok(cands.into_iter().next().and_then(|c| {
             let r = names.iter().position(|n| *n == c.candidate.piece)?;
             Some((r, c.offset_hops * hop as f64, c.support))
@@ -220,34 +233,34 @@ pub fn evaluate_stems(
     progress.stage(Stage::Fingerprinting);
     progress.set_total(scenes.len() as u64);
     let stems = [Stem::Mix, Stem::Voice, Stem::Background];
-    let mut data: Vec<Vec<f32>> = vec![Vec::new(); 3];
-    let mut per_ref: Vec<Vec<Fingerprints>> = vec![Vec::new(); 3];
-    let mut owners: Vec<Vec<(usize, u32)>> = vec![Vec::new(); 3];
+    // Per index key (stem and grid): (vectors, owners, per-reference vectors).
+    type Built = (Vec<f32>, Vec<(usize, u32)>, Vec<Fingerprints>);
+    let mut built: BTreeMap<IndexKey, Built> = BTreeMap::new();
     for (i, (v, m)) in scenes.iter().enumerate() {
         let mix: Vec<f32> = v.iter().zip(m).map(|(a, b)| a + b).collect();
-        for (stem, f) in analyzer.analyze(&mix)? {
-            let k = stems.iter().position(|s| *s == stem).unwrap_or(0);
-            owners[k].extend((0..f.len()).map(|j| (i, j as u32)));
-            data[k].extend_from_slice(&f.data);
-            per_ref[k].push(f);
+        for (key, f) in analyzer.analyze_reference(&mix)? {
+            let (data, owner, per_ref) = built.entry(key).or_default();
+            owner.extend((0..f.len()).map(|j| (i, j as u32)));
+            data.extend_from_slice(&f.data);
+            per_ref.push(f);
         }
         progress.advance(1);
         progress.check()?;
     }
     let dim = cfg.model.dim;
-    let indexes: Vec<StemIndex> = data
-        .into_iter()
-        .zip(owners)
-        .zip(per_ref)
-        .map(|((d, owner), per_ref)| {
-            let n = owner.len();
-            Ok(StemIndex {
-                refs_t: Tensor::from_vec(d, (n, dim), &Device::Cpu)?.t()?.contiguous()?,
-                owner,
-                per_ref,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let mut indexes: Vec<StemIndex> =
+        stems.iter().map(|_| StemIndex { grids: Vec::new(), grid_hops: Vec::new() }).collect();
+    // Keys sort by stem, then grid offset: each stem's plain grid comes first.
+    for (key, (data, owner, per_ref)) in built {
+        let k = stems.iter().position(|s| *s == key.stem).unwrap_or(0);
+        let n = owner.len();
+        indexes[k].grids.push(GridIndex {
+            refs_t: Tensor::from_vec(data, (n, dim), &Device::Cpu)?.t()?.contiguous()?,
+            owner,
+            per_ref,
+        });
+        indexes[k].grid_hops.push(f64::from(key.offset) / cfg.hop as f64);
+    }
 
     // Query side.
     progress.stage(Stage::Evaluating);
