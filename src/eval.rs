@@ -208,7 +208,7 @@ pub struct Report {
     pub reference_hours: f64,
     /// Hours of it that queries are drawn from (held-out audio).
     pub query_hours: f64,
-    /// Reference segments (vectors) searched.
+    /// Reference segments (vectors) searched, on every grid.
     pub reference_segments: usize,
     /// Rows, by condition then length (then any baseline's rows, likewise).
     pub rows: Vec<Row>,
@@ -433,13 +433,20 @@ pub fn evaluate(
                                 index.settle_clip(key, &copies, voted, opts.top_k)?;
                             }
                         }
-                        nearest.extend(
-                            voted
-                                .iter()
-                                .flat_map(|(_, h)| h)
-                                .filter_map(|h| h.first())
-                                .map(|h| h.distance),
-                        );
+                        // Per copy and segment, its nearest stored segment over every grid
+                        // (`voted` is grid-major, a chunk of copies per grid).
+                        let (first_grid, other_grids) = voted.split_at(phased.len());
+                        for (c, (_, hits)) in first_grid.iter().enumerate() {
+                            for (q, h) in hits.iter().enumerate() {
+                                let d = other_grids
+                                    .chunks(phased.len())
+                                    .filter_map(|g| g[c].1.get(q)?.first())
+                                    .chain(h.first())
+                                    .map(|h| h.distance)
+                                    .min_by(f32::total_cmp);
+                                nearest.extend(d);
+                            }
+                        }
                         let mut voted = vote_phases(&voted, opts.verify_candidates.max(1));
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased

@@ -347,11 +347,14 @@ fn lacks_vectors(catalog: &Catalog, ep: &Episode, ix: &Indexing<'_>) -> Result<b
     let Some(longest) = pieces.iter().max_by_key(|p| p.end.0.saturating_sub(p.start.0)) else {
         return Ok(false);
     };
-    let len = longest.end.0.saturating_sub(longest.start.0);
-    if ix.analyzer.fingerprinter().config().n_segments(len as usize) == 0 {
-        return Ok(false);
-    }
-    let offsets = ix.analyzer.fingerprinter().config().grid_offsets(ix.analyzer.grids());
+    let len = longest.end.0.saturating_sub(longest.start.0) as usize;
+    let cfg = ix.analyzer.fingerprinter().config();
+    // A grid that starts past the piece's audio stores nothing for it.
+    let offsets: Vec<usize> = cfg
+        .grid_offsets(ix.analyzer.grids())
+        .into_iter()
+        .filter(|&o| cfg.n_segments(len.saturating_sub(o)) > 0)
+        .collect();
     for stem in ix.analyzer.stems() {
         for &o in &offsets {
             let key = ix.analyzer.key(stem).at_offset(o as u32);

@@ -345,8 +345,8 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
 
     // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s,
     // midway between the plain grid (101.5 s) and the one ingest adds half a hop in
-    // (101.75 s), only the copy shifted 1/8 s earlier (padded with silence in front) lands on
-    // a stored segment; the unshifted and later copies stay 1/8 s off both.
+    // (101.75 s), the unshifted copy is 1/8 s off both; only the copies shifted 1/8 s either
+    // way, each padded with 1/8 s of silence, land on a stored segment.
     // From 101.75 s, with no shifted copies at all (`--phases 1`), only the second grid holds
     // the clip's second: the plain grid alone would answer 0.25 s off.
     for (start, phases) in [(101.625, "4"), (101.75, "1")] {

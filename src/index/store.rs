@@ -1049,6 +1049,38 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_is_an_index_of_its_own_and_the_plain_grid_keeps_the_old_key() {
+        use super::super::Stem;
+        let plain = key(Stem::Mix);
+        let half = key(Stem::Mix).at_offset(2000);
+        // Catalogs written before grids existed keep their registry keys and JSON.
+        assert_eq!(registry_key(&plain), "test-model\0mix");
+        assert_eq!(registry_key(&half), concat!("test-model\0mix\0", "2000"));
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"model":"test-model","stem":"mix"}"#
+        );
+        let old: IndexKey = serde_json::from_str(r#"{"model":"test-model","stem":"mix"}"#).unwrap();
+        assert_eq!(old, plain);
+        assert_eq!(half.plain(), plain);
+        assert_eq!(half.to_string(), "test-model/mix+2000");
+
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let mut rng = StdRng::seed_from_u64(3);
+        let (a, b) = (piece(&mut rng, 10, 16), piece(&mut rng, 9, 16));
+        index.add_piece(&half, "aaaa-000000000", &b).unwrap();
+        index.add_piece(&plain, "aaaa-000000000", &a).unwrap();
+        // Sorted plain grid first, each with its own vectors; an episode leaves both.
+        assert_eq!(index.keys().unwrap(), vec![plain.clone(), half.clone()]);
+        assert_eq!(index.piece_vectors(&plain, "aaaa-000000000").unwrap().unwrap(), a);
+        assert_eq!(index.piece_vectors(&half, "aaaa-000000000").unwrap().unwrap(), b);
+        assert_eq!(index.remove_episode("aaaa").unwrap(), 2);
+        assert!(index.piece_vectors(&half, "aaaa-000000000").unwrap().is_none());
+    }
+
+    #[test]
     fn add_remove_readd() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();

@@ -222,18 +222,21 @@ pub fn verify<'a>(
         .flat_map(|(s, f)| grids.iter().enumerate().map(move |(g, o)| (grid_shift(*s, *o), g, *f)))
         .collect();
     for c in &mut cands {
-        // The first pair whose segments sit nearest to stored segment starts.
+        // The first pair whose segments sit nearest to stored segment starts, among the grids
+        // the piece is stored on (a catalog may hold older episodes on the plain grid only).
         let off = |s: f64| {
             let x = s + c.offset_hops;
-            (x - x.round()).abs()
+            // Rounded so that pairs equally near compare equal and keep their order.
+            ((x - x.round()).abs() * 1e6).round()
         };
-        let Some(best) = pairs.iter().map(|p| off(p.0)).min_by(f64::total_cmp) else {
+        let mut order: Vec<usize> = (0..pairs.len()).collect();
+        order.sort_by(|a, b| off(pairs[*a].0).total_cmp(&off(pairs[*b].0)));
+        let Some((shift, f, r)) = order.into_iter().find_map(|i| {
+            let (shift, g, f) = pairs[i];
+            reference(&c.candidate.piece, g).map(|r| (shift, f, r))
+        }) else {
             continue;
         };
-        let Some(&(shift, g, f)) = pairs.iter().find(|p| off(p.0) <= best + 1e-6) else {
-            continue;
-        };
-        let Some(r) = reference(&c.candidate.piece, g) else { continue };
         let base = (shift + c.offset_hops).round() as i64;
         let (mut sum, mut n) = (0f32, 0usize);
         for q in 0..f.len() {
@@ -713,6 +716,13 @@ mod tests {
         let out =
             verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &query), (0.5, &padded)], &[0.0, 0.5], refs);
         assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
+        // A piece missing from grid 1 (ingested before it existed) is read on grid 0.
+        let only_plain = |_: &str, g: usize| (g == 0).then_some(&grid0);
+        let query0 = Fingerprints { dim: 4, data: grid0.data[4 * 4..8 * 4].to_vec() };
+        let out = verify(vec![cand("t", 4.0, 0.1)], &[(0.0, &query0)], &[0.0, 0.5], only_plain);
+        assert!((out[0].support - 1.0).abs() < 1e-5, "{}", out[0].support);
+        let out = verify(vec![cand("t", 4.5, 0.1)], &[(0.0, &query0)], &[0.0, 0.5], only_plain);
+        assert!(out[0].support != 0.1, "verified on grid 0, not left as voted");
         assert_eq!(grid_shift(0.25, 0.5), -0.25);
         assert_eq!(grid_shift(0.25, 0.0), 0.25);
     }
