@@ -143,17 +143,39 @@ impl Analyzer {
             .collect()
     }
 
-    /// What a reference piece stores: per stem, its fingerprints on each of
-    /// [`Analyzer::grids`] segment grids, keyed by the index each goes to (the plain grid
-    /// first). Separation runs once.
-    pub fn analyze_reference(&self, audio: &[f32]) -> Result<Vec<(IndexKey, Fingerprints)>> {
+    /// The indexes a reference piece is stored in: per stem, one per segment grid of
+    /// [`Analyzer::grids`], the plain grid first.
+    pub fn reference_keys(&self) -> Vec<IndexKey> {
         let offsets = self.fingerprinter.config().grid_offsets(self.grids);
-        let mut out = Vec::with_capacity(3 * offsets.len());
-        for (stem, a) in self.split(audio)? {
-            for &o in &offsets {
-                let f = self.fingerprinter.fingerprint(&a[o.min(a.len())..])?;
-                out.push((self.key(stem).at_offset(o as u32), f));
-            }
+        self.stems()
+            .into_iter()
+            .flat_map(|stem| offsets.iter().map(move |&o| self.key(stem).at_offset(o as u32)))
+            .collect()
+    }
+
+    /// What a reference piece stores: its fingerprints for each of
+    /// [`Analyzer::reference_keys`], keyed by the index each goes to. Separation runs once.
+    pub fn analyze_reference(&self, audio: &[f32]) -> Result<Vec<(IndexKey, Fingerprints)>> {
+        self.analyze_reference_for(audio, &self.reference_keys())
+    }
+
+    /// [`Analyzer::analyze_reference`] for some of the indexes only (an episode on record that
+    /// lacks them): the separator runs only when a separated stem is asked for.
+    pub fn analyze_reference_for(
+        &self,
+        audio: &[f32],
+        keys: &[IndexKey],
+    ) -> Result<Vec<(IndexKey, Fingerprints)>> {
+        let stems = if keys.iter().any(|k| k.stem != Stem::Mix) {
+            self.split(audio)?
+        } else {
+            vec![(Stem::Mix, Cow::Borrowed(audio))]
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some((_, a)) = stems.iter().find(|(s, _)| *s == key.stem) else { continue };
+            let o = (key.offset as usize).min(a.len());
+            out.push((key.clone(), self.fingerprinter.fingerprint(&a[o..])?));
         }
         Ok(out)
     }

@@ -209,11 +209,15 @@ pub fn ingest_file_indexed(
     let sha256 = sha256_file(path, progress)?;
     if let Some(ep) = catalog.episode_by_hash(&sha256)? {
         return match indexing {
-            Some(ix) if lacks_vectors(catalog, &ep, ix)? => {
-                reindex_episode(catalog, path, &ep, ix, progress)?;
+            Some(ix) => {
+                let missing = missing_vectors(catalog, &ep, ix)?;
+                if missing.is_empty() {
+                    return Ok(Outcome::AlreadyPresent(ep));
+                }
+                reindex_episode(catalog, path, &ep, ix, &missing, progress)?;
                 Ok(Outcome::Reindexed(ep))
             }
-            _ => Ok(Outcome::AlreadyPresent(ep)),
+            None => Ok(Outcome::AlreadyPresent(ep)),
         };
     }
     let info = media::probe(path)?;
@@ -339,42 +343,39 @@ pub fn ingest_file_indexed(
     }
 }
 
-/// Whether an episode on record misses vectors of `ix`'s models: its longest piece (one with
-/// at least a segment, if any has) is looked up in each stem's index. An episode's vectors are
-/// written in one transaction, so one piece stands for all.
-fn lacks_vectors(catalog: &Catalog, ep: &Episode, ix: &Indexing<'_>) -> Result<bool> {
+/// The indexes of `ix`'s models (stems and grids) that an episode on record has no vectors in:
+/// its longest piece (one with at least a segment, if any has) is looked up in each. An
+/// episode's vectors are written in one transaction, so one piece stands for all.
+fn missing_vectors(catalog: &Catalog, ep: &Episode, ix: &Indexing<'_>) -> Result<Vec<IndexKey>> {
     let pieces = catalog.pieces_of(&ep.id)?;
     let Some(longest) = pieces.iter().max_by_key(|p| p.end.0.saturating_sub(p.start.0)) else {
-        return Ok(false);
+        return Ok(Vec::new());
     };
     let len = longest.end.0.saturating_sub(longest.start.0) as usize;
     let cfg = ix.analyzer.fingerprinter().config();
-    // A grid that starts past the piece's audio stores nothing for it.
-    let offsets: Vec<usize> = cfg
-        .grid_offsets(ix.analyzer.grids())
-        .into_iter()
-        .filter(|&o| cfg.n_segments(len.saturating_sub(o)) > 0)
-        .collect();
-    for stem in ix.analyzer.stems() {
-        for &o in &offsets {
-            let key = ix.analyzer.key(stem).at_offset(o as u32);
-            if ix.index.piece_vectors(&key, &longest.id)?.is_none() {
-                return Ok(true);
-            }
+    let mut missing = Vec::new();
+    for key in ix.analyzer.reference_keys() {
+        // A grid that starts past the piece's audio stores nothing for it.
+        if cfg.n_segments(len.saturating_sub(key.offset as usize)) == 0 {
+            continue;
+        }
+        if ix.index.piece_vectors(&key, &longest.id)?.is_none() {
+            missing.push(key);
         }
     }
-    Ok(false)
+    Ok(missing)
 }
 
-/// Fingerprint the pieces of an episode already on record with `ix`'s models and store their
-/// vectors in one transaction. The source is decoded again (same stream, same working rate;
-/// its hash matched, so the samples are the ones cropped at ingest) and cut at the piece
-/// boundaries on record, holding only the audio of the piece being cut.
+/// Fingerprint the pieces of an episode already on record for the indexes `keys` (those it
+/// lacks) and store their vectors in one transaction. The source is decoded again (same
+/// stream, same working rate; its hash matched, so the samples are the ones cropped at ingest)
+/// and cut at the piece boundaries on record, holding only the audio of the piece being cut.
 fn reindex_episode(
     catalog: &Catalog,
     path: &Path,
     ep: &Episode,
     ix: &Indexing<'_>,
+    keys: &[IndexKey],
     progress: &dyn Progress,
 ) -> Result<()> {
     let rate = ix.analyzer.rate();
@@ -427,7 +428,7 @@ fn reindex_episode(
         }
         let at = |x: u64| (x.saturating_sub(buf_start) as usize).min(buf.len());
         progress.stage(Stage::Fingerprinting);
-        vectors.push(ix.analyzer.analyze_reference(&buf[at(p.start.0)..at(p.end.0)])?);
+        vectors.push(ix.analyzer.analyze_reference_for(&buf[at(p.start.0)..at(p.end.0)], keys)?);
         progress.stage(Stage::Decoding);
         next += 1;
         // Drop what no later piece needs.
