@@ -1,8 +1,9 @@
 //! Evaluation of the fingerprinter the way the paper measures it (its Table 6): references are
 //! fingerprinted whole, queries of 1/3/5 s are cut at random offsets and degraded, each query is
 //! answered by exact search plus sequence voting, and Top-1/Top-3/Top-10 hit rates are counted.
-//! References are stored as ingest stores them: on [`REFERENCE_GRIDS`](crate::analyze::REFERENCE_GRIDS)
-//! segment grids by default, searched as `query` searches them.
+//! References are stored as ingest stores them, on
+//! [`REFERENCE_GRIDS`](crate::analyze::REFERENCE_GRIDS) segment grids by default, and searched as
+//! `query` searches them.
 //!
 //! "Exact" means the right reference and an offset less than one segment hop (0.5 s) from the
 //! truth; "near" allows one more hop either way. "Same audio" also accepts a Top-1 answer
