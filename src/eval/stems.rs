@@ -4,8 +4,8 @@
 //! References are "episodes" of dialogue over music built from held-out packages. They are
 //! separated and fingerprinted the way ingest does it (mix, voice and background, each in its
 //! own index, on the analyzer's reference grids). A *dialogue* query keeps a stretch of one
-//! reference's clean dialogue and lays it over music that no reference contains; a *music* query keeps a stretch of one reference's
-//! music under dialogue that no reference contains. Each query is analysed like an upload (the
+//! reference's clean dialogue and lays it over music that no reference contains; a *music*
+//! query keeps a stretch of one reference's music under dialogue that no reference contains. Each query is analysed like an upload (the
 //! same separator, the same phase voting) and answered three ways: the mix against the mix index
 //! (what a mix-only tool does), the reused stem against its own index, and every stem against
 //! its own index with the best-supported answer winning (what `scan`/`query` do); answers are
