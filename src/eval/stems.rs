@@ -5,12 +5,13 @@
 //! separated and fingerprinted the way ingest does it (mix, voice and background, each in its
 //! own index, on the analyzer's reference grids). A *dialogue* query keeps a stretch of one
 //! reference's clean dialogue and lays it over music that no reference contains; a *music*
-//! query keeps a stretch of one reference's music under dialogue that no reference contains. Each query is analysed like an upload (the
-//! same separator, the same phase voting) and answered three ways: the mix against the mix index
-//! (what a mix-only tool does), the reused stem against its own index, and every stem against
-//! its own index with the best-supported answer winning (what `scan`/`query` do); answers are
-//! phase-voted and verified as `query` does them. Top-1 is
-//! "exact" as in [`super::evaluate`]: the right reference within one hop of the true offset.
+//! query keeps a stretch of one reference's music under dialogue that no reference contains.
+//! Each query is analysed like an upload (the same separator, the same phase voting) and
+//! answered three ways: the mix against the mix index (what a mix-only tool does), the reused
+//! stem against its own index, and every stem against its own index with the best-supported
+//! answer winning (what `scan`/`query` do); answers are phase-voted and verified as `query`
+//! does them. Top-1 is "exact" as in [`super::evaluate`]: the right reference within one hop of
+//! the true offset.
 
 use std::collections::BTreeMap;
 
