@@ -97,10 +97,10 @@ impl Analyzer {
         IndexKey::new(self.model(), stem)
     }
 
-    /// The mix and, with a separator, each stem.
-    fn split<'a>(&self, audio: &'a [f32]) -> Result<Vec<(Stem, Cow<'a, [f32]>)>> {
+    /// The mix and, with a separator and when `separate`, each stem.
+    fn split<'a>(&self, audio: &'a [f32], separate: bool) -> Result<Vec<(Stem, Cow<'a, [f32]>)>> {
         let mut stems = vec![(Stem::Mix, Cow::Borrowed(audio))];
-        if let Some(s) = &self.splitter {
+        if let Some(s) = self.splitter.as_ref().filter(|_| separate) {
             let (voice, background) = s.split(audio)?;
             stems.push((Stem::Voice, Cow::Owned(voice)));
             stems.push((Stem::Background, Cow::Owned(background)));
@@ -119,7 +119,7 @@ impl Analyzer {
     ) -> Result<Vec<(Stem, PhasedFingerprints)>> {
         let cfg = self.fingerprinter.config();
         let shifts = cfg.phase_shifts(audio.len(), phases);
-        self.split(audio)?
+        self.split(audio, true)?
             .into_iter()
             .map(|(stem, a)| {
                 let copies = shifts
@@ -137,7 +137,7 @@ impl Analyzer {
     /// Fingerprints of the mix and, with a separator, of each stem. `audio` is mono at
     /// [`Analyzer::rate`].
     pub fn analyze(&self, audio: &[f32]) -> Result<Vec<(Stem, Fingerprints)>> {
-        self.split(audio)?
+        self.split(audio, true)?
             .into_iter()
             .map(|(stem, a)| Ok((stem, self.fingerprinter.fingerprint(&a)?)))
             .collect()
@@ -166,11 +166,7 @@ impl Analyzer {
         audio: &[f32],
         keys: &[IndexKey],
     ) -> Result<Vec<(IndexKey, Fingerprints)>> {
-        let stems = if keys.iter().any(|k| k.stem != Stem::Mix) {
-            self.split(audio)?
-        } else {
-            vec![(Stem::Mix, Cow::Borrowed(audio))]
-        };
+        let stems = self.split(audio, keys.iter().any(|k| k.stem != Stem::Mix))?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let Some((_, a)) = stems.iter().find(|(s, _)| *s == key.stem) else { continue };

@@ -65,7 +65,7 @@ pub struct EvalOptions {
     /// Reference grids per hop: 1 stores each reference's segments every hop; 2 also stores a
     /// copy starting half a hop in (segments every half hop, twice the vectors), so that even a
     /// 1 s clip lies within a quarter of a hop of a stored segment (see
-    /// [`grid_shift`](crate::index::grid_shift)).
+    /// [`grid_shift`]).
     pub grids: usize,
     /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
     pub verify: bool,
@@ -314,18 +314,12 @@ pub fn evaluate(
     let grid_starts = cfg.grid_offsets(grids);
     let grid_hops: Vec<f64> = grid_starts.iter().map(|&o| o as f64 / cfg.hop as f64).collect();
     for &start in &grid_starts {
-        let mut refs = Vec::new();
-        let mut owner = Vec::new();
         let mut per_source = Vec::with_capacity(all.len());
-        for (si, s) in all.iter().enumerate() {
-            let f = fp.fingerprint(&s.clean[start.min(s.clean.len())..])?;
-            owner.extend((0..f.len()).map(|j| (si, j as u32)));
-            refs.extend_from_slice(&f.data);
-            per_source.push(f);
+        for s in &all {
+            per_source.push(fp.fingerprint(&s.clean[start.min(s.clean.len())..])?);
             progress.advance(1);
         }
-        let ref_t = Tensor::from_vec(refs, (owner.len(), dim), &device)?.t()?.contiguous()?;
-        grid_refs.push(GridRefs { ref_t, owner, per_source });
+        grid_refs.push(GridRefs::new(per_source, dim)?);
     }
     let n_ref: usize = grid_refs.iter().map(|r| r.owner.len()).sum();
     // The arroy index, when asked: a throw-away catalog holding the same vectors, one index
@@ -408,12 +402,7 @@ pub fn evaluate(
                                 opts.top_k,
                                 SearchKind::Ann,
                             )?,
-                            _ => {
-                                let sims = q_t.matmul(&r.ref_t)?.to_vec2::<f32>()?;
-                                sims.iter()
-                                    .map(|s| top_hits(s, opts.top_k, &r.owner, &names))
-                                    .collect()
-                            }
+                            _ => r.search(&q_t, opts.top_k, &names)?,
                         };
                         seg_hits.push(hits.into_iter());
                     }
@@ -515,12 +504,34 @@ pub fn evaluate(
     })
 }
 
-/// One reference grid of [`evaluate`]: the reference matrix (transposed, for matrix-product
-/// search), which (source, segment) each of its columns is, and each source's vectors.
+/// One reference grid held in memory (by [`evaluate`] and [`stems`]): each source's vectors,
+/// and all of them as one matrix, transposed for matrix-product search, with the (source,
+/// segment) each of its columns is.
 struct GridRefs {
     ref_t: Tensor,
     owner: Vec<(usize, u32)>,
     per_source: Vec<Fingerprints>,
+}
+
+impl GridRefs {
+    /// The grid of `per_source[i]`, the vectors of source `i`.
+    fn new(per_source: Vec<Fingerprints>, dim: usize) -> Result<Self> {
+        let mut owner = Vec::new();
+        let mut data = Vec::new();
+        for (si, f) in per_source.iter().enumerate() {
+            owner.extend((0..f.len()).map(|j| (si, j as u32)));
+            data.extend_from_slice(&f.data);
+        }
+        let ref_t = Tensor::from_vec(data, (owner.len(), dim), &Device::Cpu)?.t()?.contiguous()?;
+        Ok(Self { ref_t, owner, per_source })
+    }
+
+    /// The `k` nearest stored segments of each row of `queries` (rows x dim), nearest first;
+    /// source `i` is named `names[i]`.
+    fn search(&self, queries: &Tensor, k: usize, names: &[String]) -> Result<Vec<Vec<Hit>>> {
+        let sims = queries.matmul(&self.ref_t)?.to_vec2::<f32>()?;
+        Ok(sims.iter().map(|s| top_hits(s, k, &self.owner, names)).collect())
+    }
 }
 
 /// Splits training packages the way Table 6 uses them: whole packages, smallest first, up to
@@ -644,8 +655,9 @@ fn source_index(piece: &str) -> Option<usize> {
     piece.strip_prefix("ref")?.parse().ok()
 }
 
-/// Whether the clean audio the Top-1 candidate (`piece` at sample `at`) points at is `query`'s own (another copy of
-/// it: a loop, a duplicated file), searched within one hop of the candidate's position.
+/// Whether the clean audio the Top-1 candidate (`piece` at sample `at`) points at is `query`'s
+/// own (another copy of it: a loop, a duplicated file), searched within one hop of the
+/// candidate's position.
 fn same_audio(query: &[f32], piece: &str, at: f64, all: &[&Source], hop: usize) -> bool {
     let Some(s) = source_index(piece).and_then(|i| all.get(i)) else { return false };
     let at = at.round() as i64;

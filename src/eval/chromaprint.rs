@@ -3,10 +3,11 @@
 //!
 //! Chromaprint turns audio into one 32-bit word every 0.124 s (12 chroma bands through 16
 //! Haar-like filters, each one to two bits); a word needs 20 frames of context (a 5-tap chroma
-//! filter, then filters 16 frames wide), so a clip gives words only from about 2.7 s on. A query is placed by sliding its words along every
-//! reference and counting differing bits (what AcoustID's matcher does per candidate, here
-//! exhaustively); the alignments with the fewest differing bits answer it, scored as
-//! [`evaluate`](super::evaluate) scores aniprint's (right reference, offset within one hop).
+//! filter, then filters 16 frames wide), so a clip gives words only from about 2.7 s on. A
+//! query is placed by sliding its words along every reference and counting differing bits
+//! (what AcoustID's matcher does per candidate, here exhaustively); the alignments with the
+//! fewest differing bits answer it, scored as [`evaluate`](super::evaluate) scores aniprint's
+//! (right reference, offset within one hop).
 
 use rayon::prelude::*;
 use rusty_chromaprint::{Configuration, Fingerprinter};

@@ -20,14 +20,14 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
-use super::{hash_str, top_hits};
+use super::{GridRefs, hash_str};
 use crate::Result;
 use crate::analyze::Analyzer;
 use crate::fingerprint::Fingerprints;
 use crate::fingerprint::augment::rms;
 use crate::fingerprint::train::{Kind, Source};
 use crate::index::vote::{VERIFY_CANDIDATES, grid_shift, verify, vote_phases};
-use crate::index::{Hit, IndexKey, Stem};
+use crate::index::{IndexKey, Stem};
 use crate::progress::{Progress, Stage};
 use crate::separate::train::{Fill, Pool, uniform};
 
@@ -117,17 +117,9 @@ impl StemReport {
 
 /// One stem's references, on each segment grid ingest stores them on.
 struct StemIndex {
-    grids: Vec<GridIndex>,
+    grids: Vec<GridRefs>,
     /// Where each grid starts, in hops (see [`grid_shift`]).
     grid_hops: Vec<f64>,
-}
-
-/// One grid's reference matrix: every segment of every reference, transposed for `q @ R^T`.
-struct GridIndex {
-    refs_t: Tensor,
-    owner: Vec<(usize, u32)>,
-    /// Each reference's vectors, for verification.
-    per_ref: Vec<Fingerprints>,
 }
 
 /// A voted answer: (reference, offset of the query's first sample in samples, support).
@@ -150,17 +142,14 @@ impl StemIndex {
             }
             let q = Tensor::from_slice(&f.data, (f.len(), f.dim), &Device::Cpu)?;
             for (grid, at) in self.grids.iter().zip(&self.grid_hops) {
-                let sims = q.matmul(&grid.refs_t)?.to_vec2::<f32>()?;
-                let hits: Vec<Vec<Hit>> =
-                    sims.iter().map(|r| top_hits(r, top_k, &grid.owner, names)).collect();
-                voted.push((grid_shift(*shift, *at), hits));
+                voted.push((grid_shift(*shift, *at), grid.search(&q, top_k, names)?));
             }
         }
         let copies: Vec<(f64, &Fingerprints)> = phased.iter().map(|(s, f)| (*s, f)).collect();
         let cands =
             verify(vote_phases(&voted, VERIFY_CANDIDATES), &copies, &self.grid_hops, |p, g| {
                 let i = names.iter().position(|n| n == p)?;
-                self.grids.get(g)?.per_ref.get(i)
+                self.grids.get(g)?.per_source.get(i)
             });
         Ok(cands.into_iter().next().and_then(|c| {
             let r = names.iter().position(|n| *n == c.candidate.piece)?;
@@ -234,16 +223,12 @@ pub fn evaluate_stems(
     progress.stage(Stage::Fingerprinting);
     progress.set_total(scenes.len() as u64);
     let stems = [Stem::Mix, Stem::Voice, Stem::Background];
-    // Per index key (stem and grid): (vectors, owners, per-reference vectors).
-    type Built = (Vec<f32>, Vec<(usize, u32)>, Vec<Fingerprints>);
-    let mut built: BTreeMap<IndexKey, Built> = BTreeMap::new();
-    for (i, (v, m)) in scenes.iter().enumerate() {
+    // Per index key (stem and grid), each reference's vectors, in reference order.
+    let mut built: BTreeMap<IndexKey, Vec<Fingerprints>> = BTreeMap::new();
+    for (v, m) in &scenes {
         let mix: Vec<f32> = v.iter().zip(m).map(|(a, b)| a + b).collect();
         for (key, f) in analyzer.analyze_reference(&mix)? {
-            let (data, owner, per_ref) = built.entry(key).or_default();
-            owner.extend((0..f.len()).map(|j| (i, j as u32)));
-            data.extend_from_slice(&f.data);
-            per_ref.push(f);
+            built.entry(key).or_default().push(f);
         }
         progress.advance(1);
         progress.check()?;
@@ -252,14 +237,9 @@ pub fn evaluate_stems(
     let mut indexes: Vec<StemIndex> =
         stems.iter().map(|_| StemIndex { grids: Vec::new(), grid_hops: Vec::new() }).collect();
     // Keys sort by stem, then grid offset: each stem's plain grid comes first.
-    for (key, (data, owner, per_ref)) in built {
+    for (key, per_ref) in built {
         let k = stems.iter().position(|s| *s == key.stem).unwrap_or(0);
-        let n = owner.len();
-        indexes[k].grids.push(GridIndex {
-            refs_t: Tensor::from_vec(data, (n, dim), &Device::Cpu)?.t()?.contiguous()?,
-            owner,
-            per_ref,
-        });
+        indexes[k].grids.push(GridRefs::new(per_ref, dim)?);
         indexes[k].grid_hops.push(f64::from(key.offset) / cfg.hop as f64);
     }
 
