@@ -546,9 +546,15 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             }
             builder
                 .cancel(|| progress.is_cancelled())
-                .progress(|p| progress.message(&format!("{key}: {:?}", p.main)))
-                .build(wtxn)
-                .map_err(arroy_err)?;
+                .progress(|p| progress.message(&format!("{key}: {:?}", p.main)));
+            // One thread: with several, arroy keeps adding trees until its (shared) node
+            // count passes the item count, so how many trees a build gets depends on thread
+            // timing, and the same vectors gave different forests (and answers) from run to run.
+            let serial = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .map_err(|e| Error::Record { what: "vector index build", reason: e.to_string() })?;
+            serial.install(|| builder.build(wtxn)).map_err(arroy_err)?;
             Ok(true)
         })?;
         let seconds = started.elapsed().as_secs_f64();
@@ -1408,5 +1414,36 @@ mod tests {
             IndexOptions { settled_share: 1.0, ..IndexOptions::default() },
         )
         .unwrap();
+    }
+
+    /// The same vectors added the same way give the same forest, so `scan` and `eval` answers
+    /// (and a report built from them) repeat from one run to the next.
+    #[test]
+    fn the_same_vectors_build_the_same_forest() {
+        use super::super::Stem;
+        let mix = key(Stem::Mix);
+        let answers = || {
+            let dir = tempfile::tempdir().unwrap();
+            let cat = Catalog::open(dir.path()).unwrap();
+            let index = CatalogIndex::open(&cat).unwrap();
+            let mut rng = StdRng::seed_from_u64(9);
+            for p in 0..8 {
+                index
+                    .add_piece(&mix, &format!("{p:04}-000000000"), &piece(&mut rng, 500, 32))
+                    .unwrap();
+            }
+            index.build_all().unwrap();
+            (0..40)
+                .map(|_| {
+                    let q = random_unit(&mut rng, 32);
+                    let hits = index.search(&mix, &q, 10, SearchKind::Ann).unwrap();
+                    hits.into_iter().map(|h| (h.piece, h.segment)).collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = answers();
+        for _ in 0..3 {
+            assert_eq!(answers(), first);
+        }
     }
 }
