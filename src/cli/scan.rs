@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use aniprint::analyze::Analyzer;
 use aniprint::fingerprint::Fingerprinter;
-use aniprint::index::{CatalogIndex, SearchKind};
+use aniprint::index::{CatalogIndex, SearchKind, VectorStore};
 use aniprint::media::StreamSelect;
 use aniprint::scan::{self, ScanOptions};
 use candle_core::Device;
@@ -64,9 +64,10 @@ pub struct ScanArgs {
     /// [default: 0.70, calibrated on the fixtures].
     #[arg(long)]
     threshold: Option<f32>,
-    /// Exact (flat L2) or approximate (arroy) search.
-    #[arg(long, value_enum, default_value_t = SearchKind::Exact)]
-    search: SearchKind,
+    /// Exact (flat L2) or approximate (arroy) search; `auto` takes exact below 10^6 segments in
+    /// the largest index of the model (as fast there, and exact), arroy from there on.
+    #[arg(long, value_enum, default_value_t = SearchChoice::Auto)]
+    search: SearchChoice,
     /// Only the mix: do not separate voice and background.
     #[arg(long)]
     no_separate: bool,
@@ -78,6 +79,17 @@ pub struct ScanArgs {
     json: bool,
 }
 
+/// `scan --search`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SearchChoice {
+    /// By the catalog's size (`SearchKind::for_size`).
+    Auto,
+    /// Flat L2 over every stored vector.
+    Exact,
+    /// The arroy forest (built first if the catalog changed).
+    Ann,
+}
+
 /// Scan each upload, store its regions as pending matches and print them.
 pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config()?;
@@ -86,8 +98,14 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let analyzer = load_analyzer(args.no_separate)?;
     warn_other_models(&index, analyzer.model())?;
     let defaults = ScanOptions::default();
+    let search = match args.search {
+        SearchChoice::Auto => index.auto_search(analyzer.model())?,
+        SearchChoice::Exact => SearchKind::Exact,
+        SearchChoice::Ann => SearchKind::Ann,
+    };
+    tracing::info!("scan searches {}", search.as_str());
     let opts = ScanOptions {
-        search: args.search,
+        search,
         min_duration_s: args.min_duration.unwrap_or(defaults.min_duration_s),
         threshold: args.threshold.unwrap_or(defaults.threshold),
         stream: args.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),

@@ -1446,4 +1446,20 @@ mod tests {
             assert_eq!(answers(), first);
         }
     }
+
+    /// `auto` searches exactly below 10^6 segments in the model's largest index.
+    #[test]
+    fn auto_search_goes_by_the_largest_index_of_the_model() {
+        use super::super::{AUTO_ANN_FROM, Stem};
+        assert_eq!(SearchKind::for_size(0), SearchKind::Exact);
+        assert_eq!(SearchKind::for_size(AUTO_ANN_FROM - 1), SearchKind::Exact);
+        assert_eq!(SearchKind::for_size(AUTO_ANN_FROM), SearchKind::Ann);
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        assert_eq!(index.auto_search("test-model").unwrap(), SearchKind::Exact);
+        let mut rng = StdRng::seed_from_u64(4);
+        index.add_piece(&key(Stem::Mix), "aaaa-000000000", &piece(&mut rng, 20, 8)).unwrap();
+        assert_eq!(index.auto_search("test-model").unwrap(), SearchKind::Exact);
+    }
 }

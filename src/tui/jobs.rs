@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 use crate::analyze::Analyzer;
 use crate::catalog::Catalog;
 use crate::config::Config;
-use crate::index::CatalogIndex;
+use crate::index::{CatalogIndex, VectorStore};
 use crate::ingest::{self, Indexing, IngestOptions};
 use crate::media::write::AudioFormat;
 use crate::media::{self, DecodeOptions, StreamSelect};
@@ -563,7 +563,8 @@ fn scan_job(
     rep: &JobReporter,
 ) -> JobOutput {
     let index = CatalogIndex::open(catalog)?;
-    let opts = ScanOptions::default();
+    let opts =
+        ScanOptions { search: index.auto_search(analyzer.model())?, ..ScanOptions::default() };
     let mut regions = 0;
     let batch = each_input(paths, rep, |f| {
         let o = scan::scan_file(catalog, &index, analyzer, f, &opts, &settings.config.review, rep)?;
