@@ -1,11 +1,15 @@
-//! Signal processing shared by the models: STFT/iSTFT, mel filterbank, log-power mel.
+//! Signal processing shared by the models: STFT/iSTFT, mel filterbank, log-power mel, and the
+//! cross-correlation that tells whether two clips hold the same audio.
 //!
 //! Everything follows librosa's conventions (centred frames with zero padding, periodic Hann
 //! window, Slaney mel scale), so models trained on librosa features in Python see the same
 //! numbers here; `fixtures/goldens/dsp.json` (written by `scripts/dsp_goldens.py`) pins that.
 
+mod correlate;
 mod mel;
 mod stft;
+
+pub use correlate::{SAME_AUDIO, best_correlation};
 
 pub use mel::{LogMel, MelConfig, mel_filterbank, power_to_db};
 pub use stft::{Complex32, Stft, hann_window};

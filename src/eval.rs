@@ -27,6 +27,7 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 
 use crate::catalog::Catalog;
+use crate::dsp::{SAME_AUDIO, best_correlation};
 use crate::fingerprint::augment::{self, Convolver};
 use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip};
 use crate::fingerprint::{Fingerprinter, Fingerprints};
@@ -663,44 +664,7 @@ fn same_audio(query: &[f32], piece: &str, at: f64, all: &[&Source], hop: usize) 
     let at = at.round() as i64;
     let from = (at - hop as i64).clamp(0, s.clean.len() as i64) as usize;
     let to = (at + (query.len() + hop) as i64).clamp(0, s.clean.len() as i64) as usize;
-    to > from && best_correlation(query, &s.clean[from..to]) >= 0.9
-}
-
-/// The largest normalised cross-correlation of `a` against every placement of it inside `b`
-/// (0 when `b` is shorter than `a`), by FFT.
-fn best_correlation(a: &[f32], b: &[f32]) -> f32 {
-    let (la, lb) = (a.len(), b.len());
-    if la == 0 || lb < la {
-        return 0.0;
-    }
-    let n = (la + lb).next_power_of_two();
-    let mut planner = realfft::RealFftPlanner::<f32>::new();
-    let (fwd, inv) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
-    let spectrum = |x: &mut Vec<f32>| {
-        x.resize(n, 0.0);
-        let mut out = fwd.make_output_vec();
-        fwd.process(x, &mut out).map(|_| out)
-    };
-    let mut ar: Vec<f32> = a.iter().rev().copied().collect();
-    let mut bp = b.to_vec();
-    let (Ok(fa), Ok(fb)) = (spectrum(&mut ar), spectrum(&mut bp)) else { return 0.0 };
-    let mut prod: Vec<_> = fa.iter().zip(&fb).map(|(x, y)| x * y).collect();
-    let mut corr = inv.make_output_vec();
-    if inv.process(&mut prod, &mut corr).is_err() {
-        return 0.0;
-    }
-    let ea: f64 = a.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-    let mut prefix = vec![0.0f64; lb + 1];
-    for (i, &x) in b.iter().enumerate() {
-        prefix[i + 1] = prefix[i] + f64::from(x) * f64::from(x);
-    }
-    (0..=lb - la)
-        .map(|lag| {
-            let eb = prefix[lag + la] - prefix[lag];
-            let c = f64::from(corr[lag + la - 1]) / n as f64;
-            (c / (ea * eb).sqrt().max(1e-12)) as f32
-        })
-        .fold(0.0, f32::max)
+    to > from && best_correlation(query, &s.clean[from..to]) >= SAME_AUDIO
 }
 
 fn hash_str(s: &str) -> u64 {
@@ -768,24 +732,4 @@ fn top_hits(sims: &[f32], k: usize, owner: &[(usize, u32)], names: &[String]) ->
             distance: (2.0 - 2.0 * sims[i]).max(0.0).sqrt(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn noise(seed: u64, n: usize) -> Vec<f32> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
-    }
-
-    #[test]
-    fn correlation_finds_a_copy_anywhere_and_rejects_other_audio() {
-        let b = noise(1, 3000);
-        let copy = b[1234..1234 + 800].iter().map(|x| 0.3 * x).collect::<Vec<_>>();
-        assert!(best_correlation(&copy, &b) > 0.999);
-        assert!(best_correlation(&noise(2, 800), &b) < 0.3);
-        assert_eq!(best_correlation(&b, &copy), 0.0);
-        assert_eq!(best_correlation(&[], &b), 0.0);
-    }
 }

@@ -94,6 +94,15 @@ pub struct FingerprintArgs {
     /// in a run from scratch, and stored ones then stop resembling the model's.
     #[arg(long, default_value_t = 0)]
     memory: usize,
+    /// Draw pairs in groups of this many from one source, within --group-window-s of each
+    /// other, so a phrase and its near-repeats are each other's negatives (a negative holding
+    /// the anchor's own audio, a loop or an overlap, is left out of the loss); 0: each pair on
+    /// its own.
+    #[arg(long, default_value_t = 0)]
+    group: usize,
+    /// See --group, seconds.
+    #[arg(long, default_value_t = 32.0)]
+    group_window_s: f32,
     /// Fine-tune: start from this model folder's weights (same config) instead of random ones.
     #[arg(long, value_name = "DIR")]
     init: Option<PathBuf>,
@@ -155,6 +164,8 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     opts.cuda = a.device.cuda()?;
     opts.schedule_steps = a.schedule_steps;
     opts.memory = a.memory;
+    opts.group = a.group;
+    opts.group_window_s = a.group_window_s;
     opts.init = a.init;
     if let Some(file) = &a.config {
         opts.fingerprint = aniprint::fingerprint::FingerprintConfig::from_file(file)?;

@@ -265,7 +265,7 @@ fn normal(stdev: f64) -> Init {
 /// NT-Xent (SimCLR) loss for a batch laid out as `[anchors; positives]`, `(2N, dim)` unit
 /// vectors: each row's partner is its positive, every other row a negative.
 pub fn nt_xent(z: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
-    nt_xent_with_memory(z, None, temperature)
+    nt_xent_with_memory(z, None, None, temperature)
 }
 
 /// [`nt_xent`] with extra negatives: `memory`, `(M, dim)` unit vectors kept from earlier
@@ -274,10 +274,13 @@ pub fn nt_xent(z: &Tensor, temperature: f64) -> candle_core::Result<Tensor> {
 /// price of one `(2N, M)` product, without a momentum encoder (fingerprints drift slowly once
 /// training has settled, so the stored vectors stay comparable).
 /// `memory` comes with an additive `(2N, M)` mask (0, or a large negative number to hide a
-/// stored row from a batch row, e.g. one holding the same audio).
+/// stored row from a batch row, e.g. one holding the same audio); `same` is the like mask
+/// over the batch's own `(2N, 2N)` similarities (rows of one loop are not each other's
+/// negatives).
 pub fn nt_xent_with_memory(
     z: &Tensor,
     memory: Option<(&Tensor, &Tensor)>,
+    same: Option<&Tensor>,
     temperature: f64,
 ) -> candle_core::Result<Tensor> {
     let n2 = z.dim(0)?;
@@ -287,6 +290,9 @@ pub fn nt_xent_with_memory(
     // Mask self-similarity out of the softmax.
     let eye = Tensor::eye(n2, DType::F32, dev)?;
     let mut sim = (sim - (eye * 1e9)?)?;
+    if let Some(same) = same {
+        sim = (sim + same)?;
+    }
     if let Some((m, mask)) = memory.filter(|(m, _)| m.dim(0).is_ok_and(|r| r > 0)) {
         let extra = ((z.matmul(&m.detach().t()?)? / temperature)? + mask)?;
         sim = Tensor::cat(&[&sim, &extra], 1)?;
@@ -373,18 +379,18 @@ mod tests {
         let plain = nt_xent(&z, 0.1).unwrap().to_scalar::<f32>().unwrap();
         let mask = |m: usize, v: f32| Tensor::full(v, (8, m), &dev).unwrap();
         let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
-        let same = nt_xent_with_memory(&z, Some((&empty, &mask(0, 0.0))), 0.1).unwrap();
+        let same = nt_xent_with_memory(&z, Some((&empty, &mask(0, 0.0))), None, 0.1).unwrap();
         assert_eq!(same.to_scalar::<f32>().unwrap(), plain);
         // Memory at similarity 0 to every row: as harmless as the batch's own orthogonal rows.
         let far = Tensor::zeros((3, 4), DType::F32, &dev).unwrap();
-        let with_far = nt_xent_with_memory(&z, Some((&far, &mask(3, 0.0))), 0.1).unwrap();
+        let with_far = nt_xent_with_memory(&z, Some((&far, &mask(3, 0.0))), None, 0.1).unwrap();
         assert!(with_far.to_scalar::<f32>().unwrap() < 0.01);
         // A memory holding the rows themselves is as confusing as the positives...
-        let near = nt_xent_with_memory(&z, Some((&a, &mask(4, 0.0))), 0.1).unwrap();
+        let near = nt_xent_with_memory(&z, Some((&a, &mask(4, 0.0))), None, 0.1).unwrap();
         let near = near.to_scalar::<f32>().unwrap();
         assert!((near - 2f32.ln()).abs() < 1e-3, "{near}");
         // ...unless the mask hides them.
-        let hidden = nt_xent_with_memory(&z, Some((&a, &mask(4, -1e9))), 0.1).unwrap();
+        let hidden = nt_xent_with_memory(&z, Some((&a, &mask(4, -1e9))), None, 0.1).unwrap();
         assert_eq!(hidden.to_scalar::<f32>().unwrap(), plain);
     }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::{self, Convolver, NoiseColor};
 use super::model::{self, Encoder, nt_xent_with_memory};
 use super::{FingerprintConfig, Fingerprinter, FrontEnd, ModelCard};
+use crate::dsp::{SAME_AUDIO, best_correlation};
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
 use crate::units::SampleRate;
@@ -637,6 +638,20 @@ pub struct TrainOptions {
     /// the separator's trainer has it.
     #[serde(default)]
     pub schedule_steps: Option<usize>,
+    /// Pairs drawn in groups of this many from one source, within `group_window_s` of each
+    /// other, so that a phrase and its near-repeats (a loop with another line over it, the
+    /// same speaker) are each other's negatives; a negative whose clean audio is the anchor's
+    /// own (an exact loop, an overlap) is left out of the loss. 0 or 1: each pair drawn on
+    /// its own (v1-v6).
+    #[serde(default)]
+    pub group: usize,
+    /// See `group`, seconds.
+    #[serde(default = "default_group_window")]
+    pub group_window_s: f32,
+}
+
+fn default_group_window() -> f32 {
+    32.0
 }
 
 impl TrainOptions {
@@ -663,6 +678,8 @@ impl TrainOptions {
             memory: 0,
             init: None,
             schedule_steps: None,
+            group: 0,
+            group_window_s: default_group_window(),
         }
     }
 
@@ -697,6 +714,9 @@ pub struct Batch {
     pub patches: Vec<f32>,
     /// Where each pair's audio comes from.
     pub origins: Vec<Origin>,
+    /// Pairs `(i, j)`, `i < j`, of one group whose anchors hold the same audio (or start
+    /// within a hop of each other): not each other's negatives.
+    pub same: Vec<(usize, usize)>,
 }
 
 /// Build one batch of `pairs` (anchor, positive) pairs.
@@ -711,13 +731,22 @@ pub fn make_batch(
     let rate = cfg.rate();
     let seg = cfg.segment;
     let margin = (opts.degrade.max_shift_s * rate.0 as f32) as usize + 1;
+    let group = opts.group.max(1);
+    let window = (opts.group_window_s * rate.0 as f32) as usize;
     let items: Vec<(Vec<f32>, Vec<f32>, Origin)> = (0..pairs)
         .into_par_iter()
         .map_init(
             || (FrontEnd::new(cfg), Convolver::new(), Vec::new(), Vec::new()),
             |(fe, conv, scratch, padded), i| {
                 let mut rng = crate::optim::batch_rng(opts.seed, step, i);
-                let (si, start) = sampler.draw(&mut rng, &corpus.train, seg, margin);
+                let (si, start) = if group > 1 && i % group != 0 {
+                    // The group's source and place come from its first pair's draw.
+                    let mut first = crate::optim::batch_rng(opts.seed, step, i - i % group);
+                    let (si, at) = sampler.draw(&mut first, &corpus.train, seg, margin);
+                    (si, draw_near(&mut rng, &corpus.train[si].clean, at, window, seg, margin))
+                } else {
+                    sampler.draw(&mut rng, &corpus.train, seg, margin)
+                };
                 let src = &corpus.train[si];
                 let shift = if margin > 1 {
                     rng.random_range(0..2 * margin) as isize - margin as isize
@@ -741,7 +770,83 @@ pub fn make_batch(
     for (_, p, _) in &items {
         patches.extend_from_slice(p);
     }
-    Batch { patches, origins: items.into_iter().map(|x| x.2).collect() }
+    let origins: Vec<Origin> = items.into_iter().map(|x| x.2).collect();
+    let same = same_audio_pairs(&origins, group, &corpus.train, seg, margin, cfg.hop);
+    Batch { patches, origins, same }
+}
+
+/// A start within `window / 2` of `at` in `clean` whose `len` samples are not near-silent
+/// (the last try when none is found).
+fn draw_near(
+    rng: &mut StdRng,
+    clean: &[f32],
+    at: usize,
+    window: usize,
+    len: usize,
+    margin: usize,
+) -> usize {
+    let lo = at.saturating_sub(window / 2).max(margin);
+    let hi = (at + window / 2).min(clean.len().saturating_sub(len + margin));
+    if hi <= lo {
+        return at;
+    }
+    let mut start = at;
+    for _ in 0..20 {
+        start = rng.random_range(lo..hi);
+        if augment::rms(&clean[start..start + len]) > 3e-3 {
+            break;
+        }
+    }
+    start
+}
+
+/// The pairs of each group of `group` whose anchors start within `hop` of each other or whose
+/// clean audio is the same (normalised cross-correlation at least [`SAME_AUDIO`] within
+/// `margin` samples): the same test `eval` uses for a Top-1 answer that is the query's own
+/// audio elsewhere.
+fn same_audio_pairs(
+    origins: &[Origin],
+    group: usize,
+    sources: &[Source],
+    len: usize,
+    margin: usize,
+    hop: usize,
+) -> Vec<(usize, usize)> {
+    if group < 2 {
+        return Vec::new();
+    }
+    let candidates: Vec<(usize, usize)> = (0..origins.len())
+        .flat_map(|i| (i + 1..(i / group + 1) * group).map(move |j| (i, j)))
+        .filter(|&(i, j)| j < origins.len() && origins[i].0 == origins[j].0)
+        .collect();
+    candidates
+        .into_par_iter()
+        .filter(|&(i, j)| {
+            let (a, b) = (origins[i].1, origins[j].1);
+            if a.abs_diff(b) < hop {
+                return true;
+            }
+            let clean = &sources[origins[i].0].clean;
+            let around = &clean[b.saturating_sub(margin)..(b + len + margin).min(clean.len())];
+            best_correlation(&clean[a..a + len], around) >= SAME_AUDIO
+        })
+        .collect()
+}
+
+/// The additive mask of [`nt_xent_with_memory`] that takes each pair of `same` out of the
+/// other's negatives (anchors and positives alike): `(2 pairs, 2 pairs)`, 0 or -1e9.
+fn same_audio_mask(same: &[(usize, usize)], pairs: usize, device: &Device) -> Result<Tensor> {
+    let n2 = 2 * pairs;
+    let mut m = vec![0f32; n2 * n2];
+    for &(i, j) in same {
+        for a in [i, i + pairs] {
+            for b in [j, j + pairs] {
+                m[a * n2 + b] = -1e9;
+                m[b * n2 + a] = -1e9;
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (n2, n2), device)?)
 }
 
 /// What the trainer scores the model by every `val_every` steps (a hit rate in [0, 1]).
@@ -879,6 +984,7 @@ pub fn train_validated(
         fingerprint: opts.fingerprint.clone(),
         degrade: opts.degrade.clone(),
         validation: validator.metric().to_string(),
+        group: (opts.group, opts.group_window_s),
     };
     // Before loading: a checkpoint of another shape would fail there with a less clear error.
     if paths.weights.is_file() && paths.state.is_file() {
@@ -930,8 +1036,17 @@ pub fn train_validated(
         let x = Tensor::from_vec(batch.patches, (2 * opts.batch_pairs, m, f), &device)?;
         let z = fp.encoder.forward(&x)?;
         let bank = memory.negatives(&batch.origins, opts.fingerprint.hop, &device)?;
-        let loss =
-            nt_xent_with_memory(&z, bank.as_ref().map(|(m, mask)| (m, mask)), opts.temperature)?;
+        let same = if batch.same.is_empty() {
+            None
+        } else {
+            Some(same_audio_mask(&batch.same, opts.batch_pairs, &device)?)
+        };
+        let loss = nt_xent_with_memory(
+            &z,
+            bank.as_ref().map(|(m, mask)| (m, mask)),
+            same.as_ref(),
+            opts.temperature,
+        )?;
         let grads = loss.backward()?;
         memory.push(&z, &batch.origins)?;
         let lr = crate::optim::lr_at(opts.lr, opts.warmup, opts.schedule(), step);
@@ -1115,6 +1230,13 @@ struct RunRecord {
     fingerprint: FingerprintConfig,
     degrade: Degrade,
     validation: String,
+    /// `--group` and `--group-window-s` (a record from before they existed reads 0).
+    #[serde(default = "no_group")]
+    group: (usize, f32),
+}
+
+fn no_group() -> (usize, f32) {
+    (0, default_group_window())
 }
 
 impl RunRecord {
@@ -1132,6 +1254,11 @@ impl RunRecord {
             (saved.fingerprint != self.fingerprint, "--config (the model shape)"),
             (saved.degrade != self.degrade, "--degrade / --max-shift-s (the recipe)"),
             (saved.validation != self.validation, "--val (the validation)"),
+            (saved.group.0.max(1) != self.group.0.max(1), "--group (how pairs are drawn)"),
+            (
+                self.group.0 > 1 && saved.group.1 != self.group.1,
+                "--group-window-s (how pairs are drawn)",
+            ),
         ];
         let what: Vec<&str> = differs.iter().filter(|d| d.0).map(|d| d.1).collect();
         if what.is_empty() {
@@ -1220,7 +1347,12 @@ fn provenance(
             opts.seed,
             if opts.memory > 0 { format!(" --memory {}", opts.memory) } else { String::new() },
             opts.init.as_ref().map_or(String::new(), |p| format!(" --init {}", p.display())),
-            opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}")),
+            opts.schedule_steps.map_or(String::new(), |n| format!(" --schedule-steps {n}"))
+                + &if opts.group > 1 {
+                    format!(" --group {} --group-window-s {}", opts.group, opts.group_window_s)
+                } else {
+                    String::new()
+                },
             degrade_flags(&opts.degrade) + &validator.flags(),
             // Always: the code's default config moves with the default model (v3's card once
             // read as a 256-band command), so a card names its own shape.
@@ -1409,5 +1541,59 @@ mod tests {
         assert!(inf.validate().unwrap_err().contains("snr_db"));
         let missing = dir.path().join("missing.toml");
         assert!(Degrade::from_file(&missing).unwrap_err().to_string().contains("missing.toml"));
+    }
+
+    /// Grouped draws: negatives holding the anchor's own audio (a loop's next turn, an
+    /// overlap) are found and masked; other audio of the same source stays a negative.
+    #[test]
+    fn a_loops_next_turn_is_not_a_negative() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let turn: Vec<f32> = (0..16_000).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+        let mut clean: Vec<f32> = turn.iter().cycle().take(160_000).copied().collect();
+        // The last 4 s are other audio.
+        for x in &mut clean[144_000..] {
+            *x = rng.random_range(-0.5f32..0.5);
+        }
+        let src = Source {
+            package: "loop".into(),
+            version: String::new(),
+            kind: Kind::Music,
+            licence: String::new(),
+            rate: SampleRate(8000),
+            coded: clean.clone(),
+            clean,
+        };
+        let sources = [src.clone(), src];
+        let (len, margin, hop) = (8000, 1601, 4000);
+        let origins = [
+            (0, 10_000),
+            (0, 10_000 + 3 * 16_000 + 900), // three turns on, 0.11 s off: same audio
+            (0, 10_000 + 8_000),            // half a turn on: other audio
+            (0, 145_000),                   // the other audio
+            (0, 10_000),                    // another group: never compared
+            (1, 12_000),
+            (0, 146_000), // a hop from row 3 but in another group
+            (1, 13_000),  // within a hop of row 5: an overlap
+        ];
+        let same = same_audio_pairs(&origins, 4, &sources, len, margin, hop);
+        assert_eq!(same, vec![(0, 1), (5, 7)]);
+        assert!(same_audio_pairs(&origins, 1, &sources, len, margin, hop).is_empty());
+
+        let mask = same_audio_mask(&same, 8, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        // Anchor 0 is hidden from anchor 1 and positive 1 (row 9), and the other way round;
+        // its own positive (row 8) and row 2 stay.
+        for (a, b) in [(0, 1), (0, 9), (8, 1), (8, 9), (1, 0), (9, 8)] {
+            assert_eq!(mask[a][b], -1e9, "({a}, {b})");
+        }
+        for (a, b) in [(0, 8), (0, 2), (1, 9), (0, 0)] {
+            assert_eq!(mask[a][b], 0.0, "({a}, {b})");
+        }
+
+        // A group's later draws stay within half the window of its first.
+        let mut rng = StdRng::seed_from_u64(6);
+        for _ in 0..50 {
+            let s = draw_near(&mut rng, &sources[0].clean, 80_000, 32_000, len, margin);
+            assert!(s.abs_diff(80_000) <= 16_000 && s + len + margin <= 160_000);
+        }
     }
 }
