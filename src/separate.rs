@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::dsp::{Complex32, Stft};
 use crate::media::write::{AudioFormat, write_audio};
 use crate::media::{self, DecodeOptions};
-use crate::progress::{Progress, Stage};
+use crate::progress::{NoProgress, Progress, Stage};
 use crate::units::SampleRate;
 use crate::{Error, Result};
 pub use model::{Config, LossKind, NormKind, UNet, eca_kernel_size};
@@ -182,6 +182,19 @@ impl Separator {
 
     /// [`Self::separate`] with an explicit chunk plan.
     pub fn separate_with(&self, mono: &[f32], plan: ChunkPlan) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.separate_reporting(mono, plan, &NoProgress)
+    }
+
+    /// [`Self::separate_with`] advancing `progress` by the samples each chunk settles (its
+    /// total set to the input's length) and stopping with [`Error::Cancelled`] between chunks
+    /// when it is cancelled: an episode takes tens of seconds.
+    pub fn separate_reporting(
+        &self,
+        mono: &[f32],
+        plan: ChunkPlan,
+        progress: &dyn Progress,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        progress.set_total(mono.len() as u64);
         let cfg = &self.card.config;
         let len = mono.len();
         let mut voice = vec![0f32; len];
@@ -212,6 +225,7 @@ impl Separator {
         for k in 0..n_chunks {
             if ready.is_empty() {
                 use rayon::prelude::*;
+                progress.check()?;
                 let group = (k..(k + plan.threads()).min(n_chunks)).collect::<Vec<_>>();
                 let masks: Vec<Vec<f32>> = group
                     .par_iter()
@@ -248,6 +262,7 @@ impl Separator {
                 let b = ((n1 - 1 + pad) / hop + 1).min(final_to);
                 let frames = &buf[(a - buf_start) * 2 * bins..(b - buf_start) * 2 * bins];
                 self.emit(mono, frames, a, b, emitted, n1, &mut voice, &mut background);
+                progress.advance((n1 - emitted) as u64);
                 emitted = n1;
                 // Keep the frames the next emission still reads.
                 let keep_from = (emitted / hop).saturating_sub(pad.div_ceil(hop)).max(buf_start);
@@ -388,7 +403,7 @@ pub fn separate_file(
     let mono = media::decode(input, &opts)?;
     progress.check()?;
     progress.stage(Stage::Separating);
-    let (voice, background) = sep.separate(&mono)?;
+    let (voice, background) = sep.separate_reporting(&mono, sep.plan, progress)?;
     progress.stage(Stage::Exporting);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let [voice_path, background_path] = stem_paths(name, out, format);

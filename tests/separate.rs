@@ -5,6 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use aniprint::fingerprint::train::{Corpus, Kind, Source};
 use aniprint::progress::{NoProgress, Progress};
@@ -123,6 +126,27 @@ fn relative_error_db(a: &[f32], b: &[f32]) -> f64 {
     10.0 * (e / s.max(1e-20)).log10()
 }
 
+#[derive(Default)]
+struct Recorder {
+    total: AtomicU64,
+    done: AtomicU64,
+    calls: AtomicUsize,
+    cancel: bool,
+}
+
+impl Progress for Recorder {
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Relaxed);
+    }
+    fn advance(&self, n: u64) {
+        self.done.fetch_add(n, Relaxed);
+        self.calls.fetch_add(1, Relaxed);
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancel
+    }
+}
+
 #[test]
 fn chunked_separation_equals_whole_signal_separation() {
     let dev = Device::Cpu;
@@ -144,6 +168,16 @@ fn chunked_separation_equals_whole_signal_separation() {
         eprintln!("{plan:?}: chunked vs whole {ev:.1} / {eb:.1} dB");
         assert!(ev < -40.0 && eb < -40.0, "{plan:?}: voice {ev:.1} dB, background {eb:.1} dB");
     }
+    // Reporting: the bar's total is the input, it moves chunk by chunk to the end, and the
+    // stems are the same; a cancelled job stops.
+    let rec = Recorder::default();
+    let (rv, rb) = sep.separate_reporting(mix, small, &rec).unwrap();
+    assert_eq!((rv, rb), sep.separate_with(mix, small).unwrap());
+    assert_eq!(rec.total.load(Relaxed), mix.len() as u64);
+    assert_eq!(rec.done.load(Relaxed), mix.len() as u64);
+    assert!(rec.calls.load(Relaxed) > 3, "{} advances", rec.calls.load(Relaxed));
+    let stop = Recorder { cancel: true, ..Recorder::default() };
+    assert!(matches!(sep.separate_reporting(mix, small, &stop), Err(aniprint::Error::Cancelled)));
     // The stems are not trivial: neither is silent, and they differ.
     assert!(relative_error_db(&wv, &wb) > -20.0);
     assert!(wv.iter().any(|x| x.abs() > 1e-4) && wb.iter().any(|x| x.abs() > 1e-4));

@@ -10,6 +10,7 @@ use aniprint::progress::Progress;
 use aniprint::separate::{DEFAULT_MODEL, Separator};
 use candle_core::Device;
 
+use super::bars::Bars;
 use super::train::BarSink;
 use super::{Ctx, Outcome};
 
@@ -51,19 +52,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let dir = args.model.unwrap_or_else(|| aniprint::fingerprint::models_dir().join(DEFAULT_MODEL));
     let sep = Separator::load(&dir, &Device::Cpu)?;
     std::fs::create_dir_all(&args.out)?;
-    let bar = ctx.multi.add(indicatif::ProgressBar::new(args.inputs.len() as u64));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix:>10.bold} [{bar:30.cyan/blue}] {pos}/{len} {wide_msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let sink = BarSink(bar.clone());
-    sink.stage(aniprint::progress::Stage::Separating);
+    // A files bar and, under it, the current file's samples: an episode takes tens of
+    // seconds, and the bar moves with each chunk the network finishes.
+    let bars = Bars::new(&ctx.multi, args.inputs.len() as u64, "files", false);
     let mut failed = 0;
     let mut namer = aniprint::separate::StemNamer::default();
     for input in &args.inputs {
-        bar.set_message(input.display().to_string());
+        bars.item(&input.to_string_lossy());
         let started = Instant::now();
         let result = aniprint::separate::separate_file(
             &sep,
@@ -71,14 +66,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             &args.out,
             &namer.name(input),
             args.format,
-            &aniprint::progress::NoProgress,
+            &bars,
         );
-        bar.inc(1);
+        bars.done(1);
         match result {
             Ok(aniprint::separate::StemFiles { seconds, voice: v, background: b }) => {
                 if !ctx.quiet {
                     let wall = started.elapsed().as_secs_f64();
-                    bar.suspend(|| {
+                    ctx.multi.suspend(|| {
                         println!(
                             "{}: {seconds:.1} s in {wall:.1} s ({:.0}x real time) -> {}, {}",
                             input.display(),
@@ -89,13 +84,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     });
                 }
             }
+            Err(aniprint::Error::Cancelled) => {
+                bars.finish();
+                return Err(aniprint::Error::Cancelled.into());
+            }
             Err(e) => {
                 failed += 1;
-                bar.suspend(|| eprintln!("{}: {e:#}", input.display()));
+                ctx.multi.suspend(|| eprintln!("{}: {e:#}", input.display()));
             }
         }
     }
-    bar.finish_and_clear();
+    bars.finish();
     Ok(if failed == 0 { Outcome::Ok } else { Outcome::Partial })
 }
 
