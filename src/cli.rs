@@ -106,6 +106,9 @@ pub enum Outcome {
     Ok,
     /// Some items failed; the others were done.
     Partial,
+    /// Ctrl-C stopped the command, which said itself what was done (a command that cannot
+    /// resume; the others return `Error::Cancelled` and `main` says the command resumes).
+    Stopped,
 }
 
 impl Outcome {
@@ -114,6 +117,7 @@ impl Outcome {
         match self {
             Outcome::Ok => ExitCode::SUCCESS,
             Outcome::Partial => ExitCode::from(1),
+            Outcome::Stopped => ExitCode::from(130),
         }
     }
 }

@@ -184,8 +184,9 @@ impl SearchKind {
     }
 
     /// The search a scan should use when the largest index holds `segments` vectors: the
-    /// flat scan below [`AUTO_ANN_FROM`], where it is as fast and exact, the arroy forest from
-    /// there on, where the flat scan's cost (linear in the index) takes over.
+    /// flat scan below [`AUTO_ANN_FROM`] (exact, and no forest to build or keep up to date),
+    /// the arroy forest from there on, where the flat scan's cost (linear in the index) takes
+    /// over.
     pub fn for_size(segments: u64) -> Self {
         if segments < AUTO_ANN_FROM { SearchKind::Exact } else { SearchKind::Ann }
     }

@@ -65,7 +65,7 @@ pub struct ScanArgs {
     #[arg(long)]
     threshold: Option<f32>,
     /// Exact (flat L2) or approximate (arroy) search; `auto` takes exact below 10^6 segments in
-    /// the largest index of the model (as fast there, and exact), arroy from there on.
+    /// the largest index of the model (exact, and no forest to build), arroy from there on.
     #[arg(long, value_enum, default_value_t = SearchChoice::Auto)]
     search: SearchChoice,
     /// Only the mix: do not separate voice and background.

@@ -55,7 +55,9 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     // A files bar and, under it, the current file's samples: an episode takes tens of
     // seconds, and the bar moves with each chunk the network finishes.
     let bars = Bars::new(&ctx.multi, args.inputs.len() as u64, "files", false);
+    super::interrupt::install("the separation", "chunk");
     let mut failed = 0;
+    let mut done = 0;
     let mut namer = aniprint::separate::StemNamer::default();
     for input in &args.inputs {
         bars.item(&input.to_string_lossy());
@@ -71,6 +73,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         bars.done(1);
         match result {
             Ok(aniprint::separate::StemFiles { seconds, voice: v, background: b }) => {
+                done += 1;
                 if !ctx.quiet {
                     let wall = started.elapsed().as_secs_f64();
                     ctx.multi.suspend(|| {
@@ -85,8 +88,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 }
             }
             Err(aniprint::Error::Cancelled) => {
+                // Stems are written whole or not at all, so what is in --out is finished.
                 bars.finish();
-                return Err(aniprint::Error::Cancelled.into());
+                eprintln!(
+                    "aniprint: stopped; {done} of {} file(s) separated into {} ({failed} failed), \
+                     the rest not started",
+                    args.inputs.len(),
+                    args.out.display()
+                );
+                return Ok(Outcome::Stopped);
             }
             Err(e) => {
                 failed += 1;

@@ -95,9 +95,9 @@ pub struct FingerprintArgs {
     #[arg(long, default_value_t = 0)]
     memory: usize,
     /// Draw pairs in groups of this many from one source, within --group-window-s of each
-    /// other, so a phrase and its near-repeats are each other's negatives (a negative holding
-    /// the anchor's own audio, a loop or an overlap, is left out of the loss); 0: each pair on
-    /// its own.
+    /// other, so a phrase and its near-repeats are each other's negatives (a negative of the
+    /// batch holding the anchor's own audio, a loop or an overlap, is left out of the loss);
+    /// 0: each pair on its own.
     #[arg(long, default_value_t = 0)]
     group: usize,
     /// See --group, seconds.

@@ -640,9 +640,10 @@ pub struct TrainOptions {
     pub schedule_steps: Option<usize>,
     /// Pairs drawn in groups of this many from one source, within `group_window_s` of each
     /// other, so that a phrase and its near-repeats (a loop with another line over it, the
-    /// same speaker) are each other's negatives; a negative whose clean audio is the anchor's
-    /// own (an exact loop, an overlap) is left out of the loss. 0 or 1: each pair drawn on
-    /// its own (v1-v6).
+    /// same speaker) are each other's negatives; a negative of the batch whose clean audio is
+    /// the anchor's own (an exact loop, an overlap) is left out of the loss (the `memory`
+    /// bank's rows are kept out by source and hop only). 0 or 1: each pair drawn on its own
+    /// (v1-v6).
     #[serde(default)]
     pub group: usize,
     /// See `group`, seconds.
@@ -968,6 +969,13 @@ pub fn train_validated(
     progress: &dyn Progress,
     validator: &dyn Validator,
 ) -> Result<TrainState> {
+    if opts.group > 1 && !(opts.group_window_s.is_finite() && opts.group_window_s >= 1.0) {
+        // A window under a segment would make a group one place drawn N times.
+        return Err(Error::Invalid(format!(
+            "--group-window-s {} must be at least 1 s",
+            opts.group_window_s
+        )));
+    }
     let device = model::device(opts.cuda)?;
     std::fs::create_dir_all(&opts.state).map_err(|e| Error::io(&opts.state, e))?;
     let map = VarMap::new();
