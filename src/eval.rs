@@ -72,6 +72,11 @@ pub struct EvalOptions {
     pub verify: bool,
     /// Voted alignments per query that verification re-ranks.
     pub verify_candidates: usize,
+    /// A second model fingerprinting the same audio (same segment and hop): each segment's
+    /// vector is then both models' unit vectors side by side, each scaled by 1/sqrt(2), so a
+    /// similarity is the mean of the two models' (a two-model ensemble, measured here before
+    /// any index stores one).
+    pub ensemble: Option<std::path::PathBuf>,
 }
 
 impl Default for EvalOptions {
@@ -91,6 +96,7 @@ impl Default for EvalOptions {
             grids: crate::analyze::REFERENCE_GRIDS,
             verify: true,
             verify_candidates: VERIFY_CANDIDATES,
+            ensemble: None,
         }
     }
 }
@@ -309,7 +315,24 @@ pub fn evaluate(
     // (source, segment). Sources are named by index: two files of one package are still two
     // references.
     let names: Vec<String> = (0..all.len()).map(piece_name).collect();
-    let dim = cfg.model.dim;
+    let second =
+        opts.ensemble.as_deref().map(|d| Fingerprinter::load(d, &Device::Cpu)).transpose()?;
+    if let Some(fp2) = &second {
+        let c2 = fp2.config();
+        if (c2.segment, c2.hop, c2.rate()) != (cfg.segment, cfg.hop, cfg.rate()) {
+            return Err(Error::Invalid(format!(
+                "--ensemble {}: another segment, hop or rate than {}",
+                fp2.card().name,
+                fp.card().name
+            )));
+        }
+    }
+    let embed = |x: &[f32]| -> Result<Fingerprints> {
+        let a = fp.fingerprint(x)?;
+        let Some(fp2) = &second else { return Ok(a) };
+        Ok(side_by_side(&a, &fp2.fingerprint(x)?))
+    };
+    let dim = cfg.model.dim + second.as_ref().map_or(0, |f| f.config().model.dim);
     let device = Device::Cpu;
     let mut grid_refs = Vec::with_capacity(grids);
     let grid_starts = cfg.grid_offsets(grids);
@@ -317,7 +340,7 @@ pub fn evaluate(
     for &start in &grid_starts {
         let mut per_source = Vec::with_capacity(all.len());
         for s in &all {
-            per_source.push(fp.fingerprint(&s.clean[start.min(s.clean.len())..])?);
+            per_source.push(embed(&s.clean[start.min(s.clean.len())..])?);
             progress.advance(1);
         }
         grid_refs.push(GridRefs::new(per_source, dim)?);
@@ -381,7 +404,7 @@ pub fn evaluate(
                     .map(|(_, _, q)| {
                         cfg.phase_shifts(q.len(), opts.phases)
                             .into_iter()
-                            .map(|shift| Ok((shift, fp.fingerprint(&cfg.phase_copy(q, shift))?)))
+                            .map(|shift| Ok((shift, embed(&cfg.phase_copy(q, shift))?)))
                             .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<_>>()?;
@@ -497,7 +520,10 @@ pub fn evaluate(
         }
     }
     Ok(Report {
-        model: fp.card().name.clone(),
+        model: match &second {
+            Some(fp2) => format!("{}+{}", fp.card().name, fp2.card().name),
+            None => fp.card().name.clone(),
+        },
         reference_hours: Corpus::seconds(&all, rate) / 3600.0,
         query_hours: Corpus::seconds(queries_from, rate) / 3600.0,
         reference_segments: n_ref,
@@ -667,6 +693,17 @@ fn same_audio(query: &[f32], piece: &str, at: f64, all: &[&Source], hop: usize) 
     to > from && best_correlation(query, &s.clean[from..to]) >= SAME_AUDIO
 }
 
+/// Two models' fingerprints of the same segments as one unit vector per segment: each row
+/// `[a / sqrt(2), b / sqrt(2)]`, whose dot products are the mean of the two models'.
+fn side_by_side(a: &Fingerprints, b: &Fingerprints) -> Fingerprints {
+    let scale = std::f32::consts::FRAC_1_SQRT_2;
+    let mut data = Vec::with_capacity(a.data.len() + b.data.len());
+    for (ra, rb) in a.data.chunks(a.dim).zip(b.data.chunks(b.dim)) {
+        data.extend(ra.iter().chain(rb).map(|v| v * scale));
+    }
+    Fingerprints { dim: a.dim + b.dim, data }
+}
+
 fn hash_str(s: &str) -> u64 {
     s.bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
@@ -732,4 +769,29 @@ fn top_hits(sims: &[f32], k: usize, owner: &[(usize, u32)], names: &[String]) ->
             distance: (2.0 - 2.0 * sims[i]).max(0.0).sqrt(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Side by side, two models' unit vectors make unit vectors whose dot products are the
+    /// mean of the two models'.
+    #[test]
+    fn side_by_side_similarity_is_the_mean_of_the_two_models() {
+        let unit = |v: [f32; 2]| {
+            let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            [v[0] / n, v[1] / n]
+        };
+        let (a1, a2, b1, b2) =
+            (unit([1.0, 2.0]), unit([3.0, -1.0]), unit([0.5, 0.5]), unit([-1.0, 4.0]));
+        let a = Fingerprints { dim: 2, data: [a1, a2].concat() };
+        let b = Fingerprints { dim: 2, data: [b1, b2].concat() };
+        let ab = side_by_side(&a, &b);
+        assert_eq!((ab.dim, ab.len()), (4, 2));
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+        assert!((dot(ab.row(0), ab.row(0)) - 1.0).abs() < 1e-6);
+        let mean = (dot(&a1, &a2) + dot(&b1, &b2)) / 2.0;
+        assert!((dot(ab.row(0), ab.row(1)) - mean).abs() < 1e-6);
+    }
 }

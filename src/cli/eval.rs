@@ -123,6 +123,10 @@ pub struct FingerprintArgs {
     /// every half hop, twice the vectors); queries keep the model's hop.
     #[arg(long, default_value_t = EvalOptions::default().grids)]
     grids: usize,
+    /// A second model (same segment and hop) whose fingerprints stand beside --model's: each
+    /// similarity is the mean of the two models' (a two-model ensemble).
+    #[arg(long, value_name = "DIR")]
+    ensemble: Option<PathBuf>,
     /// Nearest stored segments per query segment fed to voting.
     #[arg(long, default_value_t = EvalOptions::default().top_k)]
     top_k: usize,
@@ -191,6 +195,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         top_k: a.top_k,
         verify: !a.no_verify,
         verify_candidates: a.verify_candidates,
+        ensemble: a.ensemble,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             n_trees: a.n_trees,
