@@ -30,7 +30,7 @@ use crate::catalog::Catalog;
 use crate::dsp::{SAME_AUDIO, best_correlation};
 use crate::fingerprint::augment::{self, Convolver};
 use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip};
-use crate::fingerprint::{Fingerprinter, Fingerprints};
+use crate::fingerprint::{Fingerprinter, Fingerprints, side_by_side};
 use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
     CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, grid_shift, verify,
@@ -330,9 +330,9 @@ pub fn evaluate(
     let embed = |x: &[f32]| -> Result<Fingerprints> {
         let a = fp.fingerprint(x)?;
         let Some(fp2) = &second else { return Ok(a) };
-        Ok(side_by_side(&a, &fp2.fingerprint(x)?))
+        Ok(side_by_side(&[a, fp2.fingerprint(x)?]))
     };
-    let dim = cfg.model.dim + second.as_ref().map_or(0, |f| f.config().model.dim);
+    let dim = fp.dim() + second.as_ref().map_or(0, Fingerprinter::dim);
     let device = Device::Cpu;
     let mut grid_refs = Vec::with_capacity(grids);
     let grid_starts = cfg.grid_offsets(grids);
@@ -693,17 +693,6 @@ fn same_audio(query: &[f32], piece: &str, at: f64, all: &[&Source], hop: usize) 
     to > from && best_correlation(query, &s.clean[from..to]) >= SAME_AUDIO
 }
 
-/// Two models' fingerprints of the same segments as one unit vector per segment: each row
-/// `[a / sqrt(2), b / sqrt(2)]`, whose dot products are the mean of the two models'.
-fn side_by_side(a: &Fingerprints, b: &Fingerprints) -> Fingerprints {
-    let scale = std::f32::consts::FRAC_1_SQRT_2;
-    let mut data = Vec::with_capacity(a.data.len() + b.data.len());
-    for (ra, rb) in a.data.chunks(a.dim).zip(b.data.chunks(b.dim)) {
-        data.extend(ra.iter().chain(rb).map(|v| v * scale));
-    }
-    Fingerprints { dim: a.dim + b.dim, data }
-}
-
 fn hash_str(s: &str) -> u64 {
     s.bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
@@ -769,29 +758,4 @@ fn top_hits(sims: &[f32], k: usize, owner: &[(usize, u32)], names: &[String]) ->
             distance: (2.0 - 2.0 * sims[i]).max(0.0).sqrt(),
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Side by side, two models' unit vectors make unit vectors whose dot products are the
-    /// mean of the two models'.
-    #[test]
-    fn side_by_side_similarity_is_the_mean_of_the_two_models() {
-        let unit = |v: [f32; 2]| {
-            let n = (v[0] * v[0] + v[1] * v[1]).sqrt();
-            [v[0] / n, v[1] / n]
-        };
-        let (a1, a2, b1, b2) =
-            (unit([1.0, 2.0]), unit([3.0, -1.0]), unit([0.5, 0.5]), unit([-1.0, 4.0]));
-        let a = Fingerprints { dim: 2, data: [a1, a2].concat() };
-        let b = Fingerprints { dim: 2, data: [b1, b2].concat() };
-        let ab = side_by_side(&a, &b);
-        assert_eq!((ab.dim, ab.len()), (4, 2));
-        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
-        assert!((dot(ab.row(0), ab.row(0)) - 1.0).abs() < 1e-6);
-        let mean = (dot(&a1, &a2) + dot(&b1, &b2)) / 2.0;
-        assert!((dot(ab.row(0), ab.row(1)) - mean).abs() < 1e-6);
-    }
 }

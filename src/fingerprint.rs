@@ -275,6 +275,11 @@ pub struct ModelCard {
     pub name: String,
     /// What fixes the fingerprint.
     pub config: FingerprintConfig,
+    /// An ensemble's members, model folders beside this one (the first gives `config`); this
+    /// card then has no weights of its own, and each segment's vector is the members' unit
+    /// vectors side by side ([`side_by_side`]). Empty for a single model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
     /// Free-form provenance: data, command, steps, wall time, metrics.
     #[serde(flatten)]
     pub provenance: toml::Table,
@@ -313,6 +318,24 @@ pub struct Fingerprinter {
     encoder: Encoder,
     device: Device,
     batch: usize,
+    /// An ensemble's other members, whose vectors stand beside this encoder's.
+    beside: Vec<Fingerprinter>,
+}
+
+/// Several models' fingerprints of the same segments as one unit vector per segment: each row
+/// the models' rows side by side, each scaled by `1/sqrt(models)`, so a dot product is the mean
+/// of the models' similarities.
+pub fn side_by_side(parts: &[Fingerprints]) -> Fingerprints {
+    let scale = 1.0 / (parts.len().max(1) as f32).sqrt();
+    let n = parts.iter().map(Fingerprints::len).min().unwrap_or(0);
+    let dim = parts.iter().map(|p| p.dim).sum();
+    let mut data = Vec::with_capacity(n * dim);
+    for i in 0..n {
+        for p in parts {
+            data.extend(p.row(i).iter().map(|v| v * scale));
+        }
+    }
+    Fingerprints { dim, data }
 }
 
 /// Where models live: `ANIPRINT_MODELS`, else the `models/` folder of this source tree.
@@ -333,9 +356,12 @@ impl Fingerprinter {
         Self::load(&models_dir().join(DEFAULT_MODEL), device)
     }
 
-    /// Load `dir/card.toml` and `dir/weights.safetensors`.
+    /// Load `dir/card.toml` and `dir/weights.safetensors`, or an ensemble card's members.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let card = read_card(dir)?;
+        if !card.members.is_empty() {
+            return Self::load_ensemble(dir, card, device);
+        }
         FrontEnd::validate(&card.config)?;
         let weights = dir.join("weights.safetensors");
         if !weights.is_file() {
@@ -353,9 +379,47 @@ impl Fingerprinter {
         Ok(Self::from_parts(card, encoder, device.clone()))
     }
 
+    /// An ensemble card's members, from the folders beside `dir`: all must cut the audio
+    /// alike (segment, hop, rate), and the card's config must be its first member's.
+    fn load_ensemble(dir: &Path, card: ModelCard, device: &Device) -> Result<Self> {
+        let card_path = dir.join("card.toml");
+        let bad = |reason: String| Error::Config { path: card_path.clone(), reason };
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        let mut members = Vec::with_capacity(card.members.len());
+        for name in &card.members {
+            let m = Self::load(&parent.join(name), device)?;
+            if !m.beside.is_empty() {
+                return Err(bad(format!("member {name} is itself an ensemble")));
+            }
+            members.push(m);
+        }
+        let mut first = members.remove(0);
+        for m in &members {
+            let (a, b) = (first.config(), m.config());
+            if (a.segment, a.hop, a.rate()) != (b.segment, b.hop, b.rate()) {
+                return Err(bad(format!(
+                    "members {} and {} cut the audio differently (segment, hop or rate)",
+                    first.card.name, m.card.name
+                )));
+            }
+        }
+        if card.config != first.card.config {
+            return Err(bad(format!("[config] is not its first member's ({})", first.card.name)));
+        }
+        first.card = card;
+        first.beside = members;
+        Ok(first)
+    }
+
     /// Wrap an encoder (e.g. one being trained).
     pub fn from_parts(card: ModelCard, encoder: Encoder, device: Device) -> Self {
-        Self { card, encoder, device, batch: 256 }
+        Self { card, encoder, device, batch: 256, beside: Vec::new() }
+    }
+
+    /// Width of the vectors [`Fingerprinter::fingerprint`] gives (an ensemble's members'
+    /// widths added up).
+    pub fn dim(&self) -> usize {
+        self.card.config.model.dim + self.beside.iter().map(Fingerprinter::dim).sum::<usize>()
     }
 
     /// The same model on another segment grid: a segment every `hop` samples instead of its
@@ -368,6 +432,7 @@ impl Fingerprinter {
             )));
         }
         self.card.config.hop = hop;
+        self.beside = self.beside.into_iter().map(|m| m.with_hop(hop)).collect::<Result<_>>()?;
         Ok(self)
     }
 
@@ -397,6 +462,18 @@ impl Fingerprinter {
 
     /// Fingerprint a whole signal at the config's rate: one vector per segment.
     pub fn fingerprint(&self, samples: &[f32]) -> Result<Fingerprints> {
+        if self.beside.is_empty() {
+            return self.fingerprint_one(samples);
+        }
+        let mut parts = vec![self.fingerprint_one(samples)?];
+        for m in &self.beside {
+            parts.push(m.fingerprint(samples)?);
+        }
+        Ok(side_by_side(&parts))
+    }
+
+    /// [`Fingerprinter::fingerprint`] with this encoder alone.
+    fn fingerprint_one(&self, samples: &[f32]) -> Result<Fingerprints> {
         let cfg = &self.card.config;
         let n = cfg.n_segments(samples.len());
         // The front end runs on all cores in chunks; the encoder batches across them.

@@ -60,6 +60,36 @@ fn committed_model_finds_a_reused_clip_at_the_right_offset() {
     assert!((offset_s - 102.0).abs() <= 0.5, "found at {offset_s} s, expected 102 s");
 }
 
+/// An ensemble card loads its members from the folders beside it and puts their vectors side
+/// by side: unit vectors whose similarities are the mean of the members', which place the
+/// reused clip as the single model does.
+#[test]
+fn an_ensemble_card_is_its_members_side_by_side() {
+    let models = aniprint::fingerprint::models_dir();
+    let e1 = Fingerprinter::load(&models.join("fingerprint-e1"), &Device::Cpu).unwrap();
+    let v6 = Fingerprinter::load(&models.join("fingerprint-v6"), &Device::Cpu).unwrap();
+    let v5 = Fingerprinter::load(&models.join("fingerprint-v5"), &Device::Cpu).unwrap();
+    assert_eq!((e1.card().name.as_str(), e1.dim(), v6.dim()), ("fingerprint-e1", 256, 128));
+    let up = load_8k("uploads/up01.mp4");
+    let clip = &up[37 * 8000..42 * 8000];
+    let (e, a, b) = (
+        e1.fingerprint(clip).unwrap(),
+        v6.fingerprint(clip).unwrap(),
+        v5.fingerprint(clip).unwrap(),
+    );
+    assert_eq!(e.len(), a.len());
+    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
+    for i in 0..e.len() {
+        assert!((dot(e.row(i), e.row(i)) - 1.0).abs() < 1e-4);
+        let mean = (dot(a.row(0), a.row(i)) + dot(b.row(0), b.row(i))) / 2.0;
+        assert!((dot(e.row(0), e.row(i)) - mean).abs() < 1e-4);
+    }
+    let refs = e1.fingerprint(&load_8k("episodes/ep02.mp4")).unwrap();
+    let best = vote(&search(&refs, &e, 10), 3).into_iter().next().expect("a candidate");
+    let offset_s = best.offset_segments as f64 * e1.config().hop_seconds().0;
+    assert!((offset_s - 102.0).abs() <= 0.5, "found at {offset_s} s, expected 102 s");
+}
+
 fn small_eval(fp: &Fingerprinter) -> f64 {
     let rate = fp.config().rate();
     let refs = eval::sources_from_dir(&fixture("episodes"), rate, &NoProgress)

@@ -1015,6 +1015,7 @@ pub fn train_validated(
     let card = |state: &TrainState| ModelCard {
         name: opts.out.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         config: cfg.clone(),
+        members: Vec::new(),
         provenance: provenance(opts, corpus, state, validator),
     };
     let fp = Fingerprinter::from_parts(card(&state), encoder, device.clone());
