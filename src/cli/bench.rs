@@ -22,6 +22,9 @@ pub enum Command {
         /// Repeat the input until it is at least this long, seconds.
         #[arg(long, default_value_t = 600.0)]
         seconds: f64,
+        /// Model folder (default: the default model; an ensemble card runs every member).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
     },
     /// Separation speed in x real time.
     Separate {
@@ -115,8 +118,12 @@ fn peak_rss_mib() -> f64 {
 pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        Command::Fingerprint { input, seconds } => {
-            let fp = aniprint::fingerprint::Fingerprinter::load_default(&candle_core::Device::Cpu)?;
+        Command::Fingerprint { input, seconds, model } => {
+            use aniprint::fingerprint::Fingerprinter;
+            let fp = match model {
+                Some(dir) => Fingerprinter::load(&dir, &candle_core::Device::Cpu)?,
+                None => Fingerprinter::load_default(&candle_core::Device::Cpu)?,
+            };
             let rate = fp.config().rate();
             let a = audio(input, rate, seconds)?;
             let secs = a.len() as f64 / f64::from(rate.0);
