@@ -24,7 +24,7 @@ use crate::{Error, Result};
 pub use model::{Encoder, ModelConfig};
 
 /// The model directory name of the fingerprinter this build uses by default.
-pub const DEFAULT_MODEL: &str = "fingerprint-v6";
+pub const DEFAULT_MODEL: &str = "fingerprint-e1";
 
 /// Everything that fixes what a fingerprint means: front end, segmenting and encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,6 +343,16 @@ pub fn models_dir() -> PathBuf {
     std::env::var_os("ANIPRINT_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// The model folder a training run writes when given no `--out`: the default model's, or,
+/// when the default is an ensemble (no weights of its own), its first member's.
+pub fn default_training_dir() -> PathBuf {
+    let dir = models_dir().join(DEFAULT_MODEL);
+    match read_card(&dir) {
+        Ok(card) if !card.members.is_empty() => models_dir().join(&card.members[0]),
+        _ => dir,
+    }
 }
 
 /// Read a model card.

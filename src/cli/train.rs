@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use aniprint::eval;
+use aniprint::fingerprint::default_training_dir;
 use aniprint::fingerprint::train::{self, TrainOptions};
-use aniprint::fingerprint::{DEFAULT_MODEL, models_dir};
 use aniprint::progress::{Progress, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -149,7 +149,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if a.val == ValKind::Builtin && a.val_queries.is_some() {
         anyhow::bail!("--val-queries is for --val table6");
     }
-    let out = a.out.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
+    let out = a.out.unwrap_or_else(default_training_dir);
     super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     if let Some(cache) = a.cache {

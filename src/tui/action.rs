@@ -319,11 +319,14 @@ impl TrainModel {
         }
     }
 
-    /// The model directory the binary uses by default (what a run without `--out` replaces).
-    pub fn default_model(self) -> &'static str {
+    /// The model directory a run without `--out` replaces: the binary's default model (for
+    /// the fingerprinter, the first member of a default ensemble).
+    pub fn default_dir(self) -> std::path::PathBuf {
         match self {
-            TrainModel::Fingerprint => crate::fingerprint::DEFAULT_MODEL,
-            TrainModel::Separator => crate::separate::DEFAULT_MODEL,
+            TrainModel::Fingerprint => crate::fingerprint::default_training_dir(),
+            TrainModel::Separator => {
+                crate::fingerprint::models_dir().join(crate::separate::DEFAULT_MODEL)
+            }
         }
     }
 }

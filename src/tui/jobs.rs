@@ -637,10 +637,7 @@ fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporte
 fn train_job(spec: &TrainSpec, rep: &JobReporter) -> JobOutput {
     rep.check()?;
     let state = spec.state_dir();
-    let out = spec
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::fingerprint::models_dir().join(spec.model.default_model()));
+    let out = spec.out.clone().unwrap_or_else(|| spec.model.default_dir());
     let corpus = spec.corpus.clone();
     match spec.model {
         TrainModel::Fingerprint => {

@@ -117,7 +117,10 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     }
     if let JobSpec::Train(spec) = &j.spec {
         let out = spec.out.as_ref().map_or_else(
-            || format!("the installed {}", spec.model.default_model()),
+            || {
+                let dir = spec.model.default_dir();
+                format!("the installed {}", dir.file_name().unwrap_or_default().to_string_lossy())
+            },
             |p| p.display().to_string(),
         );
         lines.push(Line::styled(
