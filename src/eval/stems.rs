@@ -233,7 +233,7 @@ pub fn evaluate_stems(
         progress.advance(1);
         progress.check()?;
     }
-    let dim = cfg.model.dim;
+    let dim = analyzer.fingerprinter().dim();
     let mut indexes: Vec<StemIndex> =
         stems.iter().map(|_| StemIndex { grids: Vec::new(), grid_hops: Vec::new() }).collect();
     // Keys sort by stem, then grid offset: each stem's plain grid comes first.
