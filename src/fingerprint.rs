@@ -347,12 +347,14 @@ pub fn models_dir() -> PathBuf {
 
 /// The model folder a training run writes when given no `--out`: the default model's, or,
 /// when the default is an ensemble (no weights of its own), its first member's.
-pub fn default_training_dir() -> PathBuf {
+pub fn default_training_dir() -> Result<PathBuf> {
     let dir = models_dir().join(DEFAULT_MODEL);
-    match read_card(&dir) {
-        Ok(card) if !card.members.is_empty() => models_dir().join(&card.members[0]),
-        _ => dir,
+    if !dir.join("card.toml").is_file() {
+        return Ok(dir);
     }
+    // An unreadable card must not read as "no members": training would then overwrite it.
+    let card = read_card(&dir)?;
+    Ok(card.members.first().map_or(dir, |first| models_dir().join(first)))
 }
 
 /// Read a model card.
@@ -397,7 +399,8 @@ impl Fingerprinter {
         let parent = dir.parent().unwrap_or(Path::new("."));
         let mut members = Vec::with_capacity(card.members.len());
         for name in &card.members {
-            let m = Self::load(&parent.join(name), device)?;
+            let m = Self::load(&parent.join(name), device)
+                .map_err(|e| bad(format!("member {name}: {e}")))?;
             if !m.beside.is_empty() {
                 return Err(bad(format!("member {name} is itself an ensemble")));
             }
@@ -458,6 +461,13 @@ impl Fingerprinter {
 
     /// Embed ready-made patches (`n * patch_len` floats).
     pub fn embed_patches(&self, patches: &[f32]) -> Result<Fingerprints> {
+        if !self.beside.is_empty() {
+            // The patches are the first member's front end's: the others would be fed wrong.
+            return Err(Error::Invalid(format!(
+                "{} is an ensemble: embed its members' patches with each member",
+                self.card.name
+            )));
+        }
         let m = &self.card.config.model;
         let plen = m.n_mels * m.n_frames;
         let mut data = Vec::with_capacity(patches.len() / plen.max(1) * m.dim);

@@ -576,6 +576,7 @@ fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
     std::fs::write(&bad, "p_codec = 2.0\n").unwrap();
     let wide = tmp.path().join("wide.toml");
     std::fs::write(&wide, "[mel]\nn_mels = 512\n").unwrap();
+    let v5_card = aniprint::fingerprint::models_dir().join("fingerprint-v5").join("card.toml");
     let base = ["train", "fingerprint", "--corpus", missing.to_str().unwrap()];
     for (extra, says) in [
         (vec!["--val-queries", "10"], "--val-queries is for --val table6".to_string()),
@@ -583,6 +584,12 @@ fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
         (vec!["--max-shift-s", "5"], "--max-shift-s: max_shift_s = 5".to_string()),
         (vec!["--config", wide.to_str().unwrap()], format!("{}", wide.display())),
         (vec!["--device", "gpu"], "invalid value 'gpu' for '--device <DEVICE>'".to_string()),
+        // Without --out a v5-shaped run would replace fingerprint-v6, the default ensemble's
+        // first member, and leave the ensemble unloadable.
+        (
+            vec!["--config", v5_card.to_str().unwrap()],
+            "which it would replace: give --out".to_string(),
+        ),
         (vec!["--cuda", "--device", "cpu"], "'--cuda' cannot be used with".to_string()),
     ]
     .into_iter()

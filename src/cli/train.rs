@@ -65,7 +65,8 @@ pub struct FingerprintArgs {
     /// Decoded-audio cache (default: `cache` inside --state).
     #[arg(long)]
     cache: Option<PathBuf>,
-    /// Where the finished model goes (default: the default model's folder in models/).
+    /// Where the finished model goes (default: the default model's folder in models/; for
+    /// the default ensemble, its first member's, fingerprint-v6).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Optimiser steps.
@@ -149,7 +150,11 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if a.val == ValKind::Builtin && a.val_queries.is_some() {
         anyhow::bail!("--val-queries is for --val table6");
     }
-    let out = a.out.unwrap_or_else(default_training_dir);
+    let replaces_default = a.out.is_none();
+    let out = match a.out {
+        Some(out) => out,
+        None => default_training_dir()?,
+    };
     super::interrupt::install("training", "step");
     let mut opts = TrainOptions::new(a.corpus, a.state, out);
     if let Some(cache) = a.cache {
@@ -172,6 +177,18 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     if let Some(file) = &a.degrade {
         opts.degrade = train::Degrade::from_file(file)?;
+    }
+    if replaces_default {
+        // Without --out the run replaces an installed model: one of another shape would leave
+        // the default ensemble unloadable (its config must be its first member's).
+        if let Ok(card) = aniprint::fingerprint::read_card(&opts.out) {
+            if card.config != opts.fingerprint {
+                anyhow::bail!(
+                    "this run's config differs from {}'s, which it would replace: give --out",
+                    opts.out.display()
+                );
+            }
+        }
     }
     if let Some(shift) = a.max_shift_s {
         opts.degrade.max_shift_s = shift;

@@ -321,11 +321,11 @@ impl TrainModel {
 
     /// The model directory a run without `--out` replaces: the binary's default model (for
     /// the fingerprinter, the first member of a default ensemble).
-    pub fn default_dir(self) -> std::path::PathBuf {
+    pub fn default_dir(self) -> crate::Result<std::path::PathBuf> {
         match self {
             TrainModel::Fingerprint => crate::fingerprint::default_training_dir(),
             TrainModel::Separator => {
-                crate::fingerprint::models_dir().join(crate::separate::DEFAULT_MODEL)
+                Ok(crate::fingerprint::models_dir().join(crate::separate::DEFAULT_MODEL))
             }
         }
     }

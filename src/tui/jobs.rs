@@ -637,7 +637,10 @@ fn separate_job(paths: &[PathBuf], out: &Path, sep: &Separator, rep: &JobReporte
 fn train_job(spec: &TrainSpec, rep: &JobReporter) -> JobOutput {
     rep.check()?;
     let state = spec.state_dir();
-    let out = spec.out.clone().unwrap_or_else(|| spec.model.default_dir());
+    let out = match &spec.out {
+        Some(out) => out.clone(),
+        None => spec.model.default_dir()?,
+    };
     let corpus = spec.corpus.clone();
     match spec.model {
         TrainModel::Fingerprint => {

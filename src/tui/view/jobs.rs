@@ -118,7 +118,7 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     if let JobSpec::Train(spec) = &j.spec {
         let out = spec.out.as_ref().map_or_else(
             || {
-                let dir = spec.model.default_dir();
+                let dir = spec.model.default_dir().unwrap_or_default();
                 format!("the installed {}", dir.file_name().unwrap_or_default().to_string_lossy())
             },
             |p| p.display().to_string(),
