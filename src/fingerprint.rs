@@ -468,6 +468,11 @@ impl Fingerprinter {
                 self.card.name
             )));
         }
+        self.embed_own(patches)
+    }
+
+    /// [`Fingerprinter::embed_patches`] with this encoder alone.
+    fn embed_own(&self, patches: &[f32]) -> Result<Fingerprints> {
         let m = &self.card.config.model;
         let plen = m.n_mels * m.n_frames;
         let mut data = Vec::with_capacity(patches.len() / plen.max(1) * m.dim);
@@ -516,7 +521,7 @@ impl Fingerprinter {
         let mut all =
             Fingerprints { dim: cfg.model.dim, data: Vec::with_capacity(n * cfg.model.dim) };
         for p in patches {
-            all.data.extend(self.embed_patches(&p)?.data);
+            all.data.extend(self.embed_own(&p)?.data);
         }
         Ok(all)
     }
