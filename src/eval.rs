@@ -30,7 +30,7 @@ use crate::catalog::Catalog;
 use crate::dsp::{SAME_AUDIO, best_correlation};
 use crate::fingerprint::augment::{self, Convolver};
 use crate::fingerprint::train::{Corpus, Degrade, Kind, Source, codec_round_trip};
-use crate::fingerprint::{Fingerprinter, Fingerprints, side_by_side};
+use crate::fingerprint::{Fingerprinter, Fingerprints};
 use crate::index::vote::{Candidate, VERIFY_CANDIDATES};
 use crate::index::{
     CatalogIndex, Hit, IndexKey, IndexOptions, SearchKind, Stem, VectorStore, grid_shift, verify,
@@ -72,11 +72,6 @@ pub struct EvalOptions {
     pub verify: bool,
     /// Voted alignments per query that verification re-ranks.
     pub verify_candidates: usize,
-    /// A second model fingerprinting the same audio (same segment and hop): each segment's
-    /// vector is then both models' unit vectors side by side, each scaled by 1/sqrt(2), so a
-    /// similarity is the mean of the two models' (a two-model ensemble, measured here before
-    /// any index stores one).
-    pub ensemble: Option<std::path::PathBuf>,
 }
 
 impl Default for EvalOptions {
@@ -96,7 +91,6 @@ impl Default for EvalOptions {
             grids: crate::analyze::REFERENCE_GRIDS,
             verify: true,
             verify_candidates: VERIFY_CANDIDATES,
-            ensemble: None,
         }
     }
 }
@@ -315,24 +309,7 @@ pub fn evaluate(
     // (source, segment). Sources are named by index: two files of one package are still two
     // references.
     let names: Vec<String> = (0..all.len()).map(piece_name).collect();
-    let second =
-        opts.ensemble.as_deref().map(|d| Fingerprinter::load(d, &Device::Cpu)).transpose()?;
-    if let Some(fp2) = &second {
-        let c2 = fp2.config();
-        if (c2.segment, c2.hop, c2.rate()) != (cfg.segment, cfg.hop, cfg.rate()) {
-            return Err(Error::Invalid(format!(
-                "--ensemble {}: another segment, hop or rate than {}",
-                fp2.card().name,
-                fp.card().name
-            )));
-        }
-    }
-    let embed = |x: &[f32]| -> Result<Fingerprints> {
-        let a = fp.fingerprint(x)?;
-        let Some(fp2) = &second else { return Ok(a) };
-        Ok(side_by_side(&[a, fp2.fingerprint(x)?]))
-    };
-    let dim = fp.dim() + second.as_ref().map_or(0, Fingerprinter::dim);
+    let dim = fp.dim();
     let device = Device::Cpu;
     let mut grid_refs = Vec::with_capacity(grids);
     let grid_starts = cfg.grid_offsets(grids);
@@ -340,7 +317,7 @@ pub fn evaluate(
     for &start in &grid_starts {
         let mut per_source = Vec::with_capacity(all.len());
         for s in &all {
-            per_source.push(embed(&s.clean[start.min(s.clean.len())..])?);
+            per_source.push(fp.fingerprint(&s.clean[start.min(s.clean.len())..])?);
             progress.advance(1);
         }
         grid_refs.push(GridRefs::new(per_source, dim)?);
@@ -404,7 +381,7 @@ pub fn evaluate(
                     .map(|(_, _, q)| {
                         cfg.phase_shifts(q.len(), opts.phases)
                             .into_iter()
-                            .map(|shift| Ok((shift, embed(&cfg.phase_copy(q, shift))?)))
+                            .map(|shift| Ok((shift, fp.fingerprint(&cfg.phase_copy(q, shift))?)))
                             .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<_>>()?;
@@ -520,10 +497,7 @@ pub fn evaluate(
         }
     }
     Ok(Report {
-        model: match &second {
-            Some(fp2) => format!("{}+{}", fp.card().name, fp2.card().name),
-            None => fp.card().name.clone(),
-        },
+        model: fp.card().name.clone(),
         reference_hours: Corpus::seconds(&all, rate) / 3600.0,
         query_hours: Corpus::seconds(queries_from, rate) / 3600.0,
         reference_segments: n_ref,

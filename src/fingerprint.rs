@@ -397,31 +397,42 @@ impl Fingerprinter {
         let card_path = dir.join("card.toml");
         let bad = |reason: String| Error::Config { path: card_path.clone(), reason };
         let parent = dir.parent().unwrap_or(Path::new("."));
-        let mut members = Vec::with_capacity(card.members.len());
+        let mut first: Option<Self> = None;
         for name in &card.members {
             let m = Self::load(&parent.join(name), device)
                 .map_err(|e| bad(format!("member {name}: {e}")))?;
-            if !m.beside.is_empty() {
-                return Err(bad(format!("member {name} is itself an ensemble")));
-            }
-            members.push(m);
+            first = Some(match first {
+                None if !m.beside.is_empty() => {
+                    return Err(bad(format!("member {name} is itself an ensemble")));
+                }
+                None => m,
+                Some(f) => f.with_member(m).map_err(|e| bad(e.to_string()))?,
+            });
         }
-        let mut first = members.remove(0);
-        for m in &members {
-            let (a, b) = (first.config(), m.config());
-            if (a.segment, a.hop, a.rate()) != (b.segment, b.hop, b.rate()) {
-                return Err(bad(format!(
-                    "members {} and {} cut the audio differently (segment, hop or rate)",
-                    first.card.name, m.card.name
-                )));
-            }
-        }
+        let Some(mut first) = first else { unreachable!("load calls this with members") };
         if card.config != first.card.config {
             return Err(bad(format!("[config] is not its first member's ({})", first.card.name)));
         }
         first.card = card;
-        first.beside = members;
         Ok(first)
+    }
+
+    /// This model with `member`'s vectors beside its own (an ensemble named `this+member`):
+    /// both must cut the audio alike (segment, hop, rate), and `member` must be one model.
+    pub fn with_member(mut self, member: Self) -> Result<Self> {
+        let (a, b) = (self.config(), member.config());
+        if (a.segment, a.hop, a.rate()) != (b.segment, b.hop, b.rate()) {
+            return Err(Error::Invalid(format!(
+                "{} and {} cut the audio differently (segment, hop or rate)",
+                self.card.name, member.card.name
+            )));
+        }
+        if !member.beside.is_empty() {
+            return Err(Error::Invalid(format!("{} is itself an ensemble", member.card.name)));
+        }
+        self.card.name = format!("{}+{}", self.card.name, member.card.name);
+        self.beside.push(member);
+        Ok(self)
     }
 
     /// Wrap an encoder (e.g. one being trained).

@@ -165,6 +165,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     };
     let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     let mut fp = Fingerprinter::load(&dir, &Device::Cpu)?;
+    if let Some(other) = &a.ensemble {
+        fp = fp.with_member(Fingerprinter::load(other, &Device::Cpu)?)?;
+    }
     if let Some(h) = a.hop_s {
         let hop = (h * f64::from(fp.config().rate().0)).round() as usize;
         fp = fp.with_hop(hop)?;
@@ -195,7 +198,6 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         top_k: a.top_k,
         verify: !a.no_verify,
         verify_candidates: a.verify_candidates,
-        ensemble: a.ensemble,
         index: IndexOptions {
             search_k: a.search_k.unwrap_or(IndexOptions::default().search_k),
             n_trees: a.n_trees,
