@@ -2,9 +2,12 @@
 # Build `aniprint --features cuda` on a machine without the CUDA toolkit or a GPU (as checked on
 # 2026-11-27 for an H200 with driver 580 / CUDA 13.0): nvcc and headers from PyPI, link stubs for
 # the driver and CUDA libraries (the binary loads the real ones at run time), PTX for sm_90.
-# Output: target-cuda/release/aniprint. Takes ~30 min on 2 cores (candle's kernels).
+# Output: target-cuda/release/aniprint, or with `--example device_check` that check (no FFmpeg
+# needed where it runs). Takes ~15-30 min on 2 cores (candle's kernels).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+WHAT=(--bin aniprint)
+[ $# -gt 0 ] && WHAT=("$@")
 W=${CUDA_WORK:-../cuda}
 mkdir -p "$W"
 [ -x "$W/venv/bin/pip" ] || python3 -m venv "$W/venv"
@@ -20,7 +23,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-cuda}
 S=$W/linkstubs
 mkdir -p "$S"
 export LIBRARY_PATH=$C/lib:$S
-if ! cargo build --release --features cuda --bin aniprint 2>/dev/null; then
+if ! cargo build --release --features cuda "${WHAT[@]}" 2>/dev/null; then
     R=$(ls "$CARGO_TARGET_DIR"/release/deps/libcudarc-*.rlib | head -1)
     python3 - "$R" "$S" <<'PY'
 import re, subprocess, sys
@@ -38,6 +41,6 @@ for so, want in libs.items():
     subprocess.run(["gcc", "-shared", "-fPIC", "-w", "-o", f"{out}/{so}", c, f"-Wl,-soname,{so}"], check=True)
     subprocess.run(["ln", "-sf", so, f"{out}/{so.split('.so')[0]}.so"], check=True)
 PY
-    cargo build --release --features cuda --bin aniprint
+    cargo build --release --features cuda "${WHAT[@]}"
 fi
-echo "built $CARGO_TARGET_DIR/release/aniprint"
+echo "built with --features cuda: ${WHAT[*]} (in $CARGO_TARGET_DIR/release)"
