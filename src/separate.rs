@@ -405,10 +405,14 @@ pub fn separate_file(
     progress.stage(Stage::Separating);
     let (voice, background) = sep.separate_reporting(&mono, sep.plan, progress)?;
     progress.stage(Stage::Exporting);
+    // One unit a stem: an encoded stem takes seconds, and a bar left at 0% looks stuck.
+    progress.set_total(2);
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let [voice_path, background_path] = stem_paths(name, out, format);
     write_audio(&voice_path, &voice, rate, 1, format)?;
+    progress.advance(1);
     write_audio(&background_path, &background, rate, 1, format)?;
+    progress.advance(1);
     Ok(StemFiles {
         seconds: mono.len() as f64 / f64::from(rate.0),
         voice: voice_path,

@@ -419,3 +419,53 @@ fn the_stem_comparison_runs_with_the_installed_models() {
     assert_eq!(report.rows.len(), 2, "{report:?}");
     assert!(report.rows.iter().all(|r| r.all_stems_top1 >= 25.0), "{report:?}");
 }
+
+/// Every progress event, in order, as text.
+#[derive(Default)]
+struct EventLog(std::sync::Mutex<Vec<String>>);
+
+impl Progress for EventLog {
+    fn stage(&self, stage: aniprint::progress::Stage) {
+        self.0.lock().unwrap().push(format!("stage {}", stage.label()));
+    }
+    fn set_total(&self, total: u64) {
+        self.0.lock().unwrap().push(format!("total {total}"));
+    }
+    fn advance(&self, n: u64) {
+        self.0.lock().unwrap().push(format!("advance {n}"));
+    }
+}
+
+#[test]
+fn separating_a_file_reports_every_stage_to_its_end() {
+    let dev = Device::Cpu;
+    let cfg = Config::default();
+    let (_map, net) = train::init_model(&cfg, 11, &dev).unwrap();
+    let card = ModelCard { name: "random".into(), config: cfg, provenance: toml::Table::new() };
+    let sep = Separator::from_parts(card, net, dev);
+    let out = tempfile::tempdir().unwrap();
+    let input = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad/silent.wav");
+    let log = EventLog::default();
+    let files = aniprint::separate::separate_file(
+        &sep,
+        &input,
+        out.path(),
+        "silent",
+        aniprint::media::write::AudioFormat::Wav,
+        &log,
+    )
+    .unwrap();
+    assert!(files.voice.is_file() && files.background.is_file());
+    let events = log.0.into_inner().unwrap();
+    // The export moves one step a stem (it sat at 0% until the next file).
+    let export = events.iter().position(|e| e == "stage exporting").unwrap();
+    assert_eq!(events[export + 1..], ["total 2", "advance 1", "advance 1"], "{events:?}");
+    // Separation reported its whole input before the export began.
+    let separating = events.iter().position(|e| e == "stage separating").unwrap();
+    let total: u64 = events[separating + 1].strip_prefix("total ").unwrap().parse().unwrap();
+    let done: u64 = events[separating + 2..export]
+        .iter()
+        .map(|e| e.strip_prefix("advance ").unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(done, total);
+}
