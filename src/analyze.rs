@@ -12,11 +12,11 @@ use crate::units::SampleRate;
 /// Fingerprints of phase-shifted copies of one audio: `(shift in hops, fingerprints)`.
 pub type PhasedFingerprints = Vec<(f64, Fingerprints)>;
 
-/// Segment grids a reference piece is stored on by default: the plain one and one starting
-/// half a hop in, a segment every quarter second in all (see
-/// [`FingerprintConfig::grid_offsets`](crate::fingerprint::FingerprintConfig::grid_offsets)
+/// Segment grids a reference piece is stored on by default: the plain one and three starting
+/// a quarter, a half and three quarters of a hop in, a segment every eighth of a second in all
+/// (see [`FingerprintConfig::grid_offsets`](crate::fingerprint::FingerprintConfig::grid_offsets)
 /// for what it buys clip queries, and what it costs).
-pub const REFERENCE_GRIDS: usize = 2;
+pub const REFERENCE_GRIDS: usize = 4;
 
 /// Splits a mixture into (voice, background), same length and rate as the input.
 pub trait StemSplitter: Send + Sync {

@@ -63,10 +63,10 @@ pub struct EvalOptions {
     /// [`FingerprintConfig::phase_shifts`](crate::fingerprint::FingerprintConfig::phase_shifts)),
     /// and the best-supported alignment over all phases answers it (1 = the plain segment grid).
     pub phases: usize,
-    /// Reference grids per hop: 1 stores each reference's segments every hop; 2 also stores a
-    /// copy starting half a hop in (segments every half hop, twice the vectors), so that even a
-    /// 1 s clip lies within a quarter of a hop of a stored segment (see
-    /// [`grid_shift`]).
+    /// Reference grids per hop: 1 stores each reference's segments every hop; `n` stores `n`
+    /// copies starting `k / n` of a hop in (a segment every `1 / n` hop, `n` times the
+    /// vectors), so that even a 1 s clip lies within `1 / (2 n)` of a hop of a stored segment
+    /// (see [`grid_shift`]).
     pub grids: usize,
     /// Re-rank the voted alignments by their verified similarity ([`crate::index::verify`]).
     pub verify: bool,

@@ -129,7 +129,9 @@ impl FingerprintConfig {
     /// the audio: `g * hop / grids` for each grid `g`, the plain grid (0) first. Two grids
     /// store a segment every half hop, so a clip lies within a quarter hop of one: on Table 6
     /// (fingerprint-v6, `all`) 1 s queries go from 69.6 to 73.1% Top-1, 3 s from 90.1 to 91.0%,
-    /// 5 s from 93.1 to 94.7%, for twice the stored vectors.
+    /// 5 s from 93.1 to 94.7%, for twice the stored vectors. Four (the default since session
+    /// 14; fingerprint-e1): 76.8 / 91.5 / 95.2 -> 81.1 / 92.8 / 96.5% at 1 / 3 / 5 s, for
+    /// twice that again; eight, 80.7% at 1 s: no further gain.
     pub fn grid_offsets(&self, grids: usize) -> Vec<usize> {
         let grids = grids.max(1);
         (0..grids).map(|g| g * self.hop / grids).collect()
@@ -379,7 +381,8 @@ impl Fingerprinter {
         if !weights.is_file() {
             let missing = std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                "model weights missing (train them with `aniprint train fingerprint`)",
+                "model weights missing (train them with `aniprint train fingerprint`; an ensemble's \
+                 card names its models in `members = [...]` instead)",
             );
             return Err(Error::io(&weights, missing));
         }

@@ -343,12 +343,10 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
         );
     }
 
-    // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s,
-    // midway between the plain grid (101.5 s) and the one ingest adds half a hop in
-    // (101.75 s), the unshifted copy is 1/8 s off both; only the copies shifted 1/8 s either
-    // way, each padded with 1/8 s of silence, land on a stored segment.
-    // From 101.75 s, with no shifted copies at all (`--phases 1`), only the second grid holds
-    // the clip's second: the plain grid alone would answer 0.25 s off.
+    // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s
+    // (on the grid ingest adds a quarter hop in) and from 101.75 s (half a hop in), with or
+    // without shifted copies (`--phases 1`), only the added grids hold the clip's second: the
+    // plain grid alone would answer 1/8 or 1/4 s off.
     for (start, phases) in [(101.625, "4"), (101.75, "1")] {
         let short = tmp.path().join(format!("short-{start}.wav"));
         cut(&fixtures().join("episodes/ep02.mp4"), start, 1.0, &short);
@@ -425,10 +423,16 @@ fn reingest_fills_in_missing_stems_as_a_fresh_ingest_would() {
     let (ia, ib) = (CatalogIndex::open(&a).unwrap(), CatalogIndex::open(&b).unwrap());
     let pieces = a.pieces().unwrap();
     assert_eq!(pieces.len(), b.pieces().unwrap().len());
-    // Every stem on both reference grids (the plain one, and half a 4,000-sample hop in).
-    let keys = [Stem::Mix, Stem::Voice, Stem::Background]
-        .into_iter()
-        .flat_map(|stem| [0, 2000].map(|o| IndexKey::new(DEFAULT_MODEL, stem).at_offset(o)));
+    // Every stem on every reference grid (the plain one, and those a quarter, half and three
+    // quarters of a 4,000-sample hop in).
+    let card =
+        aniprint::fingerprint::read_card(&aniprint::fingerprint::models_dir().join(DEFAULT_MODEL))
+            .unwrap();
+    let offsets = card.config.grid_offsets(aniprint::analyze::REFERENCE_GRIDS);
+    assert_eq!(offsets, [0, 1000, 2000, 3000]);
+    let keys = [Stem::Mix, Stem::Voice, Stem::Background].into_iter().flat_map(|stem| {
+        offsets.iter().map(move |&o| IndexKey::new(DEFAULT_MODEL, stem).at_offset(o as u32))
+    });
     for key in keys {
         let stem = &key;
         for p in &pieces {

@@ -119,8 +119,8 @@ pub struct FingerprintArgs {
     /// that: up to half a hop either way, padded with silence), best alignment wins.
     #[arg(long, default_value_t = 1)]
     phases: usize,
-    /// Reference grids per hop: 2 also stores every reference from half a hop in (segments
-    /// every half hop, twice the vectors); queries keep the model's hop.
+    /// Reference grids per hop, as `ingest --grids` stores them (4: a segment every quarter
+    /// hop; 1: the plain grid alone); queries keep the model's hop.
     #[arg(long, default_value_t = EvalOptions::default().grids)]
     grids: usize,
     /// A second model (same segment and hop) whose fingerprints stand beside --model's: each
