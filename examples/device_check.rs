@@ -5,20 +5,21 @@
 //! the CUDA driver and libraries but none of FFmpeg's:
 //!
 //! ```text
-//! cargo build --release --features cuda --example device_check
-//! ANIPRINT_MODELS=models target/release/examples/device_check cuda
+//! scripts/cuda/build.sh --example device_check      # or cargo build --release --features cuda ...
+//! ANIPRINT_MODELS=models target-cuda/release/examples/device_check cuda
 //! ```
 //!
 //! Without an argument (or with `cpu`) it compares the CPU with itself, which is what CI builds.
-//! Exit status 1 when the devices disagree beyond the tolerances below.
+//! Exit status 2 when the devices disagree beyond the tolerances below (NaN counts as
+//! disagreeing), 1 when the check itself cannot run (no device, no models).
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use aniprint::fingerprint::Fingerprinter;
 use aniprint::fingerprint::train::{
     Corpus, Kind, Source, TrainOptions, Validator, train_validated,
 };
-use aniprint::progress::NoProgress;
 use aniprint::separate::Separator;
 use aniprint::separate::train::TrainOptions as SeparatorOptions;
 use aniprint::units::SampleRate;
@@ -52,7 +53,7 @@ fn main() -> Result<()> {
         for f in &failures {
             eprintln!("MISMATCH {f}");
         }
-        std::process::exit(1);
+        std::process::exit(2);
     }
 }
 
@@ -130,7 +131,14 @@ fn check_fingerprints(device: &Device) -> Result<Vec<String>> {
     }
     let (want, cpu_s) = time(1, || Ok(cpu.fingerprint(&audio)?))?;
     let (got, dev_s) = time(3, || Ok(dev.fingerprint(&audio)?))?;
-    let worst = (0..want.len()).map(|i| cosine(want.row(i), got.row(i))).fold(1f32, f32::min);
+    if want.len() != got.len() || want.dim != got.dim {
+        let (a, b) = ((want.len(), want.dim), (got.len(), got.dim));
+        return Ok(vec![format!("fingerprints: CPU gave {a:?} (segments, dims), device {b:?}")]);
+    }
+    // NaN must fail and stay: `f32::min` would skip it.
+    let worst = (0..want.len())
+        .map(|i| cosine(want.row(i), got.row(i)))
+        .fold(1f32, |w, c| if w.is_nan() || c >= w { w } else { c });
     println!(
         "fingerprint {}: {} segments x {} dims; worst cosine to CPU {worst:.6}; \
          CPU {:.0}x, device {:.0}x real time",
@@ -141,7 +149,7 @@ fn check_fingerprints(device: &Device) -> Result<Vec<String>> {
         seconds as f64 / dev_s
     );
     let mut failures = Vec::new();
-    if want.len() != got.len() || worst < MIN_COSINE {
+    if worst.is_nan() || worst < MIN_COSINE {
         failures.push(format!("fingerprints: worst cosine {worst} < {MIN_COSINE}"));
     }
     Ok(failures)
@@ -159,6 +167,9 @@ fn check_separation(device: &Device) -> Result<Vec<String>> {
     let ((cv, cb), cpu_s) = time(1, || Ok(cpu.separate(&mix)?))?;
     let ((dv, db), dev_s) = time(3, || Ok(dev.separate(&mix)?))?;
     let err = |a: &[f32], b: &[f32]| {
+        if a.len() != b.len() {
+            return f32::INFINITY;
+        }
         let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
         rms(&d) / rms(a).max(1e-9)
     };
@@ -171,7 +182,7 @@ fn check_separation(device: &Device) -> Result<Vec<String>> {
         seconds as f64 / dev_s
     );
     let mut failures = Vec::new();
-    if ev > MAX_STEM_ERROR || eb > MAX_STEM_ERROR {
+    if [ev, eb].iter().any(|e| e.is_nan() || *e > MAX_STEM_ERROR) {
         failures.push(format!("stems: errors {ev:.2e} / {eb:.2e} > {MAX_STEM_ERROR:.0e}"));
     }
     Ok(failures)
@@ -219,8 +230,22 @@ enum Trainer {
     Separator,
 }
 
+/// When each training step ended (the trainers advance their progress once a step).
+#[derive(Default)]
+struct StepClock(Mutex<Vec<Instant>>);
+
+impl aniprint::progress::Progress for StepClock {
+    fn advance(&self, n: u64) {
+        // Resuming reports the steps already done as one advance of 0 here.
+        if n > 0 {
+            self.0.lock().expect("clock").push(Instant::now());
+        }
+    }
+}
+
 /// Runs `steps` steps of `trainer` from the default seed on the CPU or the CUDA device: the
-/// loss of each step (from the run's log), and seconds a step after the first.
+/// loss of each step (from the run's log), and the mean seconds a step after the first (set-up,
+/// the first step's kernel loading and the final write left out).
 fn train_steps(
     trainer: Trainer,
     cuda: bool,
@@ -229,14 +254,14 @@ fn train_steps(
 ) -> Result<(Vec<f64>, f64)> {
     let dir = tempfile::tempdir()?;
     let (state, out) = (dir.path().join("state"), dir.path().join("out"));
-    let t = Instant::now();
+    let clock = StepClock::default();
     match trainer {
         Trainer::Fingerprint => {
             let mut opts = TrainOptions::new(dir.path().into(), state.clone(), out);
             (opts.steps, opts.batch_pairs, opts.cuda) = (steps, batch, cuda);
             (opts.val_every, opts.checkpoint_every) = (usize::MAX, usize::MAX);
             let corpus = synthetic_corpus(opts.fingerprint.rate());
-            train_validated(&opts, &corpus, &NoProgress, &NoValidation)?;
+            train_validated(&opts, &corpus, &clock, &NoValidation)?;
         }
         Trainer::Separator => {
             let mut opts = SeparatorOptions::new(dir.path().into(), state.clone(), out);
@@ -244,21 +269,18 @@ fn train_steps(
             (opts.steps, opts.batch, opts.cuda) = (steps, batch, cuda);
             (opts.val_every, opts.checkpoint_every) = (usize::MAX, usize::MAX);
             let corpus = synthetic_corpus(opts.rate());
-            aniprint::separate::train::train(&opts, &corpus, &NoProgress)?;
+            aniprint::separate::train::train(&opts, &corpus, &clock)?;
         }
     }
-    let total = t.elapsed().as_secs_f64();
     let log = std::fs::read_to_string(state.join("log.csv"))?;
-    let rows: Vec<(f64, f64)> = log
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f.get(1)?.parse().ok()?, f.get(5)?.parse().ok()?))
-        })
-        .collect();
-    let first = rows.first().map_or(0.0, |r| r.1);
-    let per_step = (total - first) / steps.saturating_sub(1).max(1) as f64;
-    Ok((rows.into_iter().map(|r| r.0).collect(), per_step))
+    // Both trainers log `step,loss,smoothed,lr,validation,elapsed_s`.
+    let losses: Vec<f64> = log.lines().filter_map(|l| l.split(',').nth(1)?.parse().ok()).collect();
+    let ends = clock.0.into_inner().expect("clock");
+    let per_step = match (ends.first(), ends.last()) {
+        (Some(a), Some(b)) if ends.len() > 1 => (*b - *a).as_secs_f64() / (ends.len() - 1) as f64,
+        _ => f64::NAN,
+    };
+    Ok((losses, per_step))
 }
 
 fn check_training(device: &Device) -> Result<Vec<String>> {
@@ -274,12 +296,12 @@ fn check_training(device: &Device) -> Result<Vec<String>> {
             .iter()
             .zip(&got)
             .map(|(a, b)| (a - b).abs() / a.abs().max(1e-9))
-            .fold(0f64, f64::max);
+            .fold(0f64, |w, d| if w.is_nan() || d <= w { w } else { d });
         println!(
             "train {name}, batch {batch}: losses CPU {want:.4?}, device {got:.4?} (worst relative \
              difference {worst:.2e}); CPU {cpu_s:.3} s, device {dev_s:.3} s a step"
         );
-        if want.len() != steps || got.len() != steps || worst > MAX_LOSS_ERROR {
+        if want.len() != steps || got.len() != steps || worst.is_nan() || worst > MAX_LOSS_ERROR {
             failures.push(format!("{name} training losses differ by {worst:.2e}"));
         }
         if cuda {

@@ -587,7 +587,7 @@ impl<'a> Table6Validation<'a> {
             lengths,
             conditions: vec!["all".into()],
             phases: 4,
-            // The plain grid: half the reference fingerprinting per validation, and curves
+            // The plain grid: a quarter of the reference fingerprinting per validation, and curves
             // that compare with runs validated before reference grids existed.
             grids: 1,
             // Not `eval fingerprint`'s seed, so a run is not picked by the very queries it is

@@ -126,10 +126,10 @@ fn eval_on_fixtures_beats_a_random_model() {
     );
 }
 
-/// References on two grids (as ingest stores them) place 1 s clips that the plain grid leaves
-/// up to a quarter second off, through exact search and through arroy (one index per grid,
-/// the per-grid second pass). Noise (synthetic here), reverb and MP3 together, as Table 6's
-/// `all`: 84.7% on one grid, 97.3% on two when written.
+/// References on two grids (ingest stores four since session 14) place 1 s clips that the
+/// plain grid leaves up to a quarter second off, through exact search and through arroy (one
+/// index per grid, the per-grid second pass). Noise (synthetic here), reverb and MP3 together,
+/// as Table 6's `all`: 84.7% on one grid, 97.3% on two when written.
 #[test]
 fn a_second_reference_grid_places_one_second_clips() {
     use aniprint::index::SearchKind;

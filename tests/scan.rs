@@ -343,11 +343,12 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
         );
     }
 
-    // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s
-    // (on the grid ingest adds a quarter hop in) and from 101.75 s (half a hop in), with or
-    // without shifted copies (`--phases 1`), only the added grids hold the clip's second: the
-    // plain grid alone would answer 1/8 or 1/4 s off.
-    for (start, phases) in [(101.625, "4"), (101.75, "1")] {
+    // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s,
+    // with padded copies shifted 1/8 s either way (`--phases 4`), one of them lands on the
+    // plain grid. Without shifted copies (`--phases 1`), only the grids ingest adds a quarter,
+    // half and three quarters of a hop in hold the clip's second from 101.625, 101.75 and
+    // 101.875 s: the plain grid alone would answer 1/8 or 1/4 s off.
+    for (start, phases) in [(101.625, "4"), (101.625, "1"), (101.75, "1"), (101.875, "1")] {
         let short = tmp.path().join(format!("short-{start}.wav"));
         cut(&fixtures().join("episodes/ep02.mp4"), start, 1.0, &short);
         let args =

@@ -184,8 +184,9 @@ pub struct QueryArgs {
     #[arg(long)]
     no_separate: bool,
     /// Sub-hop shifts of the clip voted together (1 = only the segment grid; more is slower
-    /// and more exact: 4 puts one copy within 1/16 s of a stored segment). A catalog's second
-    /// grid (ingest's default) places 1 s clips, whose later copies are padded with silence.
+    /// and more exact: 4 puts one copy within 1/16 s of a stored segment). The extra grids a
+    /// catalog stores (ingest stores four by default) place 1 s clips, whose later copies are
+    /// padded with silence.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16))]
     phases: u16,
     /// Print JSON.
