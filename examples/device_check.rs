@@ -204,15 +204,7 @@ impl Validator for NoValidation {
 }
 
 fn synthetic_corpus(rate: SampleRate) -> Corpus {
-    let source = |package: &str, kind, clean: Vec<f32>| Source {
-        package: package.into(),
-        version: "0".into(),
-        kind,
-        licence: String::new(),
-        rate,
-        coded: clean.clone(),
-        clean,
-    };
+    let source = |package: &str, kind, clean| Source::uncoded(package, kind, rate, clean);
     Corpus {
         train: vec![
             source("music", Kind::Music, music(rate.0, 300.0, 5)),

@@ -180,18 +180,7 @@ fn chromaprint_baseline_finds_clean_clips_and_scores_the_same_queries() {
 
 fn tiny_corpus() -> Corpus {
     let rate = SampleRate(8000);
-    let mk = |name: &str, kind: Kind| {
-        let clean = load_8k(name);
-        Source {
-            package: name.into(),
-            version: "fixture".into(),
-            kind,
-            licence: String::new(),
-            rate,
-            coded: clean.clone(),
-            clean,
-        }
-    };
+    let mk = |name: &str, kind: Kind| Source::uncoded(name, kind, rate, load_8k(name));
     Corpus {
         train: vec![mk("episodes/ep02.mp4", Kind::Music), mk("plain/speech.wav", Kind::Speech)],
         val: vec![mk("episodes/ep03.webm", Kind::Music)],

@@ -78,6 +78,22 @@ pub struct Corpus {
     pub val: Vec<Source>,
 }
 
+impl Source {
+    /// A source whose "coded" copy is its clean audio (no MP3 round trip), with no version or
+    /// licence: synthetic or fixture corpora for tests and checks.
+    pub fn uncoded(package: &str, kind: Kind, rate: SampleRate, clean: Vec<f32>) -> Self {
+        Self {
+            package: package.into(),
+            version: String::new(),
+            kind,
+            licence: String::new(),
+            rate,
+            coded: clean.clone(),
+            clean,
+        }
+    }
+}
+
 impl Corpus {
     /// Total seconds in a split.
     pub fn seconds(sources: &[impl Borrow<Source>], rate: SampleRate) -> f64 {
@@ -1475,15 +1491,7 @@ mod tests {
     #[test]
     fn padding_silences_an_end_after_every_other_draw() {
         let x: Vec<f32> = (0..16_000).map(|i| ((i as f32) * 0.05).sin() * 0.3).collect();
-        let src = Source {
-            package: "tone".into(),
-            version: String::new(),
-            kind: Kind::Music,
-            licence: String::new(),
-            rate: SampleRate(8000),
-            coded: x.clone(),
-            clean: x,
-        };
+        let src = Source::uncoded("tone", Kind::Music, SampleRate(8000), x);
         let none: [&Source; 0] = [];
         let plain = Degrade::train();
         let padded = Degrade { p_pad: 1.0, max_pad_s: 0.25, ..plain.clone() };
@@ -1563,15 +1571,7 @@ mod tests {
         for x in &mut clean[144_000..] {
             *x = rng.random_range(-0.5f32..0.5);
         }
-        let src = Source {
-            package: "loop".into(),
-            version: String::new(),
-            kind: Kind::Music,
-            licence: String::new(),
-            rate: SampleRate(8000),
-            coded: clean.clone(),
-            clean,
-        };
+        let src = Source::uncoded("loop", Kind::Music, SampleRate(8000), clean);
         let sources = [src.clone(), src];
         let (len, margin, hop) = (8000, 1601, 4000);
         let origins = [

@@ -719,15 +719,7 @@ mod tests {
     use super::*;
 
     fn source(kind: Kind, clean: Vec<f32>) -> Source {
-        Source {
-            package: "p".into(),
-            version: "1".into(),
-            kind,
-            licence: String::new(),
-            rate: SampleRate(8000),
-            coded: clean.clone(),
-            clean,
-        }
+        Source::uncoded("p", kind, SampleRate(8000), clean)
     }
 
     /// A 0.5 s "line" padded with 0.25 s of silence on both sides, as prompt files are.
