@@ -229,7 +229,10 @@ pub fn ingest_file_indexed(
     };
     let rate = decode.rate;
 
-    progress.stage(Stage::Decoding);
+    // One stage for the whole loop: with indexing a piece counts once it is separated and
+    // fingerprinted (decoding runs a piece ahead), without as it decodes. Switching stages per
+    // piece would restart the bar (a stage starts at 0) and, in the TUI, drop its total.
+    progress.stage(if indexing.is_some() { Stage::Fingerprinting } else { Stage::Decoding });
     let total = info.duration.map(|d| rate.samples(d).0).unwrap_or(0);
     progress.set_total(total);
     // With indexing, the next piece decodes while this one is separated and fingerprinted
@@ -246,9 +249,8 @@ pub fn ingest_file_indexed(
     let mut take = |p: CutPiece| -> Result<()> {
         stats.push(PieceStats::of(&p));
         if let Some(ix) = indexing {
-            progress.stage(Stage::Fingerprinting);
             vectors.push(ix.analyzer.analyze_reference(&p.samples)?);
-            progress.stage(Stage::Decoding);
+            progress.advance(p.samples.len() as u64);
         }
         cut.push(CutPiece { samples: Vec::new(), ..p });
         Ok(())
@@ -256,7 +258,9 @@ pub fn ingest_file_indexed(
     while let Some(chunk) = src.next_chunk()? {
         progress.check()?;
         decoded += chunk.len() as u64;
-        progress.advance(chunk.len() as u64);
+        if indexing.is_none() {
+            progress.advance(chunk.len() as u64);
+        }
         for p in cropper.push(&chunk) {
             take(p)?;
         }

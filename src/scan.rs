@@ -106,6 +106,8 @@ pub struct ScanOutcome {
 
 /// Decode `path` at the analyzer's rate and fingerprint every stem, a window at a time.
 /// Returns the per-stem fingerprints of the whole file and its decoded length in samples.
+/// Progress is one stage over the file's samples, each window counted once it is analysed
+/// (decoding runs a window ahead).
 pub fn fingerprint_file(
     analyzer: &Analyzer,
     path: &Path,
@@ -118,7 +120,9 @@ pub fn fingerprint_file(
     let info = media::probe(path)?;
     let chosen = info.select(path, stream)?.index;
     let opts = DecodeOptions { stream: StreamSelect::Index(chosen), rate, channels: 1 };
-    progress.stage(Stage::Decoding);
+    // One stage for the whole loop: switching stages per window would restart the bar (a
+    // stage starts at 0) and, in the TUI, drop its total.
+    progress.stage(Stage::Fingerprinting);
     progress.set_total(info.duration.map(|d| rate.samples(d).0).unwrap_or(0));
     // Windows start on the segment grid and carry (segment - hop) samples of overlap, so every
     // segment of the file is fingerprinted exactly once, whole.
@@ -146,14 +150,13 @@ pub fn fingerprint_file(
     };
     while let Some(chunk) = src.next_chunk()? {
         progress.check()?;
-        progress.advance(chunk.len() as u64);
         total += chunk.len() as u64;
         buf.extend_from_slice(&chunk);
         while buf.len() >= window + carry {
-            progress.stage(Stage::Fingerprinting);
             push(&buf, false, &mut out)?;
             buf.drain(..window);
-            progress.stage(Stage::Decoding);
+            progress.advance(window as u64);
+            progress.check()?;
         }
     }
     if total == 0 {
@@ -163,8 +166,8 @@ pub fn fingerprint_file(
         });
     }
     if !buf.is_empty() {
-        progress.stage(Stage::Fingerprinting);
         push(&buf, true, &mut out)?;
+        progress.advance(buf.len() as u64);
     }
     Ok((out, total))
 }
