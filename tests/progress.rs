@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use aniprint::analyze::Analyzer;
 use aniprint::catalog::Catalog;
@@ -15,63 +14,16 @@ use aniprint::index::CatalogIndex;
 use aniprint::ingest::{self, Indexing, IngestOptions, Outcome};
 use aniprint::media::StreamSelect;
 use aniprint::media::crop::CropConfig;
-use aniprint::progress::{Progress, Stage};
+use aniprint::progress::Stage;
 use aniprint::units::Seconds;
 use candle_core::Device;
 
+#[path = "support/event_log.rs"]
+mod event_log;
+use event_log::EventLog;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
-}
-
-/// Every progress event, in order.
-#[derive(Default)]
-struct EventLog(Mutex<Vec<Event>>);
-
-#[derive(Debug, Clone, PartialEq)]
-enum Event {
-    Stage(Stage),
-    Total(u64),
-    Advance(u64),
-}
-
-impl Progress for EventLog {
-    fn stage(&self, stage: Stage) {
-        self.0.lock().unwrap().push(Event::Stage(stage));
-    }
-    fn set_total(&self, total: u64) {
-        self.0.lock().unwrap().push(Event::Total(total));
-    }
-    fn advance(&self, n: u64) {
-        self.0.lock().unwrap().push(Event::Advance(n));
-    }
-}
-
-impl EventLog {
-    /// The events of the one `stage` entered (panics if it was entered again): its total,
-    /// the sum of its advances and how many there were.
-    fn only(&self, stage: Stage) -> (u64, u64, usize) {
-        let events = self.0.lock().unwrap().clone();
-        let entered: Vec<usize> = events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| **e == Event::Stage(stage))
-            .map(|(i, _)| i)
-            .collect();
-        assert_eq!(entered.len(), 1, "{stage:?} entered {} times: {events:?}", entered.len());
-        let mut total = None;
-        let (mut done, mut steps) = (0, 0);
-        for e in events[entered[0] + 1..].iter().take_while(|e| !matches!(e, Event::Stage(_))) {
-            match e {
-                Event::Total(t) => total = Some(*t),
-                Event::Advance(n) => {
-                    done += n;
-                    steps += 1;
-                }
-                Event::Stage(_) => unreachable!(),
-            }
-        }
-        (total.unwrap_or_else(|| panic!("{stage:?} has no total: {events:?}")), done, steps)
-    }
 }
 
 fn mix_analyzer() -> Analyzer {

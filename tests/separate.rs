@@ -418,21 +418,9 @@ fn the_stem_comparison_runs_with_the_installed_models() {
     assert!(report.rows.iter().all(|r| r.all_stems_top1 >= 25.0), "{report:?}");
 }
 
-/// Every progress event, in order, as text.
-#[derive(Default)]
-struct EventLog(std::sync::Mutex<Vec<String>>);
-
-impl Progress for EventLog {
-    fn stage(&self, stage: aniprint::progress::Stage) {
-        self.0.lock().unwrap().push(format!("stage {}", stage.label()));
-    }
-    fn set_total(&self, total: u64) {
-        self.0.lock().unwrap().push(format!("total {total}"));
-    }
-    fn advance(&self, n: u64) {
-        self.0.lock().unwrap().push(format!("advance {n}"));
-    }
-}
+#[path = "support/event_log.rs"]
+mod event_log;
+use event_log::EventLog;
 
 #[test]
 fn separating_a_file_reports_every_stage_to_its_end() {
