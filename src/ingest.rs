@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::analyze::Analyzer;
 use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
 use crate::fingerprint::Fingerprints;
-use crate::index::{CatalogIndex, IndexKey};
+use crate::index::{CatalogIndex, IndexKey, SearchKind, VectorStore};
 use crate::media::crop::{CropConfig, Cropper, CutPiece};
 use crate::media::{self, DecodeOptions};
 use crate::progress::{Progress, Stage};
@@ -157,7 +157,12 @@ pub fn ingest_paths_indexed(
             }
         }
     }
-    if let Some(ix) = indexing.filter(|_| !report.ok.is_empty() || !report.reindexed.is_empty()) {
+    // The forests only where scans will search them (`SearchKind::for_size`); a catalog
+    // below that size is searched exactly and needs none (an approximate search builds its
+    // own first).
+    if let Some(ix) = indexing.filter(|_| !report.ok.is_empty() || !report.reindexed.is_empty())
+        && ix.index.auto_search(ix.analyzer.model())? == SearchKind::Ann
+    {
         progress.stage(Stage::Indexing);
         ix.index.build_all_with(progress)?;
     }

@@ -398,6 +398,9 @@ pub fn query_file(
     }
     progress.stage(Stage::Fingerprinting);
     let stems = analyzer.analyze_phases(&audio, phases)?;
+    if search == SearchKind::Ann {
+        index.build_all_with(progress)?;
+    }
     progress.stage(Stage::Searching);
     let hop = analyzer.fingerprinter().config().hop_seconds().0;
     let mut places = Placements { catalog, cache: HashMap::new() };

@@ -320,9 +320,17 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
     let clip = tmp.path().join("clip.wav");
     cut(&fixtures().join("episodes/ep02.mp4"), start, 3.0, &clip);
 
-    // The default search (arroy, two passes) and the exact one give the same answer here.
+    // Ingest kept no arroy forest (a catalog this size is searched exactly); `--search ann`
+    // builds them.
+    let forest_bytes = || {
+        let catalog = aniprint::catalog::Catalog::open(&cat).unwrap();
+        aniprint::index::CatalogIndex::open(&catalog).unwrap().disk_usage().unwrap().arroy
+    };
+    assert_eq!(forest_bytes(), 0);
+    // The default search (auto: exact at this size) and arroy (two passes, over forests it
+    // builds first: ingest kept none) give the same answer here.
     for (phases, tolerance, search) in
-        [(None, 0.15, None), (Some("1"), 0.5, None), (None, 0.15, Some("exact"))]
+        [(None, 0.15, None), (Some("1"), 0.5, None), (None, 0.15, Some("ann"))]
     {
         let mut args = vec!["query", clip.to_str().unwrap(), "--json", "--top", "3"];
         args.extend(phases.map(|p| ["--phases", p]).into_iter().flatten());
@@ -342,6 +350,7 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
             "{args:?}: offset {offset} s, truth {start} s (tolerance {tolerance} s): {answers:?}"
         );
     }
+    assert!(forest_bytes() > 0);
 
     // A 1 s clip is one segment, so no copy shifted later holds a whole one. From 101.625 s,
     // with padded copies shifted 1/8 s either way (`--phases 4`), one of them lands on the

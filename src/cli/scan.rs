@@ -90,6 +90,17 @@ enum SearchChoice {
     Ann,
 }
 
+impl SearchChoice {
+    /// The search this choice makes on `index` for `model`.
+    fn resolve(self, index: &impl VectorStore, model: &str) -> anyhow::Result<SearchKind> {
+        Ok(match self {
+            SearchChoice::Auto => index.auto_search(model)?,
+            SearchChoice::Exact => SearchKind::Exact,
+            SearchChoice::Ann => SearchKind::Ann,
+        })
+    }
+}
+
 /// Scan each upload, store its regions as pending matches and print them.
 pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let config = ctx.config()?;
@@ -98,11 +109,7 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let analyzer = load_analyzer(args.no_separate)?;
     warn_other_models(&index, analyzer.model())?;
     let defaults = ScanOptions::default();
-    let search = match args.search {
-        SearchChoice::Auto => index.auto_search(analyzer.model())?,
-        SearchChoice::Exact => SearchKind::Exact,
-        SearchChoice::Ann => SearchKind::Ann,
-    };
+    let search = args.search.resolve(&index, analyzer.model())?;
     tracing::info!("scan searches {}", search.as_str());
     let opts = ScanOptions {
         search,
@@ -176,10 +183,11 @@ pub struct QueryArgs {
     #[arg(long, default_value_t = 5)]
     top: usize,
     /// Approximate (arroy, two passes: within 0.5 point of exact's Top-1 on real fingerprints;
-    /// p99 54 ms per stem and phase for a 3 s clip among 10^6 segments) or exact (flat L2,
-    /// linear in the catalog: the cheaper one below ~10^5 segments per stem).
-    #[arg(long, value_enum, default_value_t = SearchKind::Ann)]
-    search: SearchKind,
+    /// p99 54 ms per stem and phase for a 3 s clip among 10^6 segments; the forest is built
+    /// first if the catalog changed) or exact (flat L2, linear in the catalog); `auto` takes
+    /// exact below 10^6 segments in the largest index of the model, as scan does.
+    #[arg(long, value_enum, default_value_t = SearchChoice::Auto)]
+    search: SearchChoice,
     /// Only the mix: do not separate voice and background.
     #[arg(long)]
     no_separate: bool,
@@ -200,13 +208,14 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let index = CatalogIndex::open(&catalog)?;
     let analyzer = load_analyzer(args.no_separate)?;
     warn_other_models(&index, analyzer.model())?;
+    let search = args.search.resolve(&index, analyzer.model())?;
     let answers = scan::query_file(
         &catalog,
         &index,
         &analyzer,
         &args.clip,
         args.top,
-        args.search,
+        search,
         usize::from(args.phases),
         &aniprint::progress::NoProgress,
     )?;

@@ -10,6 +10,11 @@
 //! | `index.items`    | first item id (u32 BE)            | arroy index (u16 LE), rows (u32 LE), piece   |
 //! | `index.arroy`    | arroy's keys                      | arroy's items and trees (`Euclidean`)        |
 //!
+//! arroy holds an index's vectors only once its forest has been built (the registry's
+//! `forest`): the exact scan reads `index.pieces`, and below
+//! [`AUTO_ANN_FROM`](crate::index::AUTO_ANN_FROM) segments nothing searches the forest, so a
+//! catalog of that size carries no second copy of its vectors and no trees.
+//!
 //! A piece's segments get consecutive item ids, so `index.items` maps an item to its
 //! [`SegmentRef`] with one range lookup instead of one record per vector, and `index.pieces`
 //! holds each piece's vectors contiguously for the exact scan. Item ids are never reused: a
@@ -142,6 +147,16 @@ struct Registered {
     pieces: u64,
     /// Bumped by every write to this index.
     generation: u64,
+    /// Whether arroy holds this index's vectors (its forest is kept). Off until the first
+    /// [`CatalogIndex::build`]: below [`crate::index::AUTO_ANN_FROM`] segments searches are
+    /// exact, and a second copy of every vector plus its trees would more than double the
+    /// catalog for nothing. Records written before the flag existed had a forest.
+    #[serde(default = "had_forest")]
+    forest: bool,
+}
+
+fn had_forest() -> bool {
+    true
 }
 
 #[derive(Clone, Copy)]
@@ -394,7 +409,15 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         })?;
         let dim32 = u32::try_from(dim)
             .map_err(|_| Error::Invalid(format!("vector dimension {dim} is too large")))?;
-        Ok(Registered { key: key.clone(), index, dim: dim32, vectors: 0, pieces: 0, generation: 0 })
+        Ok(Registered {
+            key: key.clone(),
+            index,
+            dim: dim32,
+            vectors: 0,
+            pieces: 0,
+            generation: 0,
+            forest: false,
+        })
     }
 
     fn save(&self, wtxn: &mut RwTxn<'_>, reg: &Registered) -> Result<()> {
@@ -436,9 +459,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             value.extend(vectors.data.iter().flat_map(|x| x.to_le_bytes()));
             self.dbs.pieces.put(wtxn, &piece_key(reg.index, piece), &value)?;
             self.dbs.items.put(wtxn, &first, &range_value(reg.index, n, piece))?;
-            let writer = arroy::Writer::new(self.dbs.arroy, reg.index, vectors.dim);
-            for i in 0..n {
-                writer.add_item(wtxn, first + i, vectors.row(i as usize)).map_err(arroy_err)?;
+            if reg.forest {
+                let writer = arroy::Writer::new(self.dbs.arroy, reg.index, vectors.dim);
+                for i in 0..n {
+                    writer.add_item(wtxn, first + i, vectors.row(i as usize)).map_err(arroy_err)?;
+                }
             }
             reg.vectors += u64::from(n);
             reg.pieces += 1;
@@ -456,9 +481,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         };
         self.dbs.pieces.delete(wtxn, &pkey)?;
         self.dbs.items.delete(wtxn, &first)?;
-        let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
-        for i in 0..n {
-            writer.del_item(wtxn, first + i).map_err(arroy_err)?;
+        if reg.forest {
+            let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+            for i in 0..n {
+                writer.del_item(wtxn, first + i).map_err(arroy_err)?;
+            }
         }
         reg.vectors = reg.vectors.saturating_sub(u64::from(n));
         reg.pieces = reg.pieces.saturating_sub(1);
@@ -510,18 +537,24 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         Ok(removed)
     }
 
-    /// Whether the arroy forest of `key` lags behind its vectors (ann then searches exactly).
+    /// Whether the arroy forest of `key` lags behind its vectors, or there is none yet (ann
+    /// then searches exactly).
     pub fn needs_build(&self, key: &IndexKey) -> Result<bool> {
         self.read(|rtxn| {
             let Some(reg) = self.registered(rtxn, key)? else { return Ok(false) };
+            if !reg.forest {
+                return Ok(reg.vectors > 0);
+            }
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
             writer.need_build(rtxn).map_err(arroy_err)
         })
     }
 
     /// Bring the arroy forest of `key` up to date. Incremental: arroy re-splits only the tree
-    /// nodes that hold added or removed items (and adds trees as the index grows). Runs in one
-    /// write transaction: other writers wait, readers keep searching the previous forest.
+    /// nodes that hold added or removed items (and adds trees as the index grows). The first
+    /// build of an index copies its stored vectors into arroy; from then on every write keeps
+    /// them there. Runs in one write transaction: other writers wait, readers keep searching
+    /// the previous forest.
     pub fn build(&self, key: &IndexKey) -> Result<BuildStats> {
         self.build_with(key, &NoProgress)
     }
@@ -535,7 +568,14 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         progress.stage(Stage::Indexing);
         let started = Instant::now();
         let changed = self.catalog().write_txn(|wtxn| {
+            // Read again inside the transaction: a write may have landed since.
+            let mut reg = self.registered(wtxn, key)?.unwrap_or(reg.clone());
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+            if !reg.forest {
+                self.plant(wtxn, &writer, &reg)?;
+                reg.forest = true;
+                self.save(wtxn, &reg)?;
+            }
             if !writer.need_build(wtxn).map_err(arroy_err)? {
                 return Ok(false);
             }
@@ -569,6 +609,33 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             tracing::info!("built {key}: {items} vectors, {trees} trees in {seconds:.2} s");
         }
         Ok(BuildStats { changed, items, trees, seconds })
+    }
+
+    /// Copy every stored vector of `reg` into arroy (whose items for it must be empty), a
+    /// piece at a time (LMDB values cannot be borrowed across the writes).
+    fn plant(
+        &self,
+        wtxn: &mut RwTxn<'_>,
+        writer: &arroy::Writer<Euclidean>,
+        reg: &Registered,
+    ) -> Result<()> {
+        let keys: Vec<Vec<u8>> = self
+            .dbs
+            .pieces
+            .remap_data_type::<DecodeIgnore>()
+            .prefix_iter(wtxn, &reg.index.to_be_bytes())?
+            .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
+            .collect::<Result<_>>()?;
+        let mut buf = Vec::new();
+        for key in keys {
+            let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
+            let (first, _) = piece_header(v)?;
+            let data = flat::rows_of(&v[PIECE_HEADER..], &mut buf).to_vec();
+            for (i, row) in (first..).zip(data.chunks_exact(reg.dim as usize)) {
+                writer.add_item(wtxn, i, row).map_err(arroy_err)?;
+            }
+        }
+        Ok(())
     }
 
     /// [`VectorStore::build_all`] reporting to `progress`.
@@ -1084,6 +1151,42 @@ mod tests {
         assert_eq!(index.piece_vectors(&half, "aaaa-000000000").unwrap().unwrap(), b);
         assert_eq!(index.remove_episode("aaaa").unwrap(), 2);
         assert!(index.piece_vectors(&half, "aaaa-000000000").unwrap().is_none());
+    }
+
+    #[test]
+    fn arroy_holds_nothing_until_the_first_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let mix = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(4);
+        let (a, b, c) = (piece(&mut rng, 30, 16), piece(&mut rng, 20, 16), piece(&mut rng, 5, 16));
+        index.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+        index.add_piece(&mix, "bbbb-000000000", &b).unwrap();
+        index.remove_piece(&mix, "bbbb-000000000").unwrap();
+        assert_eq!(index.disk_usage().unwrap().arroy, 0, "a second copy before any build");
+        assert!(index.needs_build(&mix).unwrap());
+
+        // The first build plants what is stored then, and only that.
+        let stats = index.build(&mix).unwrap();
+        assert_eq!((stats.changed, stats.items), (true, 30));
+        assert!(stats.trees > 0 && index.disk_usage().unwrap().arroy > 0);
+        assert!(!index.needs_build(&mix).unwrap());
+        let all = index.search(&mix, a.row(0), 100, SearchKind::Ann).unwrap();
+        assert_eq!(all.len(), 30);
+        assert!(all.iter().all(|h| h.piece == "aaaa-000000000"));
+
+        // From then on writes go to arroy too.
+        index.add_piece(&mix, "cccc-000000000", &c).unwrap();
+        assert!(index.needs_build(&mix).unwrap());
+        index.build(&mix).unwrap();
+        let h = top1(&index, &mix, c.row(2), SearchKind::Ann);
+        assert_eq!((h.piece.as_str(), h.segment), ("cccc-000000000", 2));
+        assert!(!index.build(&mix).unwrap().changed);
+
+        // Records from before the flag existed had their vectors in arroy.
+        let old = r#"{"key":{"model":"m","stem":"mix"},"index":0,"dim":16,"vectors":1,"pieces":1,"generation":1}"#;
+        assert!(serde_json::from_str::<Registered>(old).unwrap().forest);
     }
 
     #[test]
