@@ -127,6 +127,9 @@ fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
     let stats = json(&cat, &["catalog", "stats", "--json"]);
     assert_eq!((stats["episodes"].as_u64(), stats["pieces"].as_u64()), (Some(3), Some(6)));
     assert!(stats["disk_bytes"].as_u64().unwrap() > 0);
+    // Vectors for the exact scan, and no arroy forest at this size (nothing searches one).
+    assert!(stats["index_bytes"]["vectors"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["index_bytes"]["arroy"].as_u64(), Some(0), "{stats}");
 }
 
 #[test]

@@ -40,6 +40,10 @@ struct Stats {
     rights: u64,
     disk_bytes: u64,
     disk_bytes_per_episode: Option<u64>,
+    /// Of `disk_bytes`, what the vector store takes: the vectors for the exact scan, the
+    /// item map, and arroy's copy with its trees (only for indexes an approximate search has
+    /// used; see `aniprint scan --search`).
+    index_bytes: aniprint::index::DiskUsage,
 }
 
 /// Run a catalog subcommand.
@@ -52,6 +56,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             let pieces = catalog.pieces()?;
             let count = |st: PieceStatus| pieces.iter().filter(|p| p.status == st).count() as u64;
             let duration_s: f64 = catalog.episodes()?.iter().map(|e| e.duration.0).sum();
+            let index_bytes = aniprint::index::CatalogIndex::open(&catalog)?.disk_usage()?;
             let stats = Stats {
                 path: catalog.path().display().to_string(),
                 series: s.series,
@@ -66,6 +71,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 rights: s.rights,
                 disk_bytes: s.disk_bytes,
                 disk_bytes_per_episode: (s.episodes > 0).then(|| s.disk_bytes / s.episodes),
+                index_bytes,
             };
             if json {
                 super::print_json(&stats)?;
@@ -95,6 +101,14 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 if let Some(per) = stats.disk_bytes_per_episode {
                     writeln!(out, "per episode {per} bytes ({})", mib(per))?;
                 }
+                let ix = stats.index_bytes;
+                writeln!(
+                    out,
+                    "vectors     {} (+ {} item map, {} arroy forests)",
+                    mib(ix.vectors),
+                    mib(ix.mapping),
+                    mib(ix.arroy)
+                )?;
             }
         }
         Command::Remove { ids } => {
