@@ -130,8 +130,9 @@ pub fn ingest_paths(
 }
 
 /// Ingest every media file under `paths`; with `indexing`, every piece is separated and
-/// fingerprinted and its vectors stored in the same transaction as the episode, and the
-/// approximate indexes are brought up to date at the end of the batch.
+/// fingerprinted and its vectors stored in the same transaction as the episode, and, once the
+/// catalog is past [`crate::index::AUTO_ANN_FROM`] segments per index (where scans turn to
+/// arroy), the model's approximate indexes are brought up to date at the end of the batch.
 pub fn ingest_paths_indexed(
     catalog: &Catalog,
     paths: &[PathBuf],
@@ -163,8 +164,11 @@ pub fn ingest_paths_indexed(
     if let Some(ix) = indexing.filter(|_| !report.ok.is_empty() || !report.reindexed.is_empty())
         && ix.index.auto_search(ix.analyzer.model())? == SearchKind::Ann
     {
+        let model = ix.analyzer.model();
+        let keys: Vec<IndexKey> =
+            ix.index.keys()?.into_iter().filter(|k| k.model == model).collect();
         progress.stage(Stage::Indexing);
-        ix.index.build_all_with(progress)?;
+        ix.index.build_keys_with(&keys, progress)?;
     }
     Ok(report)
 }

@@ -212,8 +212,10 @@ pub fn scan_file(
     let sha256 = crate::ingest::sha256_file(path, progress)?;
     let (stems, total) = fingerprint_file(analyzer, path, &opts.stream, opts.window_s, progress)?;
     if opts.search == SearchKind::Ann {
+        // The plain grid of each stem: all that find_regions reads.
+        let keys: Vec<IndexKey> = stems.iter().map(|(stem, _)| analyzer.key(*stem)).collect();
         progress.stage(Stage::Indexing);
-        index.build_all_with(progress)?;
+        index.build_keys_with(&keys, progress)?;
     }
     let rate = analyzer.rate();
     let upload = Upload {
@@ -398,17 +400,21 @@ pub fn query_file(
     }
     progress.stage(Stage::Fingerprinting);
     let stems = analyzer.analyze_phases(&audio, phases)?;
+    // Every grid this model's references of a stem are stored on (see
+    // [`Analyzer::analyze_reference`]): a catalog ingested with fewer grids is searched on
+    // those it has.
+    let keys = index.keys()?;
     if search == SearchKind::Ann {
-        index.build_all_with(progress)?;
+        let plains: Vec<IndexKey> = stems.iter().map(|(stem, _)| analyzer.key(*stem)).collect();
+        let read: Vec<IndexKey> =
+            keys.iter().filter(|k| plains.contains(&k.plain())).cloned().collect();
+        progress.stage(Stage::Indexing);
+        index.build_keys_with(&read, progress)?;
     }
     progress.stage(Stage::Searching);
     let hop = analyzer.fingerprinter().config().hop_seconds().0;
     let mut places = Placements { catalog, cache: HashMap::new() };
     let mut all = Vec::new();
-    // Every grid this model's references of a stem are stored on (see
-    // [`Analyzer::analyze_reference`]): a catalog ingested with fewer grids is searched on
-    // those it has.
-    let keys = index.keys()?;
     let cfg = analyzer.fingerprinter().config();
     for (stem, copies) in &stems {
         let plain = analyzer.key(*stem);

@@ -79,7 +79,7 @@ pub struct ScanArgs {
     json: bool,
 }
 
-/// `scan --search`.
+/// `scan --search` and `query --search`.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum SearchChoice {
     /// By the catalog's size (`SearchKind::for_size`).

@@ -147,16 +147,22 @@ struct Registered {
     pieces: u64,
     /// Bumped by every write to this index.
     generation: u64,
-    /// Whether arroy holds this index's vectors (its forest is kept). Off until the first
-    /// [`CatalogIndex::build`]: below [`crate::index::AUTO_ANN_FROM`] segments searches are
-    /// exact, and a second copy of every vector plus its trees would more than double the
-    /// catalog for nothing. Records written before the flag existed had a forest.
-    #[serde(default = "had_forest")]
-    forest: bool,
+    /// Whether arroy holds every vector of this index (its forest is kept): `Some(false)`
+    /// until the first [`CatalogIndex::build`], since below
+    /// [`crate::index::AUTO_ANN_FROM`] segments searches are exact and a second copy of every
+    /// vector plus its trees would more than double the catalog for nothing. `None`: written
+    /// by a binary from before the flag, which put each vector it stored into arroy; whether
+    /// arroy holds them all (a catalog an older binary wrote to after a newer one may not) is
+    /// checked at the next build.
+    #[serde(default)]
+    forest: Option<bool>,
 }
 
-fn had_forest() -> bool {
-    true
+impl Registered {
+    /// Whether writes must reach arroy too.
+    fn mirrored(&self) -> bool {
+        self.forest != Some(false)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -416,7 +422,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             vectors: 0,
             pieces: 0,
             generation: 0,
-            forest: false,
+            forest: Some(false),
         })
     }
 
@@ -459,7 +465,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             value.extend(vectors.data.iter().flat_map(|x| x.to_le_bytes()));
             self.dbs.pieces.put(wtxn, &piece_key(reg.index, piece), &value)?;
             self.dbs.items.put(wtxn, &first, &range_value(reg.index, n, piece))?;
-            if reg.forest {
+            if reg.mirrored() {
                 let writer = arroy::Writer::new(self.dbs.arroy, reg.index, vectors.dim);
                 for i in 0..n {
                     writer.add_item(wtxn, first + i, vectors.row(i as usize)).map_err(arroy_err)?;
@@ -481,7 +487,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         };
         self.dbs.pieces.delete(wtxn, &pkey)?;
         self.dbs.items.delete(wtxn, &first)?;
-        if reg.forest {
+        if reg.mirrored() {
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
             for i in 0..n {
                 writer.del_item(wtxn, first + i).map_err(arroy_err)?;
@@ -542,7 +548,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     pub fn needs_build(&self, key: &IndexKey) -> Result<bool> {
         self.read(|rtxn| {
             let Some(reg) = self.registered(rtxn, key)? else { return Ok(false) };
-            if !reg.forest {
+            if reg.forest != Some(true) {
                 return Ok(reg.vectors > 0);
             }
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
@@ -567,13 +573,37 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         };
         progress.stage(Stage::Indexing);
         let started = Instant::now();
+        // Up to date: answer from a read transaction, so a search that builds first (query,
+        // scan) does not wait for LMDB's writer lock for nothing.
+        if !self.needs_build(key)? {
+            let trees = self.read(|rtxn| self.n_trees(rtxn, &reg))?;
+            return Ok(BuildStats { changed: false, items: reg.vectors, trees, seconds: 0.0 });
+        }
         let changed = self.catalog().write_txn(|wtxn| {
             // Read again inside the transaction: a write may have landed since.
             let mut reg = self.registered(wtxn, key)?.unwrap_or(reg.clone());
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
-            if !reg.forest {
-                self.plant(wtxn, &writer, &reg)?;
-                reg.forest = true;
+            let complete = match reg.forest {
+                Some(true) => true,
+                Some(false) => false,
+                None => {
+                    let held = writer.iter(wtxn).map_err(arroy_err)?.count() as u64;
+                    if held != reg.vectors {
+                        tracing::warn!(
+                            "index {key}: arroy held {held} of its {} vectors (written by an \
+                             older aniprint?); planting them again",
+                            reg.vectors
+                        );
+                        writer.clear(wtxn).map_err(arroy_err)?;
+                    }
+                    held == reg.vectors
+                }
+            };
+            if !complete {
+                self.plant(wtxn, &writer, &reg, progress)?;
+            }
+            if reg.forest != Some(true) {
+                reg.forest = Some(true);
                 self.save(wtxn, &reg)?;
             }
             if !writer.need_build(wtxn).map_err(arroy_err)? {
@@ -598,12 +628,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             Ok(true)
         })?;
         let seconds = started.elapsed().as_secs_f64();
-        let trees =
-            self.read(|rtxn| match arroy::Reader::open(rtxn, reg.index, self.dbs.arroy) {
-                Ok(r) => Ok(r.n_trees()),
-                Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => Ok(0),
-                Err(e) => Err(arroy_err(e)),
-            })?;
+        let trees = self.read(|rtxn| self.n_trees(rtxn, &reg))?;
         let items = self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))?;
         if changed {
             tracing::info!("built {key}: {items} vectors, {trees} trees in {seconds:.2} s");
@@ -611,13 +636,24 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         Ok(BuildStats { changed, items, trees, seconds })
     }
 
+    /// Trees in the forest of `reg` (0 when it has none or it lags).
+    fn n_trees(&self, rtxn: &RoTxn<'_>, reg: &Registered) -> Result<usize> {
+        match arroy::Reader::open(rtxn, reg.index, self.dbs.arroy) {
+            Ok(r) => Ok(r.n_trees()),
+            Err(arroy::Error::MissingMetadata(_) | arroy::Error::NeedBuild(_)) => Ok(0),
+            Err(e) => Err(arroy_err(e)),
+        }
+    }
+
     /// Copy every stored vector of `reg` into arroy (whose items for it must be empty), a
-    /// piece at a time (LMDB values cannot be borrowed across the writes).
+    /// piece at a time (LMDB values cannot be borrowed across the writes); cancellable
+    /// between pieces, which aborts the caller's transaction.
     fn plant(
         &self,
         wtxn: &mut RwTxn<'_>,
         writer: &arroy::Writer<Euclidean>,
         reg: &Registered,
+        progress: &dyn Progress,
     ) -> Result<()> {
         let keys: Vec<Vec<u8>> = self
             .dbs
@@ -626,8 +662,10 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             .prefix_iter(wtxn, &reg.index.to_be_bytes())?
             .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
             .collect::<Result<_>>()?;
+        progress.message(&format!("{}: copying {} vectors into arroy", reg.key, reg.vectors));
         let mut buf = Vec::new();
         for key in keys {
+            progress.check()?;
             let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
             let (first, _) = piece_header(v)?;
             let data = flat::rows_of(&v[PIECE_HEADER..], &mut buf).to_vec();
@@ -640,13 +678,26 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
 
     /// [`VectorStore::build_all`] reporting to `progress`.
     pub fn build_all_with(&self, progress: &dyn Progress) -> Result<Vec<(IndexKey, BuildStats)>> {
-        let keys = self.read(|r| self.all_registered(r))?;
+        let keys: Vec<IndexKey> =
+            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
+        self.build_keys_with(&keys, progress)
+    }
+
+    /// [`CatalogIndex::build_with`] for each of `keys` that exists (a search builds only the
+    /// indexes it reads: another model's or grid's would gain a forest nothing searches).
+    pub fn build_keys_with(
+        &self,
+        keys: &[IndexKey],
+        progress: &dyn Progress,
+    ) -> Result<Vec<(IndexKey, BuildStats)>> {
+        let known: Vec<IndexKey> =
+            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
         let mut out = Vec::with_capacity(keys.len());
-        for reg in keys {
+        for key in keys.iter().filter(|k| known.contains(k)) {
             progress.check()?;
-            progress.item(&reg.key.to_string());
-            let stats = self.build_with(&reg.key, progress)?;
-            out.push((reg.key, stats));
+            progress.item(&key.to_string());
+            let stats = self.build_with(key, progress)?;
+            out.push((key.clone(), stats));
         }
         Ok(out)
     }
@@ -945,10 +996,17 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
                     Ok(hits)
                 }
                 None => {
-                    tracing::warn!(
-                        "index {key} has changed since its arroy trees were built; searching \
-                         exactly (run the index build to get fast searches back)"
-                    );
+                    if reg.forest == Some(false) {
+                        tracing::warn!(
+                            "index {key} has no arroy forest yet; searching exactly (an \
+                             index build plants one)"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "index {key} has changed since its arroy trees were built; \
+                             searching exactly (run the index build to get fast searches back)"
+                        );
+                    }
                     self.search_exact(&reg, queries, k)
                 }
             },
@@ -1184,9 +1242,42 @@ mod tests {
         assert_eq!((h.piece.as_str(), h.segment), ("cccc-000000000", 2));
         assert!(!index.build(&mix).unwrap().changed);
 
-        // Records from before the flag existed had their vectors in arroy.
+        // Records from before the flag existed: their binary put every vector it stored into
+        // arroy, which the next build checks.
         let old = r#"{"key":{"model":"m","stem":"mix"},"index":0,"dim":16,"vectors":1,"pieces":1,"generation":1}"#;
-        assert!(serde_json::from_str::<Registered>(old).unwrap().forest);
+        let old: Registered = serde_json::from_str(old).unwrap();
+        assert!(old.forest.is_none() && old.mirrored());
+    }
+
+    /// A catalog an older binary wrote to after this one: its record lost the flag, and arroy
+    /// got only the vectors that binary stored. The next build must plant the rest.
+    #[test]
+    fn a_forest_missing_vectors_is_planted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let mix = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(5);
+        let (a, b) = (piece(&mut rng, 30, 16), piece(&mut rng, 20, 16));
+        index.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+        // What an older binary leaves: the record re-saved without the flag...
+        cat.write_txn(|w| {
+            let mut reg = index.registered(w, &mix)?.unwrap();
+            reg.forest = None;
+            index.save(w, &reg)
+        })
+        .unwrap();
+        // ...and its writes from then on in arroy.
+        index.add_piece(&mix, "bbbb-000000000", &b).unwrap();
+        assert!(index.needs_build(&mix).unwrap());
+        let stats = index.build(&mix).unwrap();
+        assert_eq!((stats.changed, stats.items), (true, 50));
+        let h = top1(&index, &mix, a.row(4), SearchKind::Ann);
+        assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 4));
+        assert_eq!(index.search(&mix, a.row(4), 100, SearchKind::Ann).unwrap().len(), 50);
+        // Now known complete: nothing to do, and no write transaction to wait for.
+        assert!(!index.needs_build(&mix).unwrap());
+        assert!(!index.build(&mix).unwrap().changed);
     }
 
     #[test]
