@@ -94,10 +94,12 @@ fn small_eval(fp: &Fingerprinter) -> f64 {
     let rate = fp.config().rate();
     let refs = eval::sources_from_dir(&fixture("episodes"), rate, &NoProgress)
         .expect("decode the fixture episodes");
+    // 1 s under every degradation at once: among 12 minutes of references, 3 s noisy queries
+    // were easy enough that random weights placed up to 82% of them.
     let opts = EvalOptions {
-        queries: 40,
-        lengths: vec![3.0],
-        conditions: vec!["noise".into()],
+        queries: 60,
+        lengths: vec![1.0],
+        conditions: vec!["all".into()],
         ..EvalOptions::default()
     };
     // Recorded noise from audio that is not among the references.
@@ -118,12 +120,40 @@ fn eval_on_fixtures_beats_a_random_model() {
     let vb = candle_nn::VarBuilder::from_varmap(&map, candle_core::DType::F32, &Device::Cpu);
     let card = trained.card().clone();
     let encoder = aniprint::fingerprint::Encoder::new(&card.config.model, vb).unwrap();
+    reseed(&map, 20261128);
     let random = Fingerprinter::from_parts(card, encoder, Device::Cpu);
     let chance = small_eval(&random);
+    eprintln!("top-1 at 1 s under all: trained {hit}%, random weights {chance}%");
     assert!(
-        hit >= 70.0 && hit >= chance + 25.0,
-        "trained model: top-1 {hit}% on 3 s noisy fixture queries, random weights {chance}%"
+        hit >= 60.0 && hit >= chance + 25.0,
+        "trained model: top-1 {hit}% on 1 s fixture queries under all, random weights {chance}%"
     );
+}
+
+/// Candle's CPU initialisers draw from an unseeded generator: give every variable seeded
+/// normal values with its initialiser's mean and spread, so the baseline is the same each run.
+fn reseed(map: &candle_nn::VarMap, seed: u64) {
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let vars = map.data().lock().unwrap();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &vars[name];
+        let values: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
+        let n = values.len() as f32;
+        let mean = values.iter().sum::<f32>() / n;
+        let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        let fresh: Vec<f32> = (0..values.len())
+            .map(|_| {
+                // Box-Muller
+                let (u1, u2) = (1.0 - rng.random::<f32>(), rng.random::<f32>());
+                mean + std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+            })
+            .collect();
+        let t = candle_core::Tensor::from_vec(fresh, var.shape(), &Device::Cpu).unwrap();
+        var.set(&t).unwrap();
+    }
 }
 
 /// References on two grids (ingest stores four since session 14) place 1 s clips that the
