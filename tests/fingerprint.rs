@@ -135,12 +135,13 @@ fn eval_on_fixtures_beats_a_random_model() {
 fn reseed(map: &candle_nn::VarMap, seed: u64) {
     use rand::{RngExt, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let vars = map.data().lock().unwrap();
+    let vars = map.data().lock().expect("the variables");
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort();
     for name in names {
         let var = &vars[name];
-        let values: Vec<f32> = var.flatten_all().unwrap().to_vec1().unwrap();
+        let values: Vec<f32> =
+            var.flatten_all().and_then(|t| t.to_vec1()).expect("a variable's values");
         let n = values.len() as f32;
         let mean = values.iter().sum::<f32>() / n;
         let std = (values.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
@@ -151,8 +152,8 @@ fn reseed(map: &candle_nn::VarMap, seed: u64) {
                 mean + std * (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
             })
             .collect();
-        let t = candle_core::Tensor::from_vec(fresh, var.shape(), &Device::Cpu).unwrap();
-        var.set(&t).unwrap();
+        let t = candle_core::Tensor::from_vec(fresh, var.shape(), &Device::Cpu).expect("a tensor");
+        var.set(&t).expect("same shape");
     }
 }
 
