@@ -404,25 +404,25 @@ pub fn query_file(
     // [`Analyzer::analyze_reference`]): a catalog ingested with fewer grids is searched on
     // those it has.
     let keys = index.keys()?;
+    let grids_of: Vec<Vec<IndexKey>> = stems
+        .iter()
+        .map(|(stem, _)| {
+            let plain = analyzer.key(*stem);
+            let grids: Vec<IndexKey> =
+                keys.iter().filter(|k| k.plain() == plain).cloned().collect();
+            if grids.is_empty() { vec![plain] } else { grids }
+        })
+        .collect();
     if search == SearchKind::Ann {
-        let plains: Vec<IndexKey> = stems.iter().map(|(stem, _)| analyzer.key(*stem)).collect();
-        let read: Vec<IndexKey> =
-            keys.iter().filter(|k| plains.contains(&k.plain())).cloned().collect();
         progress.stage(Stage::Indexing);
-        index.build_keys_with(&read, progress)?;
+        index.build_keys_with(&grids_of.concat(), progress)?;
     }
     progress.stage(Stage::Searching);
     let hop = analyzer.fingerprinter().config().hop_seconds().0;
     let mut places = Placements { catalog, cache: HashMap::new() };
     let mut all = Vec::new();
     let cfg = analyzer.fingerprinter().config();
-    for (stem, copies) in &stems {
-        let plain = analyzer.key(*stem);
-        let mut grids: Vec<IndexKey> =
-            keys.iter().filter(|k| k.plain() == plain).cloned().collect();
-        if grids.is_empty() {
-            grids.push(plain);
-        }
+    for ((stem, copies), grids) in stems.iter().zip(&grids_of) {
         let grid_hops: Vec<f64> =
             grids.iter().map(|k| f64::from(k.offset) / cfg.hop as f64).collect();
         let fps: Vec<&Fingerprints> = copies.iter().map(|(_, f)| f).collect();

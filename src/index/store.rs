@@ -584,8 +584,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             let mut reg = self.registered(wtxn, key)?.unwrap_or(reg.clone());
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
             let complete = match reg.forest {
-                Some(true) => true,
-                Some(false) => false,
+                Some(known) => known,
                 None => {
                     let held = writer.iter(wtxn).map_err(arroy_err)?.count() as u64;
                     if held != reg.vectors {
