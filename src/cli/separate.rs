@@ -321,18 +321,18 @@ pub fn eval(a: EvalArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         report.methods.push(se::score_estimates(&name, &items, dir, rate, &sink)?);
     }
     bar.finish_and_clear();
-    if a.update_card {
-        if let Some(metrics) = report.card_metrics(&names[0]) {
-            let mut card = seps[0].card().clone();
-            let entry = card
-                .provenance
-                .entry("metrics")
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = entry {
-                t.insert("eval".into(), toml::Value::Table(metrics));
-            }
-            aniprint::separate::train::write_card(&card, &dirs[0])?;
+    if a.update_card
+        && let Some(metrics) = report.card_metrics(&names[0])
+    {
+        let mut card = seps[0].card().clone();
+        let entry = card
+            .provenance
+            .entry("metrics")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = entry {
+            t.insert("eval".into(), toml::Value::Table(metrics));
         }
+        aniprint::separate::train::write_card(&card, &dirs[0])?;
     }
     if a.json {
         super::print_json(&report)?;

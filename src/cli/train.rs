@@ -181,13 +181,13 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if replaces_default {
         // Without --out the run replaces an installed model: one of another shape would leave
         // the default ensemble unloadable (its config must be its first member's).
-        if let Ok(card) = aniprint::fingerprint::read_card(&opts.out) {
-            if card.config != opts.fingerprint {
-                anyhow::bail!(
-                    "this run's config differs from {}'s, which it would replace: give --out",
-                    opts.out.display()
-                );
-            }
+        if let Ok(card) = aniprint::fingerprint::read_card(&opts.out)
+            && card.config != opts.fingerprint
+        {
+            anyhow::bail!(
+                "this run's config differs from {}'s, which it would replace: give --out",
+                opts.out.display()
+            );
         }
     }
     if let Some(shift) = a.max_shift_s {
@@ -260,7 +260,7 @@ impl Progress for BarSink {
     }
     fn message(&self, msg: &str) {
         self.0.set_message(msg.to_string());
-        if self.0.is_hidden() && self.0.position() % 25 == 0 {
+        if self.0.is_hidden() && self.0.position().is_multiple_of(25) {
             eprintln!("step {}/{} {msg}", self.0.position(), self.0.length().unwrap_or(0));
         }
     }

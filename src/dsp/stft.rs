@@ -207,7 +207,7 @@ impl Stft {
                 }
                 s.spectrum.copy_from_slice(bins);
                 s.spectrum[0].im = 0.0;
-                if n_fft % 2 == 0 {
+                if n_fft.is_multiple_of(2) {
                     s.spectrum[n_bins - 1].im = 0.0;
                 }
                 self.inverse

@@ -113,14 +113,14 @@ impl Config {
         if self.channels.is_empty() {
             return Err("channels is empty".into());
         }
-        if self.bins % m != 0 || self.bins > self.n_fft / 2 + 1 {
+        if !self.bins.is_multiple_of(m) || self.bins > self.n_fft / 2 + 1 {
             return Err(format!(
                 "bins {} must be a multiple of {m} and at most n_fft/2+1 = {}",
                 self.bins,
                 self.n_fft / 2 + 1
             ));
         }
-        if self.patch_frames % m != 0 {
+        if !self.patch_frames.is_multiple_of(m) {
             return Err(format!("patch_frames {} must be a multiple of {m}", self.patch_frames));
         }
         if self.hop == 0 || self.n_fft < 2 * self.hop {
@@ -233,7 +233,7 @@ impl Norm {
         Ok(match cfg.norm {
             NormKind::Group => {
                 let mut groups = cfg.groups.clamp(1, c);
-                while c % groups != 0 {
+                while !c.is_multiple_of(groups) {
                     groups -= 1;
                 }
                 Norm::Group { gamma, beta, groups }
