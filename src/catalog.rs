@@ -9,6 +9,10 @@
 //! Schema versions: adding a database (as uploads, matches, rights and audit were added) is
 //! compatible, since opening creates any missing one empty, so [`SCHEMA_VERSION`] changes only
 //! when an existing record's layout does. New record fields carry `#[serde(default)]`.
+//!
+//! Every open handle holds a shared `flock` on `aniprint.lock` in the directory, so
+//! [`Catalog::compact`], which swaps the data file for a compacted copy, can tell that no other
+//! process has the catalog open (one that had would go on writing to the old file).
 
 pub mod audit;
 pub mod date;
@@ -16,6 +20,7 @@ pub mod matches;
 pub mod records;
 pub mod rights;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -37,6 +42,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 // other threads hold read transactions would invalidate their memory).
 const INITIAL_MAP: usize = 64 << 30;
 const MAX_DBS: u32 = 32;
+/// The file every open handle holds a shared lock on (see the module docs).
+const LOCK_FILE: &str = "aniprint.lock";
+/// LMDB's data file.
+const DATA_FILE: &str = "data.mdb";
 
 /// The default catalog directory: `ANIPRINT_CATALOG`, else `./catalog`.
 pub fn default_home() -> PathBuf {
@@ -74,6 +83,17 @@ pub struct Catalog {
     env: Env,
     dbs: Dbs,
     path: PathBuf,
+    /// Shared `flock` on [`LOCK_FILE`] while this handle lives.
+    lock: File,
+}
+
+/// What [`Catalog::compact`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    /// Size of the data file before, bytes.
+    pub before: u64,
+    /// Size of the compacted data file, bytes.
+    pub after: u64,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -110,9 +130,18 @@ impl Catalog {
     fn open_with_map(path: &Path, initial_map: usize) -> Result<Self> {
         let path = path.to_path_buf();
         std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let lock_path = path.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        // Blocks only while a compaction swaps the data file (seconds).
+        lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
         // The data file may already be bigger than our initial map (it grew in an earlier run).
         let existing =
-            std::fs::metadata(path.join("data.mdb")).map(|m| m.len() as usize).unwrap_or(0);
+            std::fs::metadata(path.join(DATA_FILE)).map(|m| m.len() as usize).unwrap_or(0);
         let map = grow_to(initial_map, existing + (existing / 2));
         let env = open_env(&path, map)?;
         let wtxn = env.write_txn()?;
@@ -156,7 +185,7 @@ impl Catalog {
             audit,
             audit_by_target,
         };
-        let cat = Self { env, dbs, path };
+        let cat = Self { env, dbs, path, lock };
         cat.check_schema()?;
         Ok(cat)
     }
@@ -164,6 +193,50 @@ impl Catalog {
     /// The catalog's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Rewrite the data file without its free pages (LMDB files never shrink on their own:
+    /// removed episodes and dropped forests leave free pages behind).
+    ///
+    /// Refuses with [`Error::CatalogBusy`] when another process has the catalog open. `prepare`
+    /// runs first, once this handle is the only one, for changes that free pages (dropping
+    /// vector forests). Then a compacted copy is written beside the data file, synced, and
+    /// renamed over it, so a crash at any point leaves either the old file or the new one.
+    pub fn compact<T>(
+        self,
+        prepare: impl FnOnce(&Catalog) -> Result<T>,
+    ) -> Result<(T, Compaction)> {
+        // Shared -> exclusive; fails while any other handle (process) holds its shared lock.
+        match self.lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::CatalogBusy { path: self.path.clone() });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(self.path.join(LOCK_FILE), e));
+            }
+        }
+        let prepared = prepare(&self)?;
+        let data = self.path.join(DATA_FILE);
+        let tmp = self.path.join("data.mdb.compacting");
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, e));
+        let before = size(&data)?;
+        let copy = self.env.copy_to_path(&tmp, heed::CompactionOption::Enabled)?;
+        // Keep the data file's mode (LMDB made it 0600; a new file would get the umask's).
+        let mode = std::fs::metadata(&data).map_err(|e| Error::io(&data, e))?.permissions();
+        copy.set_permissions(mode)
+            .and_then(|()| copy.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
+        drop(copy);
+        let Catalog { env, path, lock, .. } = self;
+        // The environment must be closed before its file is replaced; the exclusive lock is
+        // held until the new file is in place, so nobody opens the old one meanwhile.
+        env.prepare_for_closing().wait();
+        std::fs::rename(&tmp, &data).map_err(|e| Error::io(&data, e))?;
+        File::open(&path).and_then(|d| d.sync_all()).map_err(|e| Error::io(&path, e))?;
+        let after = size(&data)?;
+        drop(lock);
+        Ok((prepared, Compaction { before, after }))
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -473,6 +546,43 @@ mod tests {
         assert!(cat.pieces().unwrap().iter().all(|p| p.status == PieceStatus::Unreviewed));
         assert_eq!(cat.set_pieces_status(&ids, PieceStatus::Keep).unwrap().len(), 2);
         assert!(cat.pieces().unwrap().iter().all(|p| p.status == PieceStatus::Keep));
+    }
+
+    #[test]
+    fn compact_shrinks_the_file_keeps_the_records_and_refuses_beside_another_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        // ~4 MB of pieces, then all but one episode removed: free pages LMDB keeps.
+        for e in 0..40 {
+            let id = format!("e{e:03}");
+            let pieces: Vec<Piece> =
+                (0..100).map(|i| piece(&id, i, u64::from(i) * 16_000, 16_000)).collect();
+            cat.insert_episode(&episode(&id, &format!("h{e}")), &pieces).unwrap();
+        }
+        for e in 1..40 {
+            cat.remove_episode(&format!("e{e:03}")).unwrap();
+        }
+        cat.set_piece_status(&cat.pieces_of("e000").unwrap()[7].id, PieceStatus::Keep).unwrap();
+
+        // Another process's handle is a shared lock on the same file.
+        let other = File::open(dir.path().join(LOCK_FILE)).unwrap();
+        other.lock_shared().unwrap();
+        let err = cat.compact(|_| Ok(())).unwrap_err();
+        assert!(matches!(err, Error::CatalogBusy { .. }), "{err}");
+        drop(other);
+
+        let cat = Catalog::open(dir.path()).unwrap();
+        let (episodes, done) = cat.compact(|c| Ok(c.stats()?.episodes)).unwrap();
+        assert_eq!(episodes, 1);
+        assert!(done.after * 2 < done.before, "{done:?}");
+        assert!(!dir.path().join("data.mdb.compacting").exists());
+        let cat = Catalog::open(dir.path()).unwrap();
+        let s = cat.stats().unwrap();
+        assert_eq!((s.episodes, s.pieces), (1, 100));
+        assert_eq!(cat.pieces_of("e000").unwrap()[7].status, PieceStatus::Keep);
+        // And it takes writes as before.
+        cat.insert_episode(&episode("new", "hn"), &[piece("new", 0, 0, 16_000)]).unwrap();
+        assert_eq!(cat.stats().unwrap().episodes, 2);
     }
 
     #[test]

@@ -69,6 +69,15 @@ pub enum Error {
         /// Schema version this build writes.
         expected: u32,
     },
+    /// Another process has the catalog open (see [`crate::catalog::Catalog::compact`]).
+    #[error(
+        "catalog at {path} is open in another aniprint process (the TUI, an ingest, a scan): \
+         close it and run this again"
+    )]
+    CatalogBusy {
+        /// The catalog directory.
+        path: PathBuf,
+    },
     /// A record that was asked for does not exist.
     #[error("{kind} {id} not found in the catalog")]
     NotFound {

@@ -16,6 +16,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shrink the catalog file: drop the vector forests no search reads (catalogs from before
+    /// forests were built on demand carry one per index) and rewrite the file without its free
+    /// pages. Refuses while another aniprint process has the catalog open.
+    Compact {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove episodes and their pieces (the media files are not touched).
     Remove {
         /// Episode ids (see `aniprint ls`).
@@ -110,6 +118,32 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     mib(ix.arroy)
                 )?;
             }
+        }
+        Command::Compact { json } => {
+            let (dropped, done) = catalog
+                .compact(|c| aniprint::index::CatalogIndex::open(c)?.drop_unsearched_forests())?;
+            let forests: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+            if json {
+                #[derive(Serialize)]
+                struct Compacted {
+                    before_bytes: u64,
+                    after_bytes: u64,
+                    forests_dropped: Vec<String>,
+                }
+                let c = Compacted {
+                    before_bytes: done.before,
+                    after_bytes: done.after,
+                    forests_dropped: forests,
+                };
+                super::print_json(&c)?;
+            } else if !ctx.quiet {
+                writeln!(out, "compacted   {} -> {}", mib(done.before), mib(done.after))?;
+                writeln!(out, "forests     {} dropped (nothing searches them)", forests.len())?;
+                for f in &forests {
+                    writeln!(out, "            {f}")?;
+                }
+            }
+            return Ok(Outcome::Ok);
         }
         Command::Remove { ids } => {
             for id in &ids {

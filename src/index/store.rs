@@ -701,6 +701,40 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         Ok(out)
     }
 
+    /// Drop the arroy forests no search would read: those of every model whose largest index
+    /// is below [`AUTO_ANN_FROM`](crate::index::AUTO_ANN_FROM) segments (catalogs written
+    /// before forests were built on demand carry one per index). The indexes keep their
+    /// vectors; a later `--search ann` plants and builds the forest again. One transaction;
+    /// returns the keys whose forest was dropped.
+    pub fn drop_unsearched_forests(&self) -> Result<Vec<IndexKey>> {
+        let regs = self.read(|r| self.all_registered(r))?;
+        let mut largest: HashMap<&str, u64> = HashMap::new();
+        for r in &regs {
+            let most = largest.entry(r.key.model.as_str()).or_default();
+            *most = (*most).max(r.vectors);
+        }
+        let unsearched = |r: &Registered| {
+            r.forest != Some(false)
+                && SearchKind::for_size(largest[r.key.model.as_str()]) == SearchKind::Exact
+        };
+        let keys: Vec<IndexKey> =
+            regs.iter().filter(|r| unsearched(r)).map(|r| r.key.clone()).collect();
+        if keys.is_empty() {
+            return Ok(keys);
+        }
+        self.catalog().write_txn(|wtxn| {
+            for key in &keys {
+                let Some(mut reg) = self.registered(wtxn, key)? else { continue };
+                let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
+                writer.clear(wtxn).map_err(arroy_err)?;
+                reg.forest = Some(false);
+                self.save(wtxn, &reg)?;
+            }
+            Ok(())
+        })?;
+        Ok(keys)
+    }
+
     /// The pieces stored in `key` with their number of vectors, sorted by piece id.
     pub fn pieces(&self, key: &IndexKey) -> Result<Vec<(String, u32)>> {
         self.read(|rtxn| {
@@ -1076,7 +1110,7 @@ fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
     if piece.is_empty() {
         return Err(Error::Invalid("a piece id cannot be empty".into()));
     }
-    if v.dim == 0 || v.data.len() % v.dim != 0 {
+    if v.dim == 0 || !v.data.len().is_multiple_of(v.dim) {
         return Err(Error::Invalid(format!(
             "piece {piece}: {} floats do not make {}-d vectors",
             v.data.len(),
@@ -1250,6 +1284,36 @@ mod tests {
 
     /// A catalog an older binary wrote to after this one: its record lost the flag, and arroy
     /// got only the vectors that binary stored. The next build must plant the rest.
+    #[test]
+    fn compact_drops_forests_nothing_searches() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let mix = key(super::super::Stem::Mix);
+        let mut rng = StdRng::seed_from_u64(9);
+        let a = piece(&mut rng, 400, 16);
+        {
+            let index = CatalogIndex::open(&cat).unwrap();
+            index.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+            index.build(&mix).unwrap();
+            assert!(index.disk_usage().unwrap().arroy > 0);
+        }
+        let (dropped, _) =
+            cat.compact(|c| CatalogIndex::open(c)?.drop_unsearched_forests()).unwrap();
+        assert_eq!(dropped, vec![mix.clone()]);
+
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        assert_eq!(index.disk_usage().unwrap().arroy, 0);
+        assert!(index.drop_unsearched_forests().unwrap().is_empty());
+        let h = top1(&index, &mix, a.row(5), SearchKind::Exact);
+        assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 5));
+        // An approximate search plants the forest again.
+        assert!(index.needs_build(&mix).unwrap());
+        assert_eq!(index.build(&mix).unwrap().items, 400);
+        let h = top1(&index, &mix, a.row(7), SearchKind::Ann);
+        assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 7));
+    }
+
     #[test]
     fn a_forest_missing_vectors_is_planted_again() {
         let dir = tempfile::tempdir().unwrap();
