@@ -46,6 +46,8 @@ const MAX_DBS: u32 = 32;
 const LOCK_FILE: &str = "aniprint.lock";
 /// LMDB's data file.
 const DATA_FILE: &str = "data.mdb";
+/// Where [`Catalog::compact`] writes the copy before renaming it over [`DATA_FILE`].
+const COMPACTING_FILE: &str = "data.mdb.compacting";
 
 /// The default catalog directory: `ANIPRINT_CATALOG`, else `./catalog`.
 pub fn default_home() -> PathBuf {
@@ -139,6 +141,9 @@ impl Catalog {
             .map_err(|e| Error::io(&lock_path, e))?;
         // Blocks only while a compaction swaps the data file (seconds).
         lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
+        // A compaction holds the lock exclusively until its copy is renamed: one left now was
+        // cut short (killed, disk full) and is only taking space.
+        let _ = std::fs::remove_file(path.join(COMPACTING_FILE));
         // The data file may already be bigger than our initial map (it grew in an earlier run).
         let existing =
             std::fs::metadata(path.join(DATA_FILE)).map(|m| m.len() as usize).unwrap_or(0);
@@ -218,25 +223,56 @@ impl Catalog {
         }
         let prepared = prepare(&self)?;
         let data = self.path.join(DATA_FILE);
-        let tmp = self.path.join("data.mdb.compacting");
-        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).map_err(|e| Error::io(p, e));
-        let before = size(&data)?;
-        let copy = self.env.copy_to_path(&tmp, heed::CompactionOption::Enabled)?;
-        // Keep the data file's mode (LMDB made it 0600; a new file would get the umask's).
-        let mode = std::fs::metadata(&data).map_err(|e| Error::io(&data, e))?.permissions();
-        copy.set_permissions(mode)
-            .and_then(|()| copy.sync_all())
-            .map_err(|e| Error::io(&tmp, e))?;
-        drop(copy);
+        let tmp = self.path.join(COMPACTING_FILE);
+        let meta = std::fs::metadata(&data).map_err(|e| Error::io(&data, e))?;
+        let before = meta.len();
+        if let Err(e) = self.write_copy(&tmp, &meta) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         let Catalog { env, path, lock, .. } = self;
         // The environment must be closed before its file is replaced; the exclusive lock is
-        // held until the new file is in place, so nobody opens the old one meanwhile.
+        // held until the new file is in place, so no aniprint opens the old one meanwhile.
         env.prepare_for_closing().wait();
+        // A program without that lock (an older aniprint, mdb_stat, a backup) may still have
+        // the environment open: it would keep the old file's transaction id in lock.mdb and
+        // could read or write the copy's meta pages wrongly. LMDB's own test says.
+        let lmdb = match lmdb_sole_user(&path) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         std::fs::rename(&tmp, &data).map_err(|e| Error::io(&data, e))?;
         File::open(&path).and_then(|d| d.sync_all()).map_err(|e| Error::io(&path, e))?;
-        let after = size(&data)?;
+        if let Some(l) = lmdb {
+            // The old file's reader table and transaction id: emptied, so the next opener
+            // (the sole one, with the lock released) sets the region up from the new file.
+            l.set_len(0).map_err(|e| Error::io(path.join("lock.mdb"), e))?;
+        }
+        let after = std::fs::metadata(&data).map(|m| m.len()).map_err(|e| Error::io(&data, e))?;
         drop(lock);
         Ok((prepared, Compaction { before, after }))
+    }
+
+    /// Write the compacted copy to `tmp` with the data file's owner and mode (LMDB made it
+    /// 0600; a new file would get the umask's and the running user's), synced.
+    fn write_copy(&self, tmp: &Path, data: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+        let io = |e| Error::io(tmp, e);
+        let mut copy = File::options()
+            .write(true)
+            .create_new(true)
+            .mode(data.permissions().mode() & 0o777)
+            .open(tmp)
+            .map_err(io)?;
+        let owner = copy.metadata().map_err(io)?;
+        if (owner.uid(), owner.gid()) != (data.uid(), data.gid()) {
+            std::os::unix::fs::fchown(&copy, Some(data.uid()), Some(data.gid())).map_err(io)?;
+        }
+        self.env.copy_to_file(&mut copy, heed::CompactionOption::Enabled)?;
+        copy.sync_all().map_err(io)
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -461,6 +497,37 @@ fn open_env(path: &Path, map: usize) -> Result<Env> {
     })
 }
 
+/// LMDB's test for "nobody else has this environment open": a write lock on byte 0 of
+/// `lock.mdb`, on which every open environment holds a read lock (of any program: it is LMDB's
+/// own protocol). Returns the lock file, locked; `None` if there is none.
+fn lmdb_sole_user(dir: &Path) -> Result<Option<File>> {
+    use std::os::fd::AsRawFd;
+    let p = dir.join("lock.mdb");
+    let f = match File::options().read(true).write(true).open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&p, e)),
+    };
+    // SAFETY: plain C struct, all-zero is a valid value.
+    #[allow(unsafe_code)]
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    // SAFETY: fcntl on a descriptor this function owns, with a valid `flock`.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &lock) };
+    if rc == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Err(Error::CatalogBusy { path: dir.to_path_buf() }),
+        _ => Err(Error::io(&p, e)),
+    }
+}
+
 /// The smallest map size >= `min` that is `base` doubled some times (page-aligned).
 fn grow_to(base: usize, min: usize) -> usize {
     let mut size = base;
@@ -575,7 +642,7 @@ mod tests {
         let (episodes, done) = cat.compact(|c| Ok(c.stats()?.episodes)).unwrap();
         assert_eq!(episodes, 1);
         assert!(done.after * 2 < done.before, "{done:?}");
-        assert!(!dir.path().join("data.mdb.compacting").exists());
+        assert!(!dir.path().join(COMPACTING_FILE).exists());
         let cat = Catalog::open(dir.path()).unwrap();
         let s = cat.stats().unwrap();
         assert_eq!((s.episodes, s.pieces), (1, 100));
@@ -583,6 +650,47 @@ mod tests {
         // And it takes writes as before.
         cat.insert_episode(&episode("new", "hn"), &[piece("new", 0, 0, 16_000)]).unwrap();
         assert_eq!(cat.stats().unwrap().episodes, 2);
+    }
+
+    /// A program without aniprint's lock (an older aniprint, mdb_stat) with the environment
+    /// open: the test binary again, as a child, opening it the way those do.
+    #[test]
+    fn compact_refuses_beside_a_program_without_the_lock() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Command, Stdio};
+        const NAME: &str = "catalog::tests::compact_refuses_beside_a_program_without_the_lock";
+        if let Ok(dir) = std::env::var("ANIPRINT_TEST_HOLD_ENV") {
+            let _env = open_env(Path::new(&dir), INITIAL_MAP).unwrap();
+            println!("LMDB-HELD");
+            std::io::stdout().flush().unwrap();
+            std::io::stdin().read_line(&mut String::new()).unwrap();
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        cat.insert_episode(&episode("aaa", "h1"), &[piece("aaa", 0, 0, 16_000)]).unwrap();
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("ANIPRINT_TEST_HOLD_ENV", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.any(|l| l.unwrap().contains("LMDB-HELD")), "the child did not open it");
+        let before = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+
+        let err = cat.compact(|_| Ok(())).unwrap_err();
+        assert!(matches!(err, Error::CatalogBusy { .. }), "{err}");
+        assert_eq!(std::fs::read(dir.path().join(DATA_FILE)).unwrap(), before);
+        assert!(!dir.path().join(COMPACTING_FILE).exists());
+
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
+        let cat = Catalog::open(dir.path()).unwrap();
+        let ((), _) = cat.compact(|_| Ok(())).unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        assert_eq!(cat.stats().unwrap().pieces, 1);
     }
 
     #[test]

@@ -1282,8 +1282,6 @@ mod tests {
         assert!(old.forest.is_none() && old.mirrored());
     }
 
-    /// A catalog an older binary wrote to after this one: its record lost the flag, and arroy
-    /// got only the vectors that binary stored. The next build must plant the rest.
     #[test]
     fn compact_drops_forests_nothing_searches() {
         let dir = tempfile::tempdir().unwrap();
@@ -1314,6 +1312,8 @@ mod tests {
         assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 7));
     }
 
+    /// A catalog an older binary wrote to after this one: its record lost the flag, and arroy
+    /// got only the vectors that binary stored. The next build must plant the rest.
     #[test]
     fn a_forest_missing_vectors_is_planted_again() {
         let dir = tempfile::tempdir().unwrap();
