@@ -66,16 +66,16 @@ fn committed_model_finds_a_reused_clip_at_the_right_offset() {
 #[test]
 fn an_ensemble_card_is_its_members_side_by_side() {
     let models = aniprint::fingerprint::models_dir();
-    let e1 = Fingerprinter::load(&models.join("fingerprint-e1"), &Device::Cpu).unwrap();
-    let v6 = Fingerprinter::load(&models.join("fingerprint-v6"), &Device::Cpu).unwrap();
-    let v5 = Fingerprinter::load(&models.join("fingerprint-v5"), &Device::Cpu).unwrap();
-    assert_eq!((e1.card().name.as_str(), e1.dim(), v6.dim()), ("fingerprint-e1", 256, 128));
+    let ens = Fingerprinter::load(&models.join("fingerprint-e3"), &Device::Cpu).unwrap();
+    let first = Fingerprinter::load(&models.join("fingerprint-v10"), &Device::Cpu).unwrap();
+    let second = Fingerprinter::load(&models.join("fingerprint-v11"), &Device::Cpu).unwrap();
+    assert_eq!((ens.card().name.as_str(), ens.dim(), first.dim()), ("fingerprint-e3", 256, 128));
     let up = load_8k("uploads/up01.mp4");
     let clip = &up[37 * 8000..42 * 8000];
     let (e, a, b) = (
-        e1.fingerprint(clip).unwrap(),
-        v6.fingerprint(clip).unwrap(),
-        v5.fingerprint(clip).unwrap(),
+        ens.fingerprint(clip).unwrap(),
+        first.fingerprint(clip).unwrap(),
+        second.fingerprint(clip).unwrap(),
     );
     assert_eq!(e.len(), a.len());
     let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| p * q).sum::<f32>();
@@ -84,9 +84,9 @@ fn an_ensemble_card_is_its_members_side_by_side() {
         let mean = (dot(a.row(0), a.row(i)) + dot(b.row(0), b.row(i))) / 2.0;
         assert!((dot(e.row(0), e.row(i)) - mean).abs() < 1e-4);
     }
-    let refs = e1.fingerprint(&load_8k("episodes/ep02.mp4")).unwrap();
+    let refs = ens.fingerprint(&load_8k("episodes/ep02.mp4")).unwrap();
     let best = vote(&search(&refs, &e, 10), 3).into_iter().next().expect("a candidate");
-    let offset_s = best.offset_segments as f64 * e1.config().hop_seconds().0;
+    let offset_s = best.offset_segments as f64 * ens.config().hop_seconds().0;
     assert!((offset_s - 102.0).abs() <= 0.5, "found at {offset_s} s, expected 102 s");
 }
 
