@@ -130,6 +130,17 @@ fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
     // Vectors for the exact scan, and no arroy forest at this size (nothing searches one).
     assert!(stats["index_bytes"]["vectors"].as_u64().unwrap() > 0, "{stats}");
     assert_eq!(stats["index_bytes"]["arroy"].as_u64(), Some(0), "{stats}");
+
+    // Compacting keeps every record and vector; the model in use cannot be dropped.
+    let refused =
+        run(&cat, &["catalog", "compact", "--drop-model", aniprint::fingerprint::DEFAULT_MODEL]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is the model in use"), "{}", refused.stderr);
+    let done = json(&cat, &["catalog", "compact", "--json"]);
+    assert!(done["after_bytes"].as_u64() <= done["before_bytes"].as_u64(), "{done}");
+    let after = json(&cat, &["catalog", "stats", "--json"]);
+    assert_eq!((after["episodes"].as_u64(), after["pieces"].as_u64()), (Some(3), Some(6)));
+    assert_eq!(after["index_bytes"]["vectors"], stats["index_bytes"]["vectors"], "{after}");
 }
 
 #[test]

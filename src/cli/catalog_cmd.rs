@@ -20,6 +20,10 @@ pub enum Command {
     /// forests were built on demand carry one per index) and rewrite the file without its free
     /// pages. Refuses while another aniprint process has the catalog open.
     Compact {
+        /// Also remove every vector index of this fingerprint model (one the catalog no longer
+        /// uses: its episodes were ingested again with the default model). Repeatable.
+        #[arg(long, value_name = "MODEL")]
+        drop_model: Vec<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -119,9 +123,21 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 )?;
             }
         }
-        Command::Compact { json } => {
-            let (dropped, done) = catalog
-                .compact(|c| aniprint::index::CatalogIndex::open(c)?.drop_unsearched_forests())?;
+        Command::Compact { drop_model, json } => {
+            let default = aniprint::fingerprint::DEFAULT_MODEL;
+            if drop_model.iter().any(|m| m == default) {
+                anyhow::bail!(
+                    "{default} is the model in use: its indexes are what query and scan read"
+                );
+            }
+            let ((models, dropped), done) = catalog.compact(|c| {
+                let index = aniprint::index::CatalogIndex::open(c)?;
+                let models = drop_model
+                    .iter()
+                    .map(|m| index.drop_model(m).map(|(n, v)| (m.clone(), n, v)))
+                    .collect::<aniprint::Result<Vec<_>>>()?;
+                Ok((models, index.drop_unsearched_forests()?))
+            })?;
             let forests: Vec<String> = dropped.iter().map(ToString::to_string).collect();
             if json {
                 #[derive(Serialize)]
@@ -129,11 +145,14 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     before_bytes: u64,
                     after_bytes: u64,
                     forests_dropped: Vec<String>,
+                    /// (model, indexes, vectors) removed.
+                    models_dropped: Vec<(String, usize, u64)>,
                 }
                 let c = Compacted {
                     before_bytes: done.before,
                     after_bytes: done.after,
                     forests_dropped: forests,
+                    models_dropped: models,
                 };
                 super::print_json(&c)?;
             } else if !ctx.quiet {
@@ -141,6 +160,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 writeln!(out, "forests     {} dropped (nothing searches them)", forests.len())?;
                 for f in &forests {
                     writeln!(out, "            {f}")?;
+                }
+                for (m, n, v) in &models {
+                    writeln!(out, "model       {m}: {n} indexes, {v} vectors removed")?;
                 }
             }
             return Ok(Outcome::Ok);

@@ -735,6 +735,41 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         Ok(keys)
     }
 
+    /// Remove every index of `model` (its vectors, item ranges, forests and registry records)
+    /// in one transaction: what a catalog keeps of a fingerprint model it no longer uses once
+    /// its episodes were ingested again with a new one. Returns the indexes and vectors removed.
+    pub fn drop_model(&self, model: &str) -> Result<(usize, u64)> {
+        let done = self.catalog().write_txn(|wtxn| {
+            let regs: Vec<Registered> =
+                self.all_registered(wtxn)?.into_iter().filter(|r| r.key.model == model).collect();
+            let mut vectors = 0;
+            for reg in &regs {
+                let pieces: Vec<Vec<u8>> = self
+                    .dbs
+                    .pieces
+                    .remap_data_type::<DecodeIgnore>()
+                    .prefix_iter(wtxn, &reg.index.to_be_bytes())?
+                    .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
+                    .collect::<Result<_>>()?;
+                for key in pieces {
+                    let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
+                    let (first, _) = piece_header(v)?;
+                    self.dbs.pieces.delete(wtxn, &key)?;
+                    self.dbs.items.delete(wtxn, &first)?;
+                }
+                arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize)
+                    .clear(wtxn)
+                    .map_err(arroy_err)?;
+                self.dbs.registry.delete(wtxn, &registry_key(&reg.key))?;
+                vectors += reg.vectors;
+            }
+            Ok((regs.len(), vectors))
+        })?;
+        // A key registered again later starts at generation 0, which a cached copy could match.
+        self.clear_cache();
+        Ok(done)
+    }
+
     /// The pieces stored in `key` with their number of vectors, sorted by piece id.
     pub fn pieces(&self, key: &IndexKey) -> Result<Vec<(String, u32)>> {
         self.read(|rtxn| {
@@ -1280,6 +1315,30 @@ mod tests {
         let old = r#"{"key":{"model":"m","stem":"mix"},"index":0,"dim":16,"vectors":1,"pieces":1,"generation":1}"#;
         let old: Registered = serde_json::from_str(old).unwrap();
         assert!(old.forest.is_none() && old.mirrored());
+    }
+
+    #[test]
+    fn dropping_a_model_removes_its_indexes_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let mix = key(super::super::Stem::Mix);
+        let old = IndexKey { model: "old-model".into(), ..mix.clone() };
+        let mut rng = StdRng::seed_from_u64(11);
+        let (a, b) = (piece(&mut rng, 40, 16), piece(&mut rng, 30, 8));
+        index.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+        index.add_piece(&old, "aaaa-000000000", &b).unwrap();
+        index.build(&old).unwrap();
+        assert_eq!(index.drop_model("old-model").unwrap(), (1, 30));
+        assert_eq!(index.keys().unwrap(), vec![mix.clone()]);
+        assert_eq!(index.disk_usage().unwrap().arroy, 0);
+        assert!(index.pieces(&old).unwrap().is_empty());
+        let h = top1(&index, &mix, a.row(3), SearchKind::Exact);
+        assert_eq!((h.piece.as_str(), h.segment), ("aaaa-000000000", 3));
+        // Items 0-39 are the kept index's, 40-69 were the dropped one's.
+        assert_eq!(index.segment(39).unwrap().map(|(k, s)| (k, s.segment)), Some((mix, 39)));
+        assert!(index.segment(40).unwrap().is_none());
+        assert_eq!(index.drop_model("old-model").unwrap(), (0, 0));
     }
 
     #[test]
