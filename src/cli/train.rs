@@ -66,7 +66,7 @@ pub struct FingerprintArgs {
     #[arg(long)]
     cache: Option<PathBuf>,
     /// Where the finished model goes (default: the default model's folder in models/; for
-    /// the default ensemble, its first member's, fingerprint-v6).
+    /// the default ensemble, its first member's, fingerprint-v10).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Optimiser steps.
