@@ -598,7 +598,7 @@ fn train_fingerprint_refuses_bad_settings_before_loading_any_audio() {
         (vec!["--max-shift-s", "5"], "--max-shift-s: max_shift_s = 5".to_string()),
         (vec!["--config", wide.to_str().unwrap()], format!("{}", wide.display())),
         (vec!["--device", "gpu"], "invalid value 'gpu' for '--device <DEVICE>'".to_string()),
-        // Without --out a v5-shaped run would replace fingerprint-v6, the default ensemble's
+        // Without --out a v5-shaped run would replace fingerprint-v10, the default ensemble's
         // first member, and leave the ensemble unloadable.
         (
             vec!["--config", v5_card.to_str().unwrap()],

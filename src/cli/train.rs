@@ -69,11 +69,12 @@ pub struct FingerprintArgs {
     /// the default ensemble, its first member's, fingerprint-v10).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 6000)]
+    /// Optimiser steps (the default and the next option's are fingerprint-v10's, so a bare run
+    /// retrains the default ensemble's first member, which it replaces without --out).
+    #[arg(long, default_value_t = 10_000)]
     steps: usize,
     /// (anchor, positive) pairs per step.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     batch: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 2e-3)]
