@@ -679,8 +679,10 @@ impl TrainOptions {
             corpus,
             state,
             out,
-            steps: 6000,
-            batch_pairs: 128,
+            // fingerprint-v10's recipe, the default ensemble's first member: a run without
+            // --out replaces it (`aniprint train` and the TUI's `:train` share these).
+            steps: 10_000,
+            batch_pairs: 256,
             lr: 2e-3,
             warmup: 200,
             weight_decay: 1e-4,
