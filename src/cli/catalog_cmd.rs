@@ -165,7 +165,6 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     writeln!(out, "model       {m}: {n} indexes, {v} vectors removed")?;
                 }
             }
-            return Ok(Outcome::Ok);
         }
         Command::Remove { ids } => {
             for id in &ids {

@@ -175,6 +175,16 @@ struct Dbs {
 }
 
 impl Dbs {
+    /// The `index.pieces` keys starting with `prefix` (an index number, maybe with a piece
+    /// prefix after it), copied out so the caller may write between them.
+    fn piece_keys(&self, rtxn: &RoTxn<'_>, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.pieces
+            .remap_data_type::<DecodeIgnore>()
+            .prefix_iter(rtxn, prefix)?
+            .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
+            .collect()
+    }
+
     /// Item id -> (arroy index, piece, segment) through the range map.
     fn resolve(&self, rtxn: &RoTxn<'_>, item: u32) -> Result<Option<(u16, SegmentRef)>> {
         let Some((first, value)) = self.items.get_lower_than_or_equal_to(rtxn, &item)? else {
@@ -524,13 +534,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         let mut removed = 0;
         for mut reg in self.all_registered(wtxn)? {
             let start = piece_key(reg.index, prefix);
-            let pieces: Vec<String> = self
-                .dbs
-                .pieces
-                .remap_data_type::<DecodeIgnore>()
-                .prefix_iter(wtxn, &start)?
-                .map(|r| r.map(|(k, ())| piece_of_key(k)).map_err(Error::from))
-                .collect::<Result<_>>()?;
+            let pieces: Vec<String> =
+                self.dbs.piece_keys(wtxn, &start)?.iter().map(|k| piece_of_key(k)).collect();
             for piece in &pieces {
                 if self.remove_in(wtxn, &mut reg, piece)? {
                     removed += 1;
@@ -654,13 +659,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         reg: &Registered,
         progress: &dyn Progress,
     ) -> Result<()> {
-        let keys: Vec<Vec<u8>> = self
-            .dbs
-            .pieces
-            .remap_data_type::<DecodeIgnore>()
-            .prefix_iter(wtxn, &reg.index.to_be_bytes())?
-            .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
-            .collect::<Result<_>>()?;
+        let keys = self.dbs.piece_keys(wtxn, &reg.index.to_be_bytes())?;
         progress.message(&format!("{}: copying {} vectors into arroy", reg.key, reg.vectors));
         let mut buf = Vec::new();
         for key in keys {
@@ -744,14 +743,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 self.all_registered(wtxn)?.into_iter().filter(|r| r.key.model == model).collect();
             let mut vectors = 0;
             for reg in &regs {
-                let pieces: Vec<Vec<u8>> = self
-                    .dbs
-                    .pieces
-                    .remap_data_type::<DecodeIgnore>()
-                    .prefix_iter(wtxn, &reg.index.to_be_bytes())?
-                    .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
-                    .collect::<Result<_>>()?;
-                for key in pieces {
+                for key in self.dbs.piece_keys(wtxn, &reg.index.to_be_bytes())? {
                     let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
                     let (first, _) = piece_header(v)?;
                     self.dbs.pieces.delete(wtxn, &key)?;
@@ -853,14 +845,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         queries: &Fingerprints,
         k: usize,
     ) -> Result<Vec<Vec<Hit>>> {
-        let keys: Vec<Vec<u8>> = self.read(|rtxn| {
-            self.dbs
-                .pieces
-                .remap_data_type::<DecodeIgnore>()
-                .prefix_iter(rtxn, &reg.index.to_be_bytes())?
-                .map(|r| r.map(|(k, ())| k.to_vec()).map_err(Error::from))
-                .collect()
-        })?;
+        let keys = self.read(|rtxn| self.dbs.piece_keys(rtxn, &reg.index.to_be_bytes()))?;
         let nq = queries.len();
         let tasks = (rayon::current_num_threads() * 4).max(1);
         let chunk = keys.len().div_ceil(tasks).max(1);
