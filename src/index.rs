@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 use crate::fingerprint::Fingerprints;
+pub use flat::Precision;
 pub use store::{BuildStats, CatalogIndex, DiskUsage, ExactSource, IndexOptions, Retry};
 pub use vote::{
     Candidate, EpisodeRegion, PhasedCandidate, PiecePlacement, Region, RegionParams,

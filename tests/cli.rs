@@ -136,8 +136,10 @@ fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
         run(&cat, &["catalog", "compact", "--drop-model", aniprint::fingerprint::DEFAULT_MODEL]);
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("is the model in use"), "{}", refused.stderr);
-    let done = json(&cat, &["catalog", "compact", "--json"]);
+    // Ingest writes half floats already: `--f16` has nothing to convert.
+    let done = json(&cat, &["catalog", "compact", "--f16", "--json"]);
     assert!(done["after_bytes"].as_u64() <= done["before_bytes"].as_u64(), "{done}");
+    assert_eq!(done["converted_to_f16"].as_array().map(Vec::len), Some(0), "{done}");
     let after = json(&cat, &["catalog", "stats", "--json"]);
     assert_eq!((after["episodes"].as_u64(), after["pieces"].as_u64()), (Some(3), Some(6)));
     assert_eq!(after["index_bytes"]["vectors"], stats["index_bytes"]["vectors"], "{after}");

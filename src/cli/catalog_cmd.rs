@@ -24,6 +24,10 @@ pub enum Command {
         /// uses: its episodes were ingested again with the default model). Repeatable.
         #[arg(long, value_name = "MODEL")]
         drop_model: Vec<String>,
+        /// Also rewrite the vector indexes stored as 32-bit floats (catalogs from before half
+        /// floats) as 16-bit ones, as new indexes are: their vectors take half the space.
+        #[arg(long)]
+        f16: bool,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -123,28 +127,35 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 )?;
             }
         }
-        Command::Compact { drop_model, json } => {
+        Command::Compact { drop_model, f16, json } => {
             let default = aniprint::fingerprint::DEFAULT_MODEL;
             if drop_model.iter().any(|m| m == default) {
                 anyhow::bail!(
                     "{default} is the model in use: its indexes are what query and scan read"
                 );
             }
-            let ((models, dropped), done) = catalog.compact(|c| {
+            let ((models, dropped, converted), done) = catalog.compact(|c| {
                 let index = aniprint::index::CatalogIndex::open(c)?;
                 let models = drop_model
                     .iter()
                     .map(|m| index.drop_model(m).map(|(n, v)| (m.clone(), n, v)))
                     .collect::<aniprint::Result<Vec<_>>>()?;
-                Ok((models, index.drop_unsearched_forests()?))
+                let converted = match f16 {
+                    true => index.convert_precision(aniprint::index::Precision::F16)?,
+                    false => Vec::new(),
+                };
+                Ok((models, index.drop_unsearched_forests()?, converted))
             })?;
             let forests: Vec<String> = dropped.iter().map(ToString::to_string).collect();
+            let converted: Vec<String> = converted.iter().map(ToString::to_string).collect();
             if json {
                 #[derive(Serialize)]
                 struct Compacted {
                     before_bytes: u64,
                     after_bytes: u64,
                     forests_dropped: Vec<String>,
+                    /// Indexes rewritten as half floats (`--f16`).
+                    converted_to_f16: Vec<String>,
                     /// (model, indexes, vectors) removed.
                     models_dropped: Vec<(String, usize, u64)>,
                 }
@@ -152,6 +163,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     before_bytes: done.before,
                     after_bytes: done.after,
                     forests_dropped: forests,
+                    converted_to_f16: converted,
                     models_dropped: models,
                 };
                 super::print_json(&c)?;
@@ -160,6 +172,9 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 writeln!(out, "forests     {} dropped (nothing searches them)", forests.len())?;
                 for f in &forests {
                     writeln!(out, "            {f}")?;
+                }
+                if f16 {
+                    writeln!(out, "f16         {} indexes converted", converted.len())?;
                 }
                 for (m, n, v) in &models {
                     writeln!(out, "model       {m}: {n} indexes, {v} vectors removed")?;

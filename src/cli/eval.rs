@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use aniprint::eval::{self, EvalOptions};
 use aniprint::fingerprint::train::{self, DEFAULT_VAL_PACKAGES};
 use aniprint::fingerprint::{DEFAULT_MODEL, Fingerprinter, models_dir};
-use aniprint::index::{IndexOptions, Retry, SearchKind};
+use aniprint::index::{IndexOptions, Precision, Retry, SearchKind};
 use candle_core::Device;
 
 use super::train::BarSink;
@@ -115,6 +115,10 @@ pub struct FingerprintArgs {
     /// Share of a query's segments that must agree for it to be settled (--retry unsettled).
     #[arg(long)]
     settled_share: Option<f32>,
+    /// How the reference index stores its vectors (f16: as ingest stores them; f32: as
+    /// catalogs from before half floats do).
+    #[arg(long, value_enum, default_value_t = IndexOptions::default().precision)]
+    precision: Precision,
     /// Query phases: also fingerprint each query shifted by k/N of a hop (a clip too short for
     /// that: up to half a hop either way, padded with silence), best alignment wins.
     #[arg(long, default_value_t = 1)]
@@ -205,6 +209,7 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             retry_distance: a.retry_distance.unwrap_or(IndexOptions::default().retry_distance),
             retry: a.retry,
             settled_share: a.settled_share.unwrap_or(IndexOptions::default().settled_share),
+            precision: a.precision,
             ..IndexOptions::default()
         },
     };

@@ -6,7 +6,7 @@
 //! |------------------|-----------------------------------|----------------------------------------------|
 //! | `index.meta`     | `"next_item"`                     | next free item id (u64, big-endian)          |
 //! | `index.registry` | `"<model>\0<stem>"`, `\0<offset>` after it off the plain grid | JSON: key, arroy index number, dim, counts, generation |
-//! | `index.pieces`   | arroy index (u16 BE) + piece      | first item (u32 LE), rows (u32 LE), rows x dim f32 LE |
+//! | `index.pieces`   | arroy index (u16 BE) + piece      | first item (u32 LE), rows (u32 LE), rows x dim f16 or f32 LE (the index's `precision`) |
 //! | `index.items`    | first item id (u32 BE)            | arroy index (u16 LE), rows (u32 LE), piece   |
 //! | `index.arroy`    | arroy's keys                      | arroy's items and trees (`Euclidean`)        |
 //!
@@ -19,6 +19,10 @@
 //! [`SegmentRef`] with one range lookup instead of one record per vector, and `index.pieces`
 //! holds each piece's vectors contiguously for the exact scan. Item ids are never reused: a
 //! re-added piece gets fresh ids, so a stale id can never point at the wrong audio.
+//!
+//! An index keeps its vectors as half floats ([`Precision::F16`], the default for a new index)
+//! or as `f32` (indexes written before half floats, or by choice); an index keeps the precision
+//! it was created with, and `catalog compact --f16` converts the older ones.
 //!
 //! Every write to an index bumps its generation in the registry, in the same transaction; the
 //! in-memory copy used by [`ExactSource::Memory`] is reloaded when the generation it was taken
@@ -46,7 +50,7 @@ use rand::rngs::StdRng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::flat::{self, BlockMeta, FlatMatrix, TopK};
+use super::flat::{self, BlockMeta, FlatMatrix, Precision, TopK};
 use super::{
     Hit, IndexKey, PhasedCandidate, SearchKind, SegmentRef, VectorStore, settled, vote_phases,
 };
@@ -114,6 +118,9 @@ pub struct IndexOptions {
     pub settled_share: f32,
     /// Where the exact search reads vectors from.
     pub exact_source: ExactSource,
+    /// How an index created through this handle stores its vectors (an existing index keeps
+    /// its own).
+    pub precision: Precision,
     /// Seed of the tree-building RNG (mixed with the index generation), for reproducible forests.
     pub seed: u64,
 }
@@ -128,6 +135,7 @@ impl Default for IndexOptions {
             retry: Retry::Unsettled,
             settled_share: 0.8,
             exact_source: ExactSource::Mapped,
+            precision: Precision::F16,
             seed: 0x5eed,
         }
     }
@@ -156,12 +164,30 @@ struct Registered {
     /// checked at the next build.
     #[serde(default)]
     forest: Option<bool>,
+    /// How `index.pieces` holds this index's vectors; records from before the field are `f32`.
+    #[serde(default = "precision_before_f16")]
+    precision: Precision,
+}
+
+fn precision_before_f16() -> Precision {
+    Precision::F32
 }
 
 impl Registered {
     /// Whether writes must reach arroy too.
     fn mirrored(&self) -> bool {
         self.forest != Some(false)
+    }
+
+    /// (first item, rows as `f32`) of one of this index's `index.pieces` values, after checking
+    /// that its length is what its header and this index's width and precision say.
+    fn rows<'a>(&self, v: &'a [u8], buf: &'a mut Vec<f32>) -> Result<(u32, &'a [f32])> {
+        let (first, n) = piece_header(v)?;
+        let body = &v[PIECE_HEADER..];
+        if body.len() as u64 != u64::from(n) * u64::from(self.dim) * self.precision.width() as u64 {
+            return Err(corrupt("piece value length does not match its rows"));
+        }
+        Ok((first, flat::rows_of(body, self.precision, buf)))
     }
 }
 
@@ -433,6 +459,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             pieces: 0,
             generation: 0,
             forest: Some(false),
+            precision: self.opts.precision,
         })
     }
 
@@ -464,15 +491,17 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     ) -> Result<()> {
         check_vectors(piece, vectors)?;
         let mut reg = self.register(wtxn, key, vectors.dim)?;
+        check_range(piece, vectors, reg.precision)?;
         self.remove_in(wtxn, &mut reg, piece)?;
         let n = u32::try_from(vectors.len())
             .map_err(|_| Error::Invalid(format!("piece {piece}: too many segments")))?;
         if n > 0 {
             let first = self.alloc_items(wtxn, n)?;
-            let mut value = Vec::with_capacity(PIECE_HEADER + vectors.data.len() * 4);
+            let width = reg.precision.width();
+            let mut value = Vec::with_capacity(PIECE_HEADER + vectors.data.len() * width);
             value.extend_from_slice(&first.to_le_bytes());
             value.extend_from_slice(&n.to_le_bytes());
-            value.extend(vectors.data.iter().flat_map(|x| x.to_le_bytes()));
+            reg.precision.encode(&vectors.data, &mut value);
             self.dbs.pieces.put(wtxn, &piece_key(reg.index, piece), &value)?;
             self.dbs.items.put(wtxn, &first, &range_value(reg.index, n, piece))?;
             if reg.mirrored() {
@@ -665,8 +694,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         for key in keys {
             progress.check()?;
             let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
-            let (first, _) = piece_header(v)?;
-            let data = flat::rows_of(&v[PIECE_HEADER..], &mut buf).to_vec();
+            let (first, rows) = reg.rows(v, &mut buf)?;
+            let data = rows.to_vec();
             for (i, row) in (first..).zip(data.chunks_exact(reg.dim as usize)) {
                 writer.add_item(wtxn, i, row).map_err(arroy_err)?;
             }
@@ -734,6 +763,44 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         Ok(keys)
     }
 
+    /// Rewrite every index not stored at `to` in that precision (one transaction per index,
+    /// so a cut-short run leaves each index whole in one precision or the other). Its arroy
+    /// forest, if it has one, keeps its own `f32` copy. Returns the indexes converted.
+    pub fn convert_precision(&self, to: Precision) -> Result<Vec<IndexKey>> {
+        let regs = self.read(|r| self.all_registered(r))?;
+        let mut done = Vec::new();
+        for key in regs.into_iter().filter(|r| r.precision != to).map(|r| r.key) {
+            let converted = self.catalog().write_txn(|wtxn| {
+                // Read again inside the transaction: another writer may have come between.
+                let Some(mut reg) = self.registered(wtxn, &key)? else { return Ok(false) };
+                if reg.precision == to {
+                    return Ok(false);
+                }
+                let (mut buf, mut value) = (Vec::new(), Vec::new());
+                for pkey in self.dbs.piece_keys(wtxn, &reg.index.to_be_bytes())? {
+                    let Some(v) = self.dbs.pieces.get(wtxn, &pkey)? else { continue };
+                    let vectors = Fingerprints {
+                        dim: reg.dim as usize,
+                        data: reg.rows(v, &mut buf)?.1.to_vec(),
+                    };
+                    check_range(&piece_of_key(&pkey), &vectors, to)?;
+                    value.clear();
+                    value.extend_from_slice(&v[..PIECE_HEADER]);
+                    to.encode(&vectors.data, &mut value);
+                    self.dbs.pieces.put(wtxn, &pkey, &value)?;
+                }
+                reg.precision = to;
+                reg.generation += 1;
+                self.save(wtxn, &reg)?;
+                Ok(true)
+            })?;
+            if converted {
+                done.push(key);
+            }
+        }
+        Ok(done)
+    }
+
     /// Remove every index of `model` (its vectors, item ranges, forests and registry records)
     /// in one transaction: what a catalog keeps of a fingerprint model it no longer uses once
     /// its episodes were ingested again with a new one. Returns the indexes and vectors removed.
@@ -784,9 +851,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             let Some(v) = self.dbs.pieces.get(rtxn, &piece_key(reg.index, piece))? else {
                 return Ok(None);
             };
-            piece_header(v)?;
             let mut buf = Vec::new();
-            let data = flat::rows_of(&v[PIECE_HEADER..], &mut buf).to_vec();
+            let data = reg.rows(v, &mut buf)?.1.to_vec();
             Ok(Some(Fingerprints { dim: reg.dim as usize, data }))
         })
     }
@@ -859,8 +925,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 let rtxn = env.read_txn()?;
                 for (j, pkey) in keys.iter().enumerate() {
                     let Some(value) = dbs.pieces.get(&rtxn, pkey)? else { continue };
-                    let (first, _) = piece_header(value)?;
-                    let rows = flat::rows_of(&value[PIECE_HEADER..], &mut buf);
+                    let (first, rows) = reg.rows(value, &mut buf)?;
                     let block = (c * chunk + j) as u32;
                     flat::scan_block(&queries.data, queries.dim, block, first, rows, &mut tops);
                 }
@@ -890,10 +955,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         let mut buf = Vec::new();
         for r in self.dbs.pieces.prefix_iter(&rtxn, &now.index.to_be_bytes())? {
             let (k, v) = r?;
-            let (first_item, n) = piece_header(v)?;
+            let (first_item, rows) = now.rows(v, &mut buf)?;
+            let n = rows.len() / dim.max(1);
             let start_row = data.len() / dim.max(1);
-            data.extend_from_slice(flat::rows_of(&v[PIECE_HEADER..], &mut buf));
-            blocks.push(BlockMeta { piece: piece_of_key(k), first_item, start_row, n: n as usize });
+            data.extend_from_slice(rows);
+            blocks.push(BlockMeta { piece: piece_of_key(k), first_item, start_row, n });
         }
         let m = Arc::new(FlatMatrix { generation: now.generation, dim, data, blocks });
         cache.insert(now.index, Arc::clone(&m));
@@ -1146,6 +1212,20 @@ fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
     Ok(())
 }
 
+/// Values an index of `precision` cannot hold (f16 tops out at 65,504; fingerprints are unit
+/// vectors, but the store takes any finite vectors).
+fn check_range(piece: &str, v: &Fingerprints, precision: Precision) -> Result<()> {
+    let max = precision.max_value();
+    match v.data.iter().position(|x| x.abs() > max) {
+        Some(i) => Err(Error::Invalid(format!(
+            "piece {piece}: segment {} has a value beyond what a {precision:?} index holds \
+             ({max})",
+            i / v.dim
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn registry_key(key: &IndexKey) -> String {
     // The plain grid keeps the key catalogs written before grids existed.
     match key.offset {
@@ -1224,6 +1304,14 @@ mod tests {
         Fingerprints { dim, data: (0..n).flat_map(|_| random_unit(rng, dim)).collect() }
     }
 
+    /// Same shape, every value within f16 rounding (2^-11 relative) of the other's.
+    fn assert_close(got: &Fingerprints, want: &Fingerprints) {
+        assert_eq!((got.dim, got.data.len()), (want.dim, want.data.len()));
+        for (g, w) in got.data.iter().zip(&want.data) {
+            assert!((g - w).abs() <= w.abs() / 2048.0 + 1e-7, "{g} vs {w}");
+        }
+    }
+
     fn key(stem: super::super::Stem) -> IndexKey {
         IndexKey::new("test-model", stem)
     }
@@ -1258,8 +1346,8 @@ mod tests {
         index.add_piece(&plain, "aaaa-000000000", &a).unwrap();
         // Sorted plain grid first, each with its own vectors; an episode leaves both.
         assert_eq!(index.keys().unwrap(), vec![plain.clone(), half.clone()]);
-        assert_eq!(index.piece_vectors(&plain, "aaaa-000000000").unwrap().unwrap(), a);
-        assert_eq!(index.piece_vectors(&half, "aaaa-000000000").unwrap().unwrap(), b);
+        assert_close(&index.piece_vectors(&plain, "aaaa-000000000").unwrap().unwrap(), &a);
+        assert_close(&index.piece_vectors(&half, "aaaa-000000000").unwrap().unwrap(), &b);
         assert_eq!(index.remove_episode("aaaa").unwrap(), 2);
         assert!(index.piece_vectors(&half, "aaaa-000000000").unwrap().is_none());
     }
@@ -1448,6 +1536,108 @@ mod tests {
         }
         assert!(!index.remove_piece(&mix, "aaaa-000000000").unwrap());
         assert!(matches!(index.remove_pieces_with_prefix(""), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn half_float_indexes_take_half_the_space_and_find_the_same() {
+        let mut rng = StdRng::seed_from_u64(12);
+        let pieces: Vec<Fingerprints> = (0..6).map(|_| piece(&mut rng, 300, 128)).collect();
+        let queries: Vec<Vec<f32>> =
+            (0..40).map(|i| perturb(&mut rng, pieces[i % 6].row(i * 7), 0.5)).collect();
+        let k = key(super::super::Stem::Mix);
+        let mut found = Vec::new();
+        let mut bytes = Vec::new();
+        for precision in [Precision::F32, Precision::F16] {
+            let dir = tempfile::tempdir().unwrap();
+            let cat = Catalog::open(dir.path()).unwrap();
+            let opts = IndexOptions { precision, ..IndexOptions::default() };
+            let index = CatalogIndex::with_options(&cat, opts).unwrap();
+            for (i, p) in pieces.iter().enumerate() {
+                index.add_piece(&k, &format!("{i:04x}-000000000"), p).unwrap();
+            }
+            bytes.push(index.disk_usage().unwrap().vectors);
+            let stored = index.piece_vectors(&k, "0002-000000000").unwrap().unwrap();
+            match precision {
+                Precision::F32 => assert_eq!(stored, pieces[2]),
+                Precision::F16 => assert_close(&stored, &pieces[2]),
+            }
+            let hits: Vec<(String, u32)> = queries
+                .iter()
+                .map(|q| top1(&index, &k, q, SearchKind::Exact))
+                .map(|h| (h.piece, h.segment))
+                .collect();
+            found.push(hits);
+        }
+        assert_eq!(found[0], found[1], "f16 rounding changed a nearest neighbour");
+        // 1,800 rows of 128 values: 900 KiB as f32, 450 KiB as f16 (plus pages' slack).
+        assert!(bytes[1] * 10 < bytes[0] * 6, "{bytes:?}");
+    }
+
+    #[test]
+    fn f32_indexes_convert_to_f16_and_old_records_read_as_f32() {
+        let old = r#"{"key":{"model":"m","stem":"mix"},"index":0,"dim":16,"vectors":1,"pieces":1,"generation":1,"forest":false}"#;
+        assert_eq!(serde_json::from_str::<Registered>(old).unwrap().precision, Precision::F32);
+
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let opts = IndexOptions {
+            precision: Precision::F32,
+            exact_source: ExactSource::Memory,
+            ..IndexOptions::default()
+        };
+        let old = CatalogIndex::with_options(&cat, opts).unwrap();
+        let (mix, voice) = (key(super::super::Stem::Mix), key(super::super::Stem::Voice));
+        let mut rng = StdRng::seed_from_u64(13);
+        let (a, b) = (piece(&mut rng, 200, 32), piece(&mut rng, 50, 32));
+        old.add_piece(&mix, "aaaa-000000000", &a).unwrap();
+        old.add_piece(&mix, "bbbb-000000000", &b).unwrap();
+        old.build(&mix).unwrap();
+        let before = top1(&old, &mix, a.row(17), SearchKind::Exact);
+        // A handle with the new default: the existing index keeps f32, a new one is f16.
+        let new = CatalogIndex::open(&cat).unwrap();
+        new.add_piece(&mix, "cccc-000000000", &b).unwrap();
+        new.add_piece(&voice, "aaaa-000000000", &b).unwrap();
+        assert_eq!(new.piece_vectors(&mix, "cccc-000000000").unwrap().unwrap(), b);
+        let usage = new.disk_usage().unwrap().vectors;
+
+        assert_eq!(new.convert_precision(Precision::F16).unwrap(), vec![mix.clone()]);
+        assert!(new.convert_precision(Precision::F16).unwrap().is_empty());
+        assert_close(&new.piece_vectors(&mix, "aaaa-000000000").unwrap().unwrap(), &a);
+        assert!(new.disk_usage().unwrap().vectors < usage);
+        // The memory copy was taken before the conversion and reloads after it.
+        let after = top1(&old, &mix, a.row(17), SearchKind::Exact);
+        assert_eq!((after.piece.as_str(), after.segment), (before.piece.as_str(), 17));
+        assert!(after.distance > 0.0 && after.distance < 1e-3, "{}", after.distance);
+        // The forest keeps its own f32 copy and still answers.
+        new.build(&mix).unwrap();
+        let ann = top1(&new, &mix, b.row(3), SearchKind::Ann);
+        assert_eq!(ann.segment, 3);
+        // Back to f32 is allowed too (values already rounded stay rounded).
+        assert_eq!(new.convert_precision(Precision::F32).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn f16_indexes_refuse_values_they_cannot_hold_and_corrupt_lengths_are_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        let big = Fingerprints { dim: 4, data: vec![0.0, 1e5, 0.0, 0.0] };
+        let err = index.add_piece(&k, "ffff-000000000", &big).unwrap_err();
+        assert!(err.to_string().contains("ffff-000000000"), "{err}");
+        let mut rng = StdRng::seed_from_u64(14);
+        index.add_piece(&k, "aaaa-000000000", &piece(&mut rng, 5, 4)).unwrap();
+        // A value cut short (as a bad write or a different binary's format would leave it).
+        cat.write_txn(|w| {
+            let reg = index.registered(w, &k)?.unwrap();
+            let pkey = piece_key(reg.index, "aaaa-000000000");
+            let v = index.dbs.pieces.get(w, &pkey)?.unwrap().to_vec();
+            index.dbs.pieces.put(w, &pkey, &v[..v.len() - 2])?;
+            Ok(())
+        })
+        .unwrap();
+        let err = index.piece_vectors(&k, "aaaa-000000000").unwrap_err();
+        assert!(matches!(err, Error::Record { .. }), "{err}");
     }
 
     /// Pieces bigger than half a page live in LMDB overflow pages, so their vectors can be
