@@ -140,9 +140,10 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     .iter()
                     .map(|m| index.drop_model(m).map(|(n, v)| (m.clone(), n, v)))
                     .collect::<aniprint::Result<Vec<_>>>()?;
-                let converted = match f16 {
-                    true => index.convert_precision(aniprint::index::Precision::F16)?,
-                    false => Vec::new(),
+                let converted = if f16 {
+                    index.convert_precision(aniprint::index::Precision::F16)?
+                } else {
+                    Vec::new()
                 };
                 Ok((models, index.drop_unsearched_forests()?, converted))
             })?;

@@ -37,8 +37,8 @@ pub struct Args {
     /// Segment grids each piece is stored on: 4 (default) adds three starting a quarter, half
     /// and three quarters of a hop in, which `query` reads to place short clips (1 s: 81.1%
     /// Top-1 on Table 6 with fingerprint-e1, against 76.8% on 2 grids; fingerprint-e3, the
-    /// default, 82.9%); 2 or 1 halve or quarter
-    /// the vectors and the fingerprinting. `scan` reads the plain grid either way.
+    /// default, 82.9%); 2 or 1 halve or quarter the vectors and the fingerprinting. `scan` reads
+    /// the plain grid either way.
     #[arg(long, value_name = "N", default_value_t = aniprint::analyze::REFERENCE_GRIDS as u8,
           value_parser = clap::value_parser!(u8).range(1..=8))]
     grids: u8,

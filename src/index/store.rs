@@ -491,7 +491,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     ) -> Result<()> {
         check_vectors(piece, vectors)?;
         let mut reg = self.register(wtxn, key, vectors.dim)?;
-        check_range(piece, vectors, reg.precision)?;
+        check_range(piece, &vectors.data, vectors.dim, reg.precision)?;
         self.remove_in(wtxn, &mut reg, piece)?;
         let n = u32::try_from(vectors.len())
             .map_err(|_| Error::Invalid(format!("piece {piece}: too many segments")))?;
@@ -779,14 +779,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
                 let (mut buf, mut value) = (Vec::new(), Vec::new());
                 for pkey in self.dbs.piece_keys(wtxn, &reg.index.to_be_bytes())? {
                     let Some(v) = self.dbs.pieces.get(wtxn, &pkey)? else { continue };
-                    let vectors = Fingerprints {
-                        dim: reg.dim as usize,
-                        data: reg.rows(v, &mut buf)?.1.to_vec(),
-                    };
-                    check_range(&piece_of_key(&pkey), &vectors, to)?;
                     value.clear();
                     value.extend_from_slice(&v[..PIECE_HEADER]);
-                    to.encode(&vectors.data, &mut value);
+                    let rows = reg.rows(v, &mut buf)?.1;
+                    check_range(&piece_of_key(&pkey), rows, reg.dim as usize, to)?;
+                    to.encode(rows, &mut value);
                     self.dbs.pieces.put(wtxn, &pkey, &value)?;
                 }
                 reg.precision = to;
@@ -1214,13 +1211,13 @@ fn check_vectors(piece: &str, v: &Fingerprints) -> Result<()> {
 
 /// Values an index of `precision` cannot hold (f16 tops out at 65,504; fingerprints are unit
 /// vectors, but the store takes any finite vectors).
-fn check_range(piece: &str, v: &Fingerprints, precision: Precision) -> Result<()> {
+fn check_range(piece: &str, data: &[f32], dim: usize, precision: Precision) -> Result<()> {
     let max = precision.max_value();
-    match v.data.iter().position(|x| x.abs() > max) {
+    match data.iter().position(|x| x.abs() > max) {
         Some(i) => Err(Error::Invalid(format!(
             "piece {piece}: segment {} has a value beyond what a {precision:?} index holds \
              ({max})",
-            i / v.dim
+            i / dim.max(1)
         ))),
         None => Ok(()),
     }
