@@ -266,11 +266,7 @@ pub fn find_regions(
             opts.region.hop_s,
         );
         for mut r in found {
-            if r.query_end_s > duration.0 {
-                // The last segment was zero-padded past the upload's end: so was its match.
-                r.episode_end_s -= r.query_end_s - duration.0;
-                r.query_end_s = duration.0;
-            }
+            trim_to_bounds(&mut r, duration);
             let len = r.query_end_s - r.query_start_s;
             let margin = if *stem == Stem::Voice { opts.voice_margin } else { 0.0 };
             let needed =
@@ -281,6 +277,21 @@ pub fn find_regions(
         }
     }
     Ok(out)
+}
+
+/// Keep a region inside the upload and the episode, trimming its upload and episode ranges
+/// alike so that the two keep one length.
+fn trim_to_bounds(r: &mut EpisodeRegion, duration: Seconds) {
+    if r.query_end_s > duration.0 {
+        // The last segment was zero-padded past the upload's end: so was its match.
+        r.episode_end_s -= r.query_end_s - duration.0;
+        r.query_end_s = duration.0;
+    }
+    if r.episode_start_s < 0.0 {
+        // Offset jitter put the start a little before the episode's.
+        r.query_start_s -= r.episode_start_s;
+        r.episode_start_s = 0.0;
+    }
 }
 
 /// Merge regions of one episode on the same alignment (offsets within a hop) whose query
@@ -300,6 +311,8 @@ fn merge_same_alignment(mut rs: Vec<EpisodeRegion>, hop: f64) -> Vec<EpisodeRegi
                 o.score = ((f64::from(o.score) * va + f64::from(r.score) * vb) / (va + vb)) as f32;
                 o.offset_s = (o.offset_s * va + r.offset_s * vb) / (va + vb);
                 o.votes += r.votes;
+                // The parts' runs may join across the seam; the longer part's is a lower bound.
+                o.longest_run = o.longest_run.max(r.longest_run);
                 o.query_end_s = o.query_end_s.max(r.query_end_s);
                 o.query_start_s = o.query_start_s.min(r.query_start_s);
                 // One alignment: the episode range is the upload range moved by the offset
@@ -321,10 +334,10 @@ fn merge_same_alignment(mut rs: Vec<EpisodeRegion>, hop: f64) -> Vec<EpisodeRegi
 fn to_match(upload: &str, stem: Stem, r: &EpisodeRegion, opts: &ScanOptions) -> MatchRegion {
     let seg = opts.region.segment_s;
     let hop = opts.region.hop_s;
-    // Longest run of consecutive query segments is not tracked per region; the voted span is
-    // the conservative stand-in.
+    // The longest run of consecutive agreeing segments, as audio: its first segment's start
+    // to its last one's end.
     let longest = Seconds(
-        ((f64::from(r.votes.max(1)) - 1.0) * hop + seg).min(r.query_end_s - r.query_start_s),
+        ((f64::from(r.longest_run.max(1)) - 1.0) * hop + seg).min(r.query_end_s - r.query_start_s),
     );
     MatchRegion {
         id: String::new(),
@@ -346,6 +359,7 @@ fn to_match(upload: &str, stem: Stem, r: &EpisodeRegion, opts: &ScanOptions) -> 
         review: None,
         created_ms: 0,
         updated_ms: 0,
+        models: None,
     }
 }
 
@@ -500,8 +514,30 @@ mod tests {
             episode_end_s: q1 + offset,
             score: 0.9,
             votes,
+            longest_run: votes,
             pieces: vec!["ep-000000000".into()],
         }
+    }
+
+    #[test]
+    fn trimmed_regions_keep_equal_lengths() {
+        // Starts 0.3 s before the episode and runs 0.5 s past the upload's end.
+        let mut r = region(2.0, 12.5, -2.3, 20);
+        trim_to_bounds(&mut r, Seconds(12.0));
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(near(r.query_start_s, 2.3) && r.query_end_s == 12.0, "{r:?}");
+        assert!(r.episode_start_s == 0.0 && near(r.episode_end_s, 9.7), "{r:?}");
+    }
+
+    #[test]
+    fn longest_contiguous_is_the_longest_run_not_the_vote_count() {
+        let opts = ScanOptions::default();
+        // 20 s of upload, 20 scattered votes whose longest run is 2 segments: 1.5 s of audio.
+        let r = EpisodeRegion { longest_run: 2, ..region(0.0, 20.0, 30.0, 20) };
+        let m = to_match("u", Stem::Mix, &r, &opts);
+        assert_eq!(m.longest_contiguous, Seconds(1.5));
+        let r = EpisodeRegion { longest_run: 39, ..region(0.0, 20.0, 30.0, 39) };
+        assert_eq!(to_match("u", Stem::Mix, &r, &opts).longest_contiguous, Seconds(20.0));
     }
 
     #[test]

@@ -345,6 +345,9 @@ pub struct EpisodeRegion {
     pub score: f32,
     /// Query segments with an agreeing hit.
     pub votes: u32,
+    /// The longest run of consecutive query segments with an agreeing hit.
+    #[serde(default)]
+    pub longest_run: u32,
     /// The pieces whose segments matched, in episode order.
     pub pieces: Vec<String>,
 }
@@ -604,10 +607,24 @@ pub fn episode_regions(
                 episode_end_s: query_end_s + offset_s,
                 score: mean_sim(&r),
                 votes: r.obs.len() as u32,
+                longest_run: longest_run(&r),
                 pieces: used.into_iter().map(|p| pieces[p as usize].0.clone()).collect(),
             }
         })
         .collect()
+}
+
+/// The longest run of consecutive query segments among a run's hits.
+fn longest_run(r: &Run) -> u32 {
+    let mut qs: Vec<u32> = r.obs.iter().map(|o| o.q).collect();
+    qs.sort_unstable();
+    qs.dedup();
+    let (mut best, mut cur) = (0, 0);
+    for (i, &q) in qs.iter().enumerate() {
+        cur = if i > 0 && qs[i - 1] + 1 == q { cur + 1 } else { 1 };
+        best = best.max(cur);
+    }
+    best
 }
 
 fn mean_sim(r: &Run) -> f32 {
@@ -912,6 +929,8 @@ mod tests {
         assert!((r.offset_s - 166.0).abs() <= 0.5, "{}", r.offset_s);
         assert!((r.query_start_s - 4.0).abs() < 1e-9 && (r.query_end_s - 24.5).abs() < 1e-9);
         assert!((r.episode_start_s - 170.0).abs() <= 0.5);
+        // Segments 26 and 27 straddle the cut: 38 votes, the longest run 28..=47.
+        assert_eq!((r.votes, r.longest_run), (38, 20));
     }
 
     #[test]
