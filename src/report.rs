@@ -8,7 +8,8 @@
 //! against spreadsheet formula injection ([`escape_cell`]); a region with no ownership record
 //! still gets a row, with the rights columns empty and `owner_missing` = `true`. An ownership
 //! record joins a region when its scope overlaps the matched reference range
-//! ([`crate::rights::Scope::overlaps`]) and it is valid on the day the upload was scanned.
+//! ([`crate::rights::Scope::overlaps`]) and it is valid on the day the scan that found the
+//! match ran.
 //! `row_hash` is the SHA-256 of the row's other cells except `report_id` (unescaped, joined by
 //! U+001F), for tamper evidence: the same facts hash the same in every report generated at the
 //! same time.
@@ -138,7 +139,9 @@ pub fn build(catalog: &Catalog, opts: &ReportOptions) -> Result<Report> {
             uploads.insert(m.upload.clone(), catalog.upload(&m.upload)?);
         }
         let upload = &uploads[&m.upload];
-        let date = Date::from_unix_ms(upload.scanned_ms);
+        // Rights are those valid when the scan that found the match ran (a reviewed match
+        // outlives rescans of its upload).
+        let date = Date::from_unix_ms(m.found_with(upload).1);
         let mut owners = lookup.rights_for(&rights, m, date);
         owners.sort_by(|a, b| a.rights_id.cmp(&b.rights_id));
         let piece_pct = piece_share(catalog, &lookup, m)?;
@@ -210,9 +213,10 @@ fn row(
     r: Option<&OwnershipRecord>,
 ) -> Vec<String> {
     let ep = lookup.episode(&m.episode);
-    let s3 = |s: Seconds| format!("{:.3}", s.0);
+    let s3 = Seconds::millis_str;
     let opt = |o: Option<&String>| o.cloned().unwrap_or_default();
     let review = m.review.as_ref();
+    let models = m.found_with(u).0;
     let pct_upload = if u.duration.0 > 0.0 {
         format!("{:.3}", 100.0 * m.duration().0 / u.duration.0)
     } else {
@@ -223,10 +227,10 @@ fn row(
         String::new(), // report_id, filled in once every row is known
         utc_iso(opts.now_ms),
         opts.tool_version.clone(),
-        u.models.fingerprint.clone(),
-        u.models.separator.clone(),
-        u.models.index.clone(),
-        format!("{}", u.models.score_threshold),
+        models.fingerprint.clone(),
+        models.separator.clone(),
+        models.index.clone(),
+        format!("{}", models.score_threshold),
         u.id.clone(),
         u.path.clone(),
         opt(u.source.as_ref()),
@@ -297,21 +301,25 @@ fn row(
     cells
 }
 
+/// What [`escape_cell`] prefixes a `'` to: spreadsheet formula starts, and `'` itself.
+const FORMULA_STARTS: [char; 7] = ['=', '+', '-', '@', '\t', '\r', '\''];
+
 /// Escape a CSV cell against spreadsheet formula injection (OWASP "CSV injection"): a cell
 /// starting with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`, which
 /// spreadsheets show as text. A cell that already starts with `'` gets one too, so that
 /// [`unescape_cell`] can undo exactly what this did.
 pub fn escape_cell(cell: &str) -> Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
+    if cell.starts_with(FORMULA_STARTS) {
         Cow::Owned(format!("'{cell}"))
     } else {
         Cow::Borrowed(cell)
     }
 }
 
-/// Undo [`escape_cell`]: drop one leading `'`.
+/// Undo [`escape_cell`]: drop the leading `'` it adds, and only that one (a hand-written
+/// `'Round Midnight` keeps its apostrophe).
 pub fn unescape_cell(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
+    cell.strip_prefix('\'').filter(|rest| rest.starts_with(FORMULA_STARTS)).unwrap_or(cell)
 }
 
 #[cfg(test)]
@@ -326,6 +334,12 @@ mod tests {
         assert_eq!(escape_cell("'quoted"), "''quoted");
         assert_eq!(escape_cell("plain = text"), "plain = text");
         assert_eq!(unescape_cell("''quoted"), "'quoted");
+        for cell in ["=SUM(A1)", "-1", "'quoted", "''", "plain", "'Round Midnight", ""] {
+            assert_eq!(unescape_cell(&escape_cell(cell)), cell);
+        }
+        // A hand-written apostrophe that escaping did not add is part of the text.
+        assert_eq!(unescape_cell("'Round Midnight"), "'Round Midnight");
+        assert_eq!(unescape_cell("'=1"), "=1");
         assert_eq!(COLUMNS.len(), 63);
     }
 }

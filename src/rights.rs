@@ -116,7 +116,7 @@ impl RawRecord {
     pub fn from_record(r: &OwnershipRecord) -> Self {
         let mut raw = RawRecord::default();
         let opt = |o: &Option<String>| o.clone().unwrap_or_default();
-        let secs = |s: Option<Seconds>| s.map(|s| format!("{:.3}", s.0)).unwrap_or_default();
+        let secs = |s: Option<Seconds>| s.map(Seconds::millis_str).unwrap_or_default();
         let date = |d: Option<Date>| d.map(|d| d.to_string()).unwrap_or_default();
         raw.set("rights_id", &r.rights_id)
             .set("rights_holder", &r.rights_holder)
@@ -146,6 +146,10 @@ impl RawRecord {
     }
 }
 
+/// How far a match may run into a record's time range and still be a boundary touch, not use,
+/// seconds: a match's ends are placed to about a hop (0.5 s).
+pub const BOUNDARY_S: f64 = 0.5;
+
 /// Where a record applies in the catalogue, resolved: a piece scope becomes its episode and
 /// the piece's time range.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,12 +163,15 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// Whether a matched reference range (`series`, `episode`, `start..end`) overlaps this
-    /// scope; ranges that only touch do not overlap.
+    /// Whether a matched reference range (`series`, `episode`, `start..end`) falls in this
+    /// scope: a time range must share more than [`BOUNDARY_S`] with it (or half of it, for a
+    /// shorter match). A match's ends are placed to about a hop, so a record for the opening
+    /// song (0-90 s) must not claim a scene matched from 89.6 s on.
     pub fn overlaps(&self, series: &str, episode: &str, start: Seconds, end: Seconds) -> bool {
+        let need = BOUNDARY_S.min(0.5 * (end.0 - start.0));
         self.series == series
             && self.episode.as_deref().is_none_or(|e| e == episode)
-            && self.range.is_none_or(|(a, b)| start.0 < b && a < end.0)
+            && self.range.is_none_or(|(a, b)| end.0.min(b) - start.0.max(a) > need)
     }
 }
 
@@ -752,8 +759,17 @@ pub fn import(
 ) -> Result<RightsStored> {
     let mut rdr =
         csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::None).from_reader(input);
-    let header: Vec<String> =
-        rdr.headers()?.iter().map(|h| unescape_cell(h).trim().to_string()).collect();
+    // Spreadsheets saving "CSV UTF-8" (Excel) start the file with a byte-order mark, which the
+    // csv crate keeps in the first header.
+    let header: Vec<String> = rdr
+        .headers()?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { h };
+            unescape_cell(h).trim().to_string()
+        })
+        .collect();
     let mut problems = Vec::new();
     for (i, h) in header.iter().enumerate() {
         if !COLUMNS.contains(&h.as_str()) {
@@ -866,6 +882,20 @@ mod tests {
         assert!(normalize_isrc("JP-ABC-24-0001").is_err());
         assert_eq!(normalize_iswc("T0345246801").unwrap(), "T-034.524.680-1");
         assert!(normalize_iswc("T-034.524.680-2").unwrap_err().contains("check digit"));
+    }
+
+    #[test]
+    fn a_match_touching_a_range_by_less_than_a_hop_is_not_in_it() {
+        let op = Scope { series: "S".into(), episode: Some("e".into()), range: Some((0.0, 90.0)) };
+        let at = |a: f64, b: f64| op.overlaps("S", "e", Seconds(a), Seconds(b));
+        assert!(!at(89.6, 150.0), "0.4 s of the opening's range");
+        assert!(at(88.0, 150.0));
+        assert!(at(10.0, 20.0));
+        // A match shorter than a second needs half of itself inside.
+        assert!(at(89.7, 90.2) && !at(89.8, 90.5));
+        assert!(!op.overlaps("S", "other", Seconds(10.0), Seconds(20.0)));
+        let whole = Scope { range: None, ..op.clone() };
+        assert!(whole.overlaps("S", "e", Seconds(300.0), Seconds(301.0)));
     }
 
     #[test]

@@ -37,9 +37,22 @@ impl SampleRate {
 }
 
 impl Seconds {
+    /// Whole milliseconds, rounded half away from zero (negative times clamp to zero): what
+    /// both [`Seconds::hms`] and [`Seconds::millis_str`] print, so the two never differ.
+    fn millis(self) -> u64 {
+        (self.0.max(0.0) * 1000.0).round() as u64
+    }
+
+    /// `S.mmm`: seconds with millisecond precision (`{:.3}` would round halves to even, and
+    /// disagree with [`Seconds::hms`] by a millisecond on exact halves such as 10.0625 s).
+    pub fn millis_str(self) -> String {
+        let ms = self.millis();
+        format!("{}.{:03}", ms / 1000, ms % 1000)
+    }
+
     /// `HH:MM:SS.mmm`, the form legal teams paste into spreadsheets.
     pub fn hms(self) -> String {
-        let total_ms = (self.0.max(0.0) * 1000.0).round() as u64;
+        let total_ms = self.millis();
         let (h, rem) = (total_ms / 3_600_000, total_ms % 3_600_000);
         let (m, rem) = (rem / 60_000, rem % 60_000);
         format!("{h:02}:{m:02}:{:02}.{:03}", rem / 1000, rem % 1000)
@@ -75,5 +88,15 @@ mod tests {
         assert_eq!(Seconds(0.0).hms(), "00:00:00.000");
         assert_eq!(Seconds(3723.0456).hms(), "01:02:03.046");
         assert_eq!(Seconds(59.9996).hms(), "00:01:00.000");
+    }
+
+    #[test]
+    fn seconds_and_hms_forms_round_alike() {
+        // 80,500 samples at 8 kHz: an exact half millisecond, where `{:.3}` rounds to even.
+        let s = Seconds(80_500.0 / 8_000.0);
+        assert_eq!((s.millis_str().as_str(), s.hms().as_str()), ("10.063", "00:00:10.063"));
+        assert_eq!(Seconds(3723.0456).millis_str(), "3723.046");
+        assert_eq!(Seconds(0.0).millis_str(), "0.000");
+        assert_eq!(Seconds(-1.0).millis_str(), "0.000");
     }
 }

@@ -166,6 +166,37 @@ fn a_region_without_rights_is_flagged_owner_missing() {
 }
 
 #[test]
+fn a_reviewed_match_keeps_the_models_of_the_scan_that_found_it() {
+    let (_d, cat) = fixture::catalog();
+    let up = fixture::upload('5', 60.0, NOW);
+    let first = fixture::region(&up, Stem::Mix, EP01, 0.0, (10.0, 40.0), 0.8, Band::Medium);
+    cat.put_scan(&up, std::slice::from_ref(&first), &ReviewConfig::none(), NOW).unwrap();
+    review::set_status(
+        &cat,
+        &ReviewConfig::none(),
+        &first.computed_id(),
+        MatchStatus::Confirmed,
+        Decision::default(),
+        "rev",
+        NOW + 1,
+    )
+    .unwrap();
+    // A rescan a day later with another fingerprinter replaces the upload's record.
+    let mut again = up.clone();
+    again.scanned_ms = NOW + 24 * 60 * MIN;
+    again.models.fingerprint = "fp-next@89abcdef".into();
+    let new = fixture::region(&again, Stem::Voice, EP02, 45.0, (0.0, 10.0), 0.8, Band::Medium);
+    cat.put_scan(&again, &[first, new], &ReviewConfig::none(), again.scanned_ms).unwrap();
+    let rep = report::build(&cat, &options(MatchFilter::default())).unwrap();
+    let model_of = |stem: &str| {
+        let row = rep.rows.iter().find(|r| r[col("match_type")] == stem).unwrap();
+        row[col("fingerprint_model")].clone()
+    };
+    assert_eq!(model_of("mix"), "fp-test@0123abcd");
+    assert_eq!(model_of("voice"), "fp-next@89abcdef");
+}
+
+#[test]
 fn time_scoped_rights_join_only_overlapping_ranges() {
     let (_d, cat) = fixture::catalog();
     let mut raw = rights::RawRecord::default();
@@ -188,8 +219,10 @@ fn time_scoped_rights_join_only_overlapping_ranges() {
     // (episode range, joins?)
     let cases = [
         ((30.0, 60.0), false), // ends where the cue starts
-        ((30.0, 60.5), true),
-        ((89.9, 120.0), true),
+        ((30.0, 60.5), false), // a boundary touch: ends are placed to about a hop
+        ((30.0, 61.0), true),
+        ((89.9, 120.0), false),
+        ((89.0, 120.0), true),
         ((90.0, 120.0), false), // starts where the cue ends
         ((65.0, 70.0), true),   // inside
         ((0.0, 200.0), true),   // around

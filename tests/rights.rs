@@ -131,6 +131,27 @@ fn validation_names_row_and_column() {
 }
 
 #[test]
+fn excel_files_new_ids_and_apostrophes_import_as_written() {
+    let (_d, cat) = fixture::catalog();
+    // Excel's "CSV UTF-8" starts with a byte-order mark; the first row gets a new id that the
+    // second row names itself, so the new one must skip it rather than be replaced by it; a
+    // hand-written leading apostrophe is part of the title.
+    let text = format!(
+        "\u{feff}rights_id,{HEADER}\n\
+         ,A,'Round Midnight,composition,{SERIES},,,,performance,10,JP,include,,,track\n\
+         r000001,B,Other,composition,{SERIES},,,,performance,10,JP,include,,,track\n"
+    );
+    let stored = rights::import(&cat, text.as_bytes(), "excel.csv", "me", NOW)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((stored.created, stored.replaced), (2, 0));
+    let recs = cat.rights().unwrap();
+    assert_eq!(recs.len(), 2);
+    let a = recs.iter().find(|r| r.rights_holder == "A").unwrap();
+    assert_eq!((a.rights_id.as_str(), a.work_title.as_str()), ("r000002", "'Round Midnight"));
+    assert_eq!(recs.iter().find(|r| r.rights_holder == "B").unwrap().rights_id, "r000001");
+}
+
+#[test]
 fn header_problems_are_reported_before_rows() {
     let (_d, cat) = fixture::catalog();
     let text = "rights_holder,work_titel,series\nA,Song,Fixture Show\n";

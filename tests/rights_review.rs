@@ -158,16 +158,21 @@ fn put_scan_replaces_pending_keeps_reviewed_and_applies_rules() {
     shifted.upload_end.0 += 0.2;
     shifted.score = 0.99;
     let new = fixture::region(&up, Stem::Mix, EP02, 100.0, (200.0, 210.0), 0.6, Band::Low);
+    // The confirmed mix found again with its ends moved 0.6 s: its id's whole seconds change
+    // (10.0 -> 10.6 rounds to 11), but it is the same reuse, not a new pending match.
+    let moved = fixture::region(&up, Stem::Mix, EP01, 0.6, (10.6, 50.4), 0.93, Band::High);
+    assert_ne!(moved.computed_id(), long_high.computed_id());
     let second = cat
         .put_scan(
             &up,
-            &[shifted, long_medium, new, long_high],
+            &[shifted, long_medium, new, moved, long_high],
             &ReviewConfig::none(),
             NOW + 2 * MIN,
         )
         .unwrap();
-    // Pending background replaced; dismissed voice and auto-confirmed mix kept as reviewed.
-    assert_eq!((second.replaced, second.kept_reviewed, second.stored), (1, 2, 2));
+    // Pending background replaced; dismissed voice and auto-confirmed mix (twice: found at
+    // its id and moved) kept as reviewed.
+    assert_eq!((second.replaced, second.kept_reviewed, second.stored), (1, 3, 2));
     let after = cat.matches(&MatchFilter::default()).unwrap();
     assert_eq!(after.len(), 4);
     let kept = cat.match_(&voice).unwrap();

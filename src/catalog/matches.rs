@@ -285,9 +285,21 @@ pub struct MatchRegion {
     /// When last changed (Unix ms, UTC).
     #[serde(default)]
     pub updated_ms: u64,
+    /// What the scan that found it ran with. A rescan replaces the upload's record but keeps
+    /// reviewed matches, whose report rows must still name their own scan's models. `None` in
+    /// records from before it was kept (the upload's apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<ScanModels>,
 }
 
 impl MatchRegion {
+    /// What the scan that found it ran with, and when (Unix ms): its own record, else (a match
+    /// stored before they were kept) the upload's.
+    pub fn found_with<'a>(&'a self, upload: &'a Upload) -> (&'a ScanModels, u64) {
+        let ms = if self.created_ms > 0 { self.created_ms } else { upload.scanned_ms };
+        (self.models.as_ref().unwrap_or(&upload.models), ms)
+    }
+
     /// The stable id of a region: 12 hex digits of the SHA-256 of the upload id, stem, episode
     /// id and the four range ends rounded to whole seconds.
     pub fn make_id(
@@ -323,6 +335,23 @@ impl MatchRegion {
     /// Length of the region (upload side).
     pub fn duration(&self) -> Seconds {
         Seconds((self.upload_end.0 - self.upload_start.0).max(0.0))
+    }
+
+    /// Whether `other` is this region found again, with its ends moved: the same upload, stem
+    /// and episode, an alignment within a second, and upload ranges that share at least half
+    /// of the shorter one. A rescan (another model, a rebuilt index) moves ends by a hop or
+    /// two, which can change the id's whole seconds; a reviewed match must not come back as a
+    /// new pending one beside it.
+    pub fn same_reuse(&self, other: &MatchRegion) -> bool {
+        let offset = |m: &MatchRegion| m.episode_start.0 - m.upload_start.0;
+        let shared = self.upload_end.0.min(other.upload_end.0)
+            - self.upload_start.0.max(other.upload_start.0);
+        self.upload == other.upload
+            && self.stem == other.stem
+            && self.episode == other.episode
+            && (offset(self) - offset(other)).abs() <= 1.0
+            && shared > 0.0
+            && shared >= 0.5 * self.duration().0.min(other.duration().0)
     }
 }
 
@@ -385,7 +414,8 @@ pub struct ScanStored {
     pub stored: usize,
     /// Pending matches of an earlier scan of this upload that were removed.
     pub replaced: usize,
-    /// Regions whose id already had a reviewed match, kept as reviewed (not overwritten).
+    /// Regions that already had a reviewed match (the same id, or the same reuse with its ends
+    /// moved), kept as reviewed (not overwritten).
     pub kept_reviewed: usize,
     /// Regions dropped because their reference range is excluded.
     pub excluded: usize,
@@ -433,8 +463,9 @@ impl Catalog {
     /// - every *pending* match of an earlier scan of this upload is deleted;
     /// - each region gets its stable id ([`MatchRegion::make_id`]), `upload` = `upload.id`,
     ///   status pending, `created_ms` = `updated_ms` = `now_ms`;
-    /// - a region whose id already holds a *reviewed* (non-pending) match is not written: the
-    ///   reviewed match is kept as it was reviewed (counted in `kept_reviewed`);
+    /// - a region whose id already holds a *reviewed* (non-pending) match, or that is a
+    ///   reviewed match found again with its ends moved ([`MatchRegion::same_reuse`]), is not
+    ///   written: the reviewed match is kept as it was reviewed (counted in `kept_reviewed`);
     /// - a region whose reference range is excluded ([`Catalog::is_excluded`]) is dropped;
     /// - two regions with the same id: the higher score is kept;
     /// - a region with an empty or reversed time range, or into an episode the catalog does
@@ -477,6 +508,7 @@ impl Catalog {
             m.review = None;
             m.created_ms = now_ms;
             m.updated_ms = now_ms;
+            m.models = Some(upload.models.clone());
             match batch.get(&m.id) {
                 Some(old) => {
                     duplicates += 1;
@@ -498,13 +530,11 @@ impl Catalog {
                 .prefix_iter(w, &prefix)?
                 .map(|r| r.map(|(k, ())| k.to_string()))
                 .collect::<heed::Result<_>>()?;
-            let mut reviewed = BTreeSet::new();
+            let mut reviewed = Vec::new();
             for key in keys {
                 let id = &key[prefix.len()..];
                 match d.matches.get(w, id)? {
-                    Some(m) if m.status != MatchStatus::Pending => {
-                        reviewed.insert(id.to_string());
-                    }
+                    Some(m) if m.status != MatchStatus::Pending => reviewed.push(m),
                     _ => {
                         d.matches.delete(w, id)?;
                         d.matches_by_upload.delete(w, &key)?;
@@ -516,7 +546,7 @@ impl Catalog {
                 if d.episodes.get(w, &m.episode)?.is_none() {
                     return Err(Error::NotFound { kind: "episode", id: m.episode.clone() });
                 }
-                if reviewed.contains(&m.id) {
+                if reviewed.iter().any(|r| r.id == m.id || r.same_reuse(m)) {
                     out.kept_reviewed += 1;
                     continue;
                 }

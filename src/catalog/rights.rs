@@ -236,13 +236,17 @@ impl Catalog {
                     .collect();
             let mut out = RightsStored::default();
             let mut next = d.meta.get(w, "rights_seq")?.unwrap_or(0);
+            // Ids the batch names itself are taken too: a new id given to an earlier row must
+            // not be replaced by a later row that names it.
+            let named: std::collections::BTreeSet<&str> =
+                records.iter().map(|r| r.rights_id.as_str()).filter(|id| !id.is_empty()).collect();
             for rec in records {
                 let mut rec = rec.clone();
                 if rec.rights_id.is_empty() {
                     loop {
                         next += 1;
                         let id = format!("r{next:06}");
-                        if !all.contains_key(&id) {
+                        if !all.contains_key(&id) && !named.contains(id.as_str()) {
                             rec.rights_id = id;
                             break;
                         }

@@ -132,5 +132,6 @@ pub fn region(
         review: None,
         created_ms: 0,
         updated_ms: 0,
+        models: None,
     }
 }

@@ -242,7 +242,7 @@ fn render_match(app: &App, m: &MatchRegion, area: Rect, buf: &mut Buffer) {
         }
     }
 
-    let date = Date::from_unix_ms(upload.map_or(m.created_ms, |u| u.scanned_ms));
+    let date = Date::from_unix_ms(upload.map_or(m.created_ms, |u| m.found_with(u).1));
     let owners = app.data.lookup.rights_for(&app.data.rights, m, date);
     let block = pane(format!(" Rights that apply ({}) ", owners.len()), false, t);
     let rin = block.inner(rights);
