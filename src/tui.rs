@@ -337,13 +337,23 @@ pub fn run(catalog: Catalog, services: Arc<dyn Services>, opts: Options) -> Resu
     let (mut app, mut runtime, rx, tx) = start(catalog, services, opts)?;
     let io = |e: std::io::Error| Error::io("terminal", e);
     let mut terminal = ratatui::try_init().map_err(io)?;
-    // ratatui's hook restores raw mode and the screen; ours also releases the mouse first.
+    // ratatui's hook restores raw mode and the screen; ours also releases the mouse first. A
+    // worker's panic is caught and becomes its job's failure, so it must leave the screen be
+    // (the log has it); only the UI thread's own panic ends the app.
+    let ui = std::thread::current().id();
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != ui {
+            tracing::error!("{info}");
+            return;
+        }
         let _ = execute!(std::io::stdout(), DisableMouseCapture);
         hook(info);
     }));
-    execute!(std::io::stdout(), EnableMouseCapture).map_err(io)?;
+    if let Err(e) = execute!(std::io::stdout(), EnableMouseCapture) {
+        ratatui::restore();
+        return Err(io(e));
+    }
     let result = event_loop(&mut terminal, &mut app, &mut runtime, &rx, &tx);
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();

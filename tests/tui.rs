@@ -357,8 +357,25 @@ fn quitting_with_a_running_job_asks() {
     assert_eq!(h.app.mode, Mode::Normal);
     let effects = update(&mut h.app, key(ch('q')));
     assert!(effects.is_empty());
+    // c cancels the jobs and quits once they have stopped (a training run's last
+    // checkpoint is written on cancel).
     let effects = update(&mut h.app, key(ch('c')));
-    assert_eq!(effects, vec![Effect::CancelAll, Effect::Quit]);
+    assert_eq!(effects, vec![Effect::CancelAll]);
+    h.run(Action::Tick);
+    assert!(!h.app.quit);
+    let cancelled = JobResult::Cancelled;
+    h.run(Action::Job(JobEvent::Finished { id: 7, result: cancelled, elapsed_ms: 900 }));
+    h.run(Action::Tick);
+    assert!(h.app.quit);
+    // Asked again while they stop, it quits at once.
+    let mut h = Harness::new();
+    let spec = JobSpec::Ingest { paths: vec!["episodes".into()] };
+    h.run(Action::Job(JobEvent::Started { id: 7, spec }));
+    assert_eq!(update(&mut h.app, key(ch('q'))), vec![]);
+    assert_eq!(update(&mut h.app, key(ch('c'))), vec![Effect::CancelAll]);
+    assert_eq!(update(&mut h.app, key(ch('q'))), vec![]);
+    assert!(h.screen().contains("quit now, without waiting"), "{}", h.screen());
+    assert_eq!(update(&mut h.app, key(ch('c'))), vec![Effect::Quit]);
     assert!(h.app.quit);
     // Without jobs, q quits at once.
     let mut h = Harness::new();
@@ -627,6 +644,73 @@ fn without_a_separator_the_separate_job_says_why() {
         e,
         "separating needs the separator model: no separator model configured for this TUI"
     );
+}
+
+#[test]
+fn every_screen_and_overlay_draws_on_tiny_terminals() {
+    let mut h = Harness::new();
+    let spec = JobSpec::Ingest { paths: vec!["episodes".into()] };
+    h.run(Action::Job(JobEvent::Started { id: 7, spec }));
+    let overlays: [&[KeyCode]; 4] = [&[], &[ch(':')], &[ch('?')], &[ch('q')]];
+    for screen in ['1', '2', '3', '4', '5'] {
+        for keys in overlays {
+            h.keys(&[KeyCode::Esc, KeyCode::Esc, ch(screen)]);
+            h.keys(keys);
+            for (w, ht) in [(1, 1), (12, 3), (24, 6), (40, 8), (60, 10), (80, 12), (100, 30)] {
+                h.run(Action::Resize(w, ht));
+                let mut term = Terminal::new(TestBackend::new(w, ht)).unwrap();
+                term.draw(|f| f.render_widget(&h.app, f.area())).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_click_on_a_report_filter_selects_that_filter() {
+    let mut h = Harness::new();
+    h.keys(&[ch('5')]);
+    let area = aniprint::tui::view::reports_list_area(&h.app);
+    let click = |row: u16| {
+        Action::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: area.x + 2,
+            row: area.y + row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    // Lines 0-4 are the statuses, 5 is blank, 6-9 are upload, series, since and file.
+    h.run(click(6));
+    assert_eq!(h.app.reports.cursor, 5);
+    h.run(click(9));
+    assert_eq!(h.app.reports.cursor, 8);
+    h.run(click(5));
+    assert_eq!(h.app.reports.cursor, 8);
+    h.run(click(1));
+    assert_eq!(h.app.reports.cursor, 1);
+}
+
+/// Services whose separator loader has a bug.
+struct PanickingSeparator;
+
+impl Services for PanickingSeparator {
+    fn load_separator(&self) -> aniprint::Result<aniprint::separate::Separator> {
+        panic!("a bug in the loader")
+    }
+}
+
+#[test]
+fn a_job_that_panics_fails_and_its_worker_runs_the_next_one() {
+    let mut h = Harness::with_services(Arc::new(PanickingSeparator));
+    for _ in 0..2 {
+        h.keys(&[ch(':')]);
+        h.chars("separate fixtures/plain");
+        h.keys(&[KeyCode::Enter]);
+    }
+    h.pump_until(|app| app.jobs.list.len() == 2 && !app.jobs_running());
+    for j in &h.app.jobs.list {
+        let Some(JobResult::Failed(e)) = &j.result else { panic!("{:?}", j.result) };
+        assert!(e.contains("a panic: a bug in the loader"), "{e}");
+    }
 }
 
 #[test]

@@ -707,6 +707,9 @@ pub struct App {
     pub quit: bool,
     /// Quit as soon as no job runs.
     pub quit_when_done: bool,
+    /// The running jobs were asked to stop so that the app can quit (it does once they have:
+    /// a cancelled training run saves its checkpoint first); asking again quits at once.
+    pub cancelling: bool,
     /// Styles.
     pub theme: Theme,
     /// The keymap in use (the compiled-in table with `[tui.keys]` applied).
@@ -732,6 +735,7 @@ impl App {
             browse_dir: PathBuf::from("."),
             quit: false,
             quit_when_done: false,
+            cancelling: false,
             theme,
             keymap: super::keymap::Keymap::default(),
         }

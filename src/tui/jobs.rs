@@ -365,7 +365,9 @@ impl Runner {
             std::thread::Builder::new().name(format!("aniprint-job-{id}")).spawn(move || {
                 let rep = JobReporter::new(id, tx, cancel);
                 let mut none = Models::default();
-                let result = run_job(&catalog, &*services, &settings, &spec, &mut none, &rep);
+                let result =
+                    caught(|| run_job(&catalog, &*services, &settings, &spec, &mut none, &rep))
+                        .unwrap_or_else(JobResult::Failed);
                 rep.finish(result);
             });
         if let Err(e) = started {
@@ -395,6 +397,20 @@ impl Runner {
     }
 }
 
+/// Run `f`, turning a panic into an error message: a bug in one job must fail that job (and
+/// let the UI say so), not leave it shown as running, stop its worker's queue or, through the
+/// terminal's panic hook, tear down the screen.
+fn caught<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        format!("internal error (a panic: {what}); see the log")
+    })
+}
+
 /// A job on its way to a worker.
 type Queued = (JobId, JobSpec, CancelToken);
 
@@ -416,7 +432,13 @@ fn start_worker(
             let mut models = Models::default();
             for (id, spec, cancel) in queue {
                 let rep = JobReporter::new(id, tx.clone(), cancel);
-                let result = run_job(&catalog, &*services, &settings, &spec, &mut models, &rep);
+                let result =
+                    caught(|| run_job(&catalog, &*services, &settings, &spec, &mut models, &rep))
+                        .unwrap_or_else(|e| {
+                            // Models a panic interrupted may be half-loaded: load them again.
+                            models = Models::default();
+                            JobResult::Failed(e)
+                        });
                 rep.finish(result);
             }
         })
@@ -726,7 +748,10 @@ fn preview_worker(slot: &(Mutex<Option<PreviewRequest>>, Condvar), tx: &Sender<E
         }
         let mut side = |path: &Path, stream: Option<usize>, a: f64, b: f64| {
             let key = (path.to_path_buf(), stream, (a * 1000.0) as u64, (b * 1000.0) as u64);
-            cache.entry(key).or_insert_with(|| decode_range(path, stream, a, b)).clone()
+            cache
+                .entry(key)
+                .or_insert_with(|| caught(|| decode_range(path, stream, a, b)).and_then(|r| r))
+                .clone()
         };
         let (up, ua, ub) = &req.upload;
         let upload = side(up, None, *ua, *ub);

@@ -432,9 +432,18 @@ fn on_cmd(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             }
         },
         Mode::Confirm(Confirm::Quit) => match cmd {
-            Cmd::CancelAndQuit => {
+            Cmd::CancelAndQuit if app.cancelling => {
+                // Asked twice: the user would rather not wait for the jobs to wind down.
                 app.quit = true;
-                vec![Effect::CancelAll, Effect::Quit]
+                vec![Effect::Quit]
+            }
+            Cmd::CancelAndQuit => {
+                // Quit once they have stopped: a cancelled job finishes its write (training
+                // saves its checkpoint), which an exit now would cut short.
+                app.cancelling = true;
+                app.quit_when_done = true;
+                toast(app, Toast::info("stopping the running jobs; quitting when they have"));
+                vec![Effect::CancelAll]
             }
             Cmd::QuitWhenDone => {
                 app.quit_when_done = true;

@@ -93,6 +93,11 @@ fn row_in(area: Rect, col: u16, row: u16, cursor: usize, per_row: u16) -> Option
     Some(scroll_offset(cursor, visible) + usize::from((row - area.y) / per_row))
 }
 
+/// The Reports screen's filter lines (inside their border), where a click picks a filter.
+pub fn reports_list_area(app: &App) -> Rect {
+    reports::list_area(chrome(app.area()).body)
+}
+
 /// The Review screen's timeline (inside its border), where a click sets the play position.
 pub fn review_timeline_area(app: &App) -> Rect {
     review::timeline_area(chrome(app.area()).body)
@@ -118,7 +123,10 @@ pub fn hit_test(app: &App, col: u16, row: u16) -> Option<Hit> {
             row_in(rights::list_area(body), col, row, app.rights.cursor, 1).map(Hit::Rights)
         }
         Screen::Reports => {
-            row_in(reports::list_area(body), col, row, app.reports.cursor, 1).map(Hit::Reports)
+            // Lines, not rows: a blank line separates the statuses from the rest.
+            row_in(reports::list_area(body), col, row, 0, 1)
+                .and_then(reports::row_at)
+                .map(Hit::Reports)
         }
     };
     // Only rows that exist.

@@ -77,13 +77,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Mode::Palette(p) => {
             let entries = keymap::palette_entries(app, &p.query.text);
             let extra = u16::from(p.error.is_some());
-            let h = (entries.len() as u16 + 3 + extra).clamp(5, area.height.saturating_sub(4));
+            // At least 5 rows, at most what the screen has below its top two (clamp would
+            // panic on a terminal under 9 rows).
+            let h = (entries.len() as u16 + 3 + extra).max(5).min(area.height.saturating_sub(4));
             let r = Rect::new(
                 area.x + area.width.saturating_sub(60) / 2,
                 area.y + 2,
                 60.min(area.width),
                 h,
-            );
+            )
+            .intersection(area);
             Clear.render(r, buf);
             let block = frame(" Commands ", t);
             let inner = block.inner(r);
@@ -219,13 +222,18 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             let (title, body) = match c {
                 Confirm::Quit => {
                     let n = app.jobs.list.iter().filter(|j| j.running()).count();
-                    (
-                        " Quit? ".to_string(),
+                    let body = if app.cancelling {
+                        format!(
+                            "{n} job{} stopping.\n\nc  quit now, without waiting\nEsc  back",
+                            if n == 1 { " is" } else { "s are" }
+                        )
+                    } else {
                         format!(
                             "{n} job{} still running.\n\nc  cancel them and quit\nw  quit when they finish\nEsc  back",
                             if n == 1 { " is" } else { "s are" }
-                        ),
-                    )
+                        )
+                    };
+                    (" Quit? ".to_string(), body)
                 }
                 Confirm::DeleteRights(id) => (
                     " Delete? ".to_string(),

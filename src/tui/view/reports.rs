@@ -15,6 +15,24 @@ fn split(body: Rect) -> (Rect, Rect) {
     (left, right)
 }
 
+/// The filter rows: the statuses, a blank line, then upload, series, since and file.
+const STATUS_ROWS: usize = MatchStatus::ALL.len();
+
+/// The screen line (from the list's top) of filter row `i`.
+fn line_of(i: usize) -> usize {
+    if i < STATUS_ROWS { i } else { i + 1 }
+}
+
+/// The filter row on screen line `line` (none on the blank line between the statuses and the
+/// rest).
+pub fn row_at(line: usize) -> Option<usize> {
+    match line {
+        l if l < STATUS_ROWS => Some(l),
+        l if l == STATUS_ROWS => None,
+        l => Some(l - 1),
+    }
+}
+
 /// Inner area of the filter rows.
 pub fn list_area(body: Rect) -> Rect {
     let (left, _) = split(body);
@@ -29,14 +47,20 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
     let inner = block.inner(left);
     block.render(left, buf);
     let w = usize::from(inner.width);
+    // The rows that fit (a short terminal shows fewer; drawing past the buffer would panic).
+    let y_of = |i: usize| {
+        let y = inner.y.saturating_add(line_of(i) as u16);
+        (y < inner.bottom()).then_some(y)
+    };
     for (i, s) in MatchStatus::ALL.iter().enumerate() {
+        let Some(y) = y_of(i) else { break };
         let on = r.statuses.contains(s);
         let (glyph, st) = t.status(*s);
         let base = if r.cursor == i { t.cursor() } else { t.text() };
-        buf.set_string(inner.x, inner.y + i as u16, " ".repeat(w), base);
-        buf.set_string(inner.x, inner.y + i as u16, if on { "[x] " } else { "[ ] " }, base);
-        buf.set_string(inner.x + 4, inner.y + i as u16, glyph, base.patch(st));
-        buf.set_string(inner.x + 6, inner.y + i as u16, s.as_str(), base);
+        buf.set_stringn(inner.x, y, " ".repeat(w), w, base);
+        buf.set_stringn(inner.x, y, if on { "[x] " } else { "[ ] " }, w, base);
+        buf.set_stringn(inner.x + 4, y, glyph, w.saturating_sub(4), base.patch(st));
+        buf.set_stringn(inner.x + 6, y, s.as_str(), w.saturating_sub(6), base);
     }
     let upload = r.upload.and_then(|i| app.data.uploads.get(i)).map_or("any".to_string(), |u| {
         format!("{} ({})", u.path.rsplit('/').next().unwrap_or(&u.path), u.id)
@@ -52,14 +76,20 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
         ("file", out),
     ];
     for (k, (label, value)) in rest.iter().enumerate() {
-        let i = 5 + k;
-        let y = inner.y + 6 + k as u16;
+        let i = STATUS_ROWS + k;
+        let Some(y) = y_of(i) else { break };
         let base = if r.cursor == i { t.cursor() } else { t.text() };
-        buf.set_string(inner.x, y, " ".repeat(w), base);
-        buf.set_string(inner.x, y, format!("{label:<7}"), base.patch(t.dim()));
-        buf.set_string(inner.x + 8, y, fit_left(value, w.saturating_sub(8)), base);
+        buf.set_stringn(inner.x, y, " ".repeat(w), w, base);
+        buf.set_stringn(inner.x, y, format!("{label:<7}"), w, base.patch(t.dim()));
+        buf.set_stringn(
+            inner.x + 8,
+            y,
+            fit_left(value, w.saturating_sub(8)),
+            w.saturating_sub(8),
+            base,
+        );
     }
-    let hint_y = inner.y + 11;
+    let hint_y = inner.y.saturating_add(line_of(STATUS_ROWS + rest.len()) as u16 + 1);
     if hint_y < inner.bottom() {
         Paragraph::new(
             "Space toggles a status (none ticked: all); h/l choose upload and series; Enter \
