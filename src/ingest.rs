@@ -66,14 +66,14 @@ pub struct IngestReport {
 pub fn collect_inputs(paths: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<(PathBuf, Error)>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for p in paths {
         match std::fs::metadata(p) {
             Err(e) => errors.push((p.clone(), Error::io(p, e))),
             Ok(m) if m.is_dir() => {
-                let before = files.len();
-                if let Err(e) = walk(p, recursive, &mut files) {
-                    errors.push((p.clone(), e));
-                } else if files.len() == before {
+                let (before, errors_before) = (files.len(), errors.len());
+                walk(p, recursive, &mut seen, &mut files, &mut errors);
+                if files.len() == before && errors.len() == errors_before {
                     errors.push((p.clone(), Error::NoMedia { path: p.clone() }));
                 }
             }
@@ -83,22 +83,43 @@ pub fn collect_inputs(paths: &[PathBuf], recursive: bool) -> (Vec<PathBuf>, Vec<
     (files, errors)
 }
 
-fn walk(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+/// Add the media files in `dir` (and its sub-folders when `recursive`) to `out`. A folder that
+/// cannot be read is an error of its own and the walk goes on with the rest; a folder reached
+/// again (a symlink loop, two links to one folder) is walked once.
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    out: &mut Vec<PathBuf>,
+    errors: &mut Vec<(PathBuf, Error)>,
+) {
+    if !seen.insert(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())) {
+        return;
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            errors.push((dir.to_path_buf(), Error::io(dir, e)));
+            return;
+        }
+    };
     entries.sort();
     for p in entries {
         if p.is_dir() {
             if recursive {
-                walk(&p, recursive, out)?;
+                walk(&p, recursive, seen, out, errors);
             }
         } else if media::is_media_path(&p) {
             out.push(p);
         }
     }
-    Ok(())
+}
+
+/// How a failed file is reported: "<path>: <cause>", the path not repeated when the error
+/// already starts with it (most do; a model or index error does not).
+pub fn failure_line(path: &Path, e: &Error) -> String {
+    let (p, msg) = (path.display().to_string(), e.to_string());
+    if msg.starts_with(&p) { msg } else { format!("{p}: {msg}") }
 }
 
 /// ", N fingerprinted again" for a batch summary when `n` episodes on record were fingerprinted
@@ -153,7 +174,7 @@ pub fn ingest_paths_indexed(
             // The catalog itself failing is not this file's fault: stop the batch.
             Err(e @ (Error::Catalog(_) | Error::SchemaMismatch { .. })) => return Err(e),
             Err(e) => {
-                tracing::warn!("{e}");
+                tracing::warn!("{}", failure_line(&path, &e));
                 report.failed.push((path, e));
             }
         }
@@ -215,6 +236,8 @@ pub fn ingest_file_indexed(
     if size_bytes == 0 {
         return Err(Error::media(path, "empty file (0 bytes)"));
     }
+    let series = opts.series.clone().unwrap_or_else(|| default_series(path));
+    check_series(path, &series)?;
     let sha256 = sha256_file(path, progress)?;
     if let Some(ep) = catalog.episode_by_hash(&sha256)? {
         return match indexing {
@@ -330,7 +353,7 @@ pub fn ingest_file_indexed(
         });
     let episode = Episode {
         id,
-        series: opts.series.clone().unwrap_or_else(|| default_series(path)),
+        series,
         title,
         // Absolute, so export finds the source whatever directory it runs from.
         path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
@@ -468,6 +491,26 @@ fn store_piece_vectors(
         }
     }
     Ok(())
+}
+
+/// The longest series name, in bytes: names are catalog keys, and LMDB's keys stop at 511.
+pub const MAX_SERIES_BYTES: usize = 511;
+
+/// A series name the catalog can key `path`'s episode by: not blank, at most
+/// [`MAX_SERIES_BYTES`].
+fn check_series(path: &Path, series: &str) -> Result<()> {
+    let problem = if series.trim().is_empty() {
+        "the series name is empty (give one with --series)".to_string()
+    } else if series.len() > MAX_SERIES_BYTES {
+        format!(
+            "the series name is {} bytes, over the catalog's {MAX_SERIES_BYTES} (give a shorter \
+             one with --series)",
+            series.len()
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid(format!("{}: {problem}", path.display())))
 }
 
 /// The series a file belongs to when none is given: its folder's name.

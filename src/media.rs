@@ -145,6 +145,15 @@ impl Default for DecodeOptions {
 /// file may hold fewer, every other at least this many.
 pub const MIN_CHUNK: usize = 16_384;
 
+/// Zero the samples that are not finite numbers. A float file can hold infinities or NaNs
+/// (a broken encoder, a crafted file); passed on they poison every sum over the audio (a
+/// piece's level, a fingerprint) and a record holding one would not read back.
+pub(crate) fn zero_non_finite(samples: &mut [f32]) {
+    for s in samples.iter_mut().filter(|s| !s.is_finite()) {
+        *s = 0.0;
+    }
+}
+
 /// A streaming decoder: interleaved f32 chunks at the requested rate and channel count.
 pub trait AudioSource {
     /// The next chunk of interleaved samples, or `None` at the end.

@@ -121,9 +121,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     drop(out);
-    for (_, e) in &failed {
-        // The library's errors name the file first: "<path>: <cause>".
-        eprintln!("failed: {e}");
+    for (path, e) in &failed {
+        eprintln!("failed: {}", aniprint::ingest::failure_line(path, e));
     }
     Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
 }

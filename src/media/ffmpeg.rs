@@ -64,6 +64,13 @@ fn describe(e: ff::Error) -> String {
     }
 }
 
+/// A tag's text as valid UTF-8. ffmpeg-next hands tag values over as `&str` without checking
+/// them, and FFmpeg passes some containers' tags on as raw bytes (AVI and WAV INFO tags are
+/// often Shift-JIS): unchecked, such a title would make the episode's JSON record unreadable.
+fn text(s: &str) -> String {
+    String::from_utf8_lossy(s.as_bytes()).into_owned()
+}
+
 /// List the streams, duration and tags of any file FFmpeg can open.
 pub fn probe(path: &Path) -> Result<MediaInfo> {
     super::check_readable(path)?;
@@ -72,7 +79,7 @@ pub fn probe(path: &Path) -> Result<MediaInfo> {
     let duration = (ictx.duration() > 0)
         .then(|| Seconds(ictx.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE)));
     let streams = ictx.streams().map(|s| stream_info(&s)).collect();
-    let tags = ictx.metadata().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let tags = ictx.metadata().iter().map(|(k, v)| (text(k), text(v))).collect();
     Ok(MediaInfo { format: ictx.format().name().to_string(), duration, streams, tags })
 }
 
@@ -99,8 +106,8 @@ fn stream_info(s: &ff::format::stream::Stream<'_>) -> StreamInfo {
         index: s.index(),
         kind,
         codec: params.id().name().to_string(),
-        language: meta.get("language").filter(|l| *l != "und").map(str::to_string),
-        title: meta.get("title").map(str::to_string),
+        language: meta.get("language").filter(|l| *l != "und").map(text),
+        title: meta.get("title").map(text),
         default: s.disposition().contains(ff::format::stream::Disposition::DEFAULT),
         channels,
         sample_rate: sample_rate.filter(|r| *r > 0),
@@ -118,7 +125,12 @@ pub(crate) struct FfmpegSource {
     channels: u16,
     eof: bool,
     decoded_any: bool,
+    /// Reads in a row that failed with invalid data.
+    invalid_run: u32,
 }
+
+/// Reads in a row that may fail with invalid data before the file counts as ending there.
+const MAX_INVALID_RUN: u32 = 10_000;
 
 impl FfmpegSource {
     pub(crate) fn open(path: &Path, opts: &DecodeOptions) -> Result<Self> {
@@ -145,6 +157,7 @@ impl FfmpegSource {
             channels: opts.channels.clamp(1, 2),
             eof: false,
             decoded_any: false,
+            invalid_run: 0,
         })
     }
 
@@ -171,6 +184,7 @@ impl AudioSource for FfmpegSource {
             let mut packet = ff::Packet::empty();
             match packet.read(&mut self.input.ctx) {
                 Ok(()) => {
+                    self.invalid_run = 0;
                     if packet.stream() != self.stream.index {
                         continue;
                     }
@@ -190,8 +204,12 @@ impl AudioSource for FfmpegSource {
                     self.eof = true;
                     break;
                 }
-                // The demuxer can resync past invalid data.
-                Err(ff::Error::InvalidData) => continue,
+                // The demuxer can resync past invalid data, but not forever: one that keeps
+                // failing is treated as the file's end.
+                Err(ff::Error::InvalidData) if self.invalid_run < MAX_INVALID_RUN => {
+                    self.invalid_run += 1;
+                    continue;
+                }
                 Err(e) => {
                     if !self.decoded_any {
                         return Err(Error::media(&self.path, describe(e)));
@@ -209,6 +227,7 @@ impl AudioSource for FfmpegSource {
         if self.eof && !self.decoded_any {
             return Err(Error::media(&self.path, "audio stream holds no decodable audio"));
         }
+        super::zero_non_finite(&mut out);
         Ok(if out.is_empty() && self.eof { None } else { Some(out) })
     }
 

@@ -109,6 +109,8 @@ impl AudioSource for SymphoniaSource {
                     }
                     self.scratch.resize(buf.samples_interleaved(), 0.0);
                     buf.copy_to_slice_interleaved(&mut self.scratch);
+                    // Before resampling, which would spread a NaN over its filter's length.
+                    super::zero_non_finite(&mut self.scratch);
                     let mut frame = packed_frame(&self.scratch, ch, spec_rate);
                     self.resampler
                         .push(&mut frame, &mut out)

@@ -1,0 +1,152 @@
+//! Ingest (records only, no models) of inputs that used to break it: tags that are not UTF-8,
+//! float samples that are not finite, a series name the catalog cannot key, a folder that
+//! links back to itself.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use aniprint::catalog::Catalog;
+use aniprint::ingest::{self, IngestOptions};
+use aniprint::media::{self, DecodeOptions};
+use aniprint::progress::NoProgress;
+use aniprint::units::SampleRate;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// 16-bit mono PCM at 16 kHz, a 440 Hz tone of `seconds`, with a LIST/INFO chunk naming the
+/// title `title` (raw bytes, as old rips hold them: Shift-JIS and the like).
+fn wav_with_title(title: &[u8], seconds: usize) -> Vec<u8> {
+    let rate = 16_000u32;
+    let samples: Vec<i16> = (0..rate as usize * seconds)
+        .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 8000.0) as i16)
+        .collect();
+    let mut inam = title.to_vec();
+    inam.push(0);
+    if inam.len() % 2 == 1 {
+        inam.push(0);
+    }
+    let mut list = b"INFO".to_vec();
+    list.extend_from_slice(b"INAM");
+    list.extend_from_slice(&(inam.len() as u32).to_le_bytes());
+    list.extend_from_slice(&inam);
+    let mut body = b"WAVE".to_vec();
+    body.extend_from_slice(b"fmt ");
+    body.extend_from_slice(&16u32.to_le_bytes());
+    for v in [1u16, 1] {
+        body.extend_from_slice(&v.to_le_bytes()); // PCM, mono
+    }
+    body.extend_from_slice(&rate.to_le_bytes());
+    body.extend_from_slice(&(rate * 2).to_le_bytes());
+    for v in [2u16, 16] {
+        body.extend_from_slice(&v.to_le_bytes()); // block align, bits
+    }
+    body.extend_from_slice(b"LIST");
+    body.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    body.extend_from_slice(&list);
+    body.extend_from_slice(b"data");
+    body.extend_from_slice(&(samples.len() as u32 * 2).to_le_bytes());
+    for s in samples {
+        body.extend_from_slice(&s.to_le_bytes());
+    }
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&body);
+    wav
+}
+
+/// 32-bit float mono at 16 kHz, a tone with an infinity and a NaN in it.
+fn float_wav_with_infinity(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..16_000 * 12 {
+        let v = match i {
+            1_000 => f32::INFINITY,
+            2_000 => f32::NAN,
+            _ => (i as f32 * 0.05).sin() * 0.3,
+        };
+        w.write_sample(v).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn tags_that_are_not_utf8_and_samples_that_are_not_finite_store_readable_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let show = tmp.path().join("show");
+    std::fs::create_dir(&show).unwrap();
+    // "アニメ" in Shift-JIS: not UTF-8.
+    let sjis = show.join("sjis.wav");
+    std::fs::write(&sjis, wav_with_title(&[0x83, 0x41, 0x83, 0x6a, 0x83, 0x81], 12)).unwrap();
+    let info = media::probe(&sjis).unwrap();
+    let json = serde_json::to_string(&info.tags).unwrap();
+    let back: Vec<(String, String)> = serde_json::from_str(&json).unwrap();
+    let title = back.iter().find(|(k, _)| k.eq_ignore_ascii_case("title")).map(|(_, v)| v);
+    assert!(title.is_some_and(|t| t.contains('\u{fffd}')), "{back:?}");
+
+    let inf = show.join("inf.wav");
+    float_wav_with_infinity(&inf);
+    let opts = DecodeOptions { rate: SampleRate(16_000), ..DecodeOptions::default() };
+    let samples = media::decode(&inf, &opts).unwrap();
+    assert!(samples.iter().all(|s| s.is_finite()));
+    assert!(samples.iter().any(|s| s.abs() > 0.1));
+
+    let cat = Catalog::open(tmp.path().join("cat")).unwrap();
+    let report = ingest::ingest_paths(&cat, &[show], &IngestOptions::default(), &NoProgress)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.ok.len(), report.failed.len()), (2, 0), "{:?}", report.failed);
+    // Both records read back (a non-UTF-8 title or an infinite level would not).
+    let eps = cat.episodes().unwrap();
+    assert_eq!(eps.len(), 2);
+    assert!(eps.iter().any(|e| e.title.contains('\u{fffd}')), "{eps:?}");
+    let pieces = cat.pieces().unwrap();
+    assert!(!pieces.is_empty() && pieces.iter().all(|p| p.rms_dbfs.is_finite()), "{pieces:?}");
+}
+
+#[test]
+fn a_series_name_the_catalog_cannot_key_fails_each_file_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(tmp.path().join("cat")).unwrap();
+    let speech = fixture("plain/speech.wav");
+    for (series, cause) in [(" ".to_string(), "is empty"), ("あ".repeat(200), "600 bytes")] {
+        let opts = IngestOptions { series: Some(series), ..IngestOptions::default() };
+        let report =
+            ingest::ingest_paths(&cat, std::slice::from_ref(&speech), &opts, &NoProgress).unwrap();
+        assert_eq!(report.failed.len(), 1);
+        let (path, e) = &report.failed[0];
+        let line = ingest::failure_line(path, e);
+        assert!(line.starts_with(&speech.display().to_string()) && line.contains(cause), "{line}");
+    }
+    assert!(cat.episodes().unwrap().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_folder_that_links_back_to_itself_is_walked_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("eps");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(fixture("plain/speech.wav"), dir.join("speech.wav")).unwrap();
+    std::os::unix::fs::symlink(&dir, dir.join("again")).unwrap();
+    std::os::unix::fs::symlink(".", dir.join("here")).unwrap();
+    let (files, errors) = ingest::collect_inputs(std::slice::from_ref(&dir), true);
+    assert_eq!(files, vec![dir.join("speech.wav")]);
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
+fn failure_lines_name_the_file_once() {
+    let p = Path::new("/eps/a.mkv");
+    let named = aniprint::Error::media(p, "truncated");
+    assert_eq!(ingest::failure_line(p, &named), named.to_string());
+    assert!(named.to_string().starts_with("/eps/a.mkv: "));
+    let unnamed = aniprint::Error::Invalid("segment 3 has a non-finite value".into());
+    assert_eq!(ingest::failure_line(p, &unnamed), format!("/eps/a.mkv: {unnamed}"));
+}
