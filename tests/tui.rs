@@ -311,6 +311,18 @@ fn dispute_and_bulk_selection() {
 }
 
 #[test]
+fn marking_an_upload_marks_only_the_matches_the_filter_shows() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('/')]);
+    h.chars("pending");
+    h.keys(&[KeyCode::Enter]);
+    // Upload a has three matches, one of them dismissed (hidden by the filter).
+    h.keys(&[ch(' ')]);
+    let marked: Vec<MatchStatus> = h.app.review.marked.iter().map(|id| h.status_of(id)).collect();
+    assert_eq!(marked, vec![MatchStatus::Pending; 2]);
+}
+
+#[test]
 fn library_marks_pieces_in_bulk() {
     let mut h = Harness::new();
     // Cursor on the series row: `a` keeps every piece of the series.
@@ -476,10 +488,17 @@ fn the_picker_browses_marks_across_folders_and_starts_the_job() {
     let effects = update(&mut app, key(KeyCode::Enter));
     assert_eq!(effects, vec![Effect::Spawn(JobSpec::Ingest { paths: marked })]);
     assert_eq!(app.mode, Mode::Normal);
-    // Without marks (a new picker has none), i uses the entry under the cursor, a folder too.
+    // Without marks (a new picker has none), i starts a typed path like any letter the list
+    // does not use (`incoming/`), rather than starting a job on the entry under the cursor; a
+    // folder is picked by marking it.
     h.keys(&[KeyCode::Esc, ch('i')]);
     assert!(picker(&h.app).marked.is_empty());
     let mut app = h.app.clone();
+    assert!(update(&mut app, key(ch('i'))).is_empty());
+    let pk = picker(&app);
+    assert!(pk.typing && pk.input.text == "i", "{pk:?}");
+    let mut app = h.app.clone();
+    update(&mut app, key(ch(' ')));
     let effects = update(&mut app, key(ch('i')));
     assert_eq!(effects, vec![Effect::Spawn(JobSpec::Ingest { paths: vec![root.join("a")] })]);
     // Esc cancels; the next picker opens where this one was.

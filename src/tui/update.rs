@@ -136,7 +136,18 @@ fn on_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     if ev.kind == KeyEventKind::Release {
         return vec![];
     }
-    if let Some(cmd) = keymap::lookup(app, &ev) {
+    let cmd = match (&app.mode, keymap::lookup(app, &ev)) {
+        // With nothing marked, the picker's accept letter is the first letter of a typed path
+        // (the `i` of `incoming/`), as every other letter the list does not use is: starting
+        // a job on the entry under the cursor was one surprised key away.
+        (Mode::Picker(pk), Some(Cmd::Accept))
+            if pk.marked.is_empty() && matches!(ev.code, KeyCode::Char(_)) =>
+        {
+            None
+        }
+        (_, cmd) => cmd,
+    };
+    if let Some(cmd) = cmd {
         return on_cmd(app, cmd);
     }
     match &mut app.mode {
@@ -739,7 +750,8 @@ fn on_picker(app: &mut App, mut pk: Picker, cmd: Cmd) -> Vec<Effect> {
             None => pk.error = Some("nothing here: h goes up, Tab types a path".into()),
         },
         Cmd::Accept => {
-            // The marks, else the entry under the cursor, else (an empty folder) the folder.
+            // The marks (a letter bound here types a path while nothing is marked: `on_key`),
+            // else, for a key that is no letter, the entry under the cursor or the folder.
             let paths: Vec<PathBuf> = if !pk.marked.is_empty() {
                 pk.marked.iter().cloned().collect()
             } else {
@@ -882,15 +894,15 @@ fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             let rows = app.review_rows();
             let ids: Vec<String> = match rows.get(app.review.cursor) {
                 Some(ReviewRow::Match(i)) => vec![app.data.matches[*i].id.clone()],
-                Some(ReviewRow::Upload(u)) => {
-                    let up = &app.data.uploads[*u].id;
-                    app.data
-                        .matches
-                        .iter()
-                        .filter(|m| &m.upload == up)
-                        .map(|m| m.id.clone())
-                        .collect()
-                }
+                // The upload's matches the list shows (the rows after it), not those the filter
+                // hides: a bulk decision must only touch what the reviewer can see.
+                Some(ReviewRow::Upload(_)) => rows[app.review.cursor + 1..]
+                    .iter()
+                    .map_while(|r| match r {
+                        ReviewRow::Match(i) => Some(app.data.matches[*i].id.clone()),
+                        ReviewRow::Upload(_) => None,
+                    })
+                    .collect(),
                 None => vec![],
             };
             let all_marked = ids.iter().all(|id| app.review.marked.contains(id));
