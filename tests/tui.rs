@@ -323,6 +323,25 @@ fn marking_an_upload_marks_only_the_matches_the_filter_shows() {
 }
 
 #[test]
+fn a_reload_keeps_the_cursor_and_report_filters_on_what_they_pointed_at() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('G')]);
+    let before = h.app.review_current().unwrap().id.clone();
+    let b = |id: &str| id.starts_with('b');
+    h.app.reports.upload = h.app.data.uploads.iter().position(|u| b(&u.id));
+    // A scan stores an upload whose row sorts before every other.
+    let cat = h.rt.catalog();
+    let up = fixture::upload('0', 30.0, NOW);
+    let r = fixture::region(&up, Stem::Mix, EP01, 0.0, (60.0, 70.0), 0.9, Band::High);
+    cat.put_scan(&up, &[r], &ReviewConfig::none(), NOW).unwrap();
+    let data = aniprint::tui::app::Data::load(cat).unwrap();
+    h.run(Action::Loaded(Box::new(data)));
+    assert_eq!(h.app.review_current().unwrap().id, before);
+    let upload = h.app.reports.upload.map(|i| h.app.data.uploads[i].id.clone());
+    assert!(upload.as_deref().is_some_and(b), "{upload:?}");
+}
+
+#[test]
 fn library_marks_pieces_in_bulk() {
     let mut h = Harness::new();
     // Cursor on the series row: `a` keeps every piece of the series.

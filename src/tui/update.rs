@@ -19,8 +19,8 @@ use super::action::{
     Toast,
 };
 use super::app::{
-    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, Mode, PaletteState, PickFor, Picker,
-    Prompt, PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
+    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, LibRow, Mode, PaletteState, PickFor,
+    Picker, Prompt, PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
 };
 use super::command::{self, Typed};
 use super::keymap::{self, PaletteItem};
@@ -59,7 +59,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Job(ev) => on_job(app, ev),
         Action::Loaded(data) => {
+            // Rows are positions in the data; a reload (a finished scan or ingest) can shift
+            // them, so the cursors and the report filters follow what they pointed at.
+            let anchors = Anchors::of(app);
             app.data = *data;
+            anchors.restore(app);
             clamp_cursors(app);
             vec![]
         }
@@ -590,6 +594,58 @@ fn move_cursor(app: &mut App, d: isize) -> Vec<Effect> {
 }
 
 /// Keep every cursor inside its list and drop marks of records that are gone.
+/// What the position-based cursors and filters point at, by id, across a reload.
+struct Anchors {
+    library: Option<(bool, String)>,
+    review: Option<(bool, String)>,
+    report_upload: Option<String>,
+    report_series: Option<String>,
+}
+
+impl Anchors {
+    fn of(app: &App) -> Self {
+        let d = &app.data;
+        let library = app.library_rows().get(app.library.tree_cursor).map(|r| match r {
+            LibRow::Series(name) => (true, name.clone()),
+            LibRow::Episode(i) => (false, d.episodes[*i].id.clone()),
+        });
+        let review = app.review_rows().get(app.review.cursor).map(|r| match r {
+            ReviewRow::Upload(i) => (true, d.uploads[*i].id.clone()),
+            ReviewRow::Match(i) => (false, d.matches[*i].id.clone()),
+        });
+        Self {
+            library,
+            review,
+            report_upload: app.reports.upload.and_then(|i| d.uploads.get(i)).map(|u| u.id.clone()),
+            report_series: app.reports.series.and_then(|i| d.series.get(i)).map(|s| s.name.clone()),
+        }
+    }
+
+    /// Point the cursors and filters at the same things in the reloaded data (a cursor whose
+    /// row is gone stays where it was; a filter whose upload or series is gone is cleared).
+    fn restore(self, app: &mut App) {
+        let d = &app.data;
+        if let Some((series, id)) = &self.library {
+            let at = app.library_rows().iter().position(|r| match r {
+                LibRow::Series(name) => *series && name == id,
+                LibRow::Episode(i) => !*series && d.episodes[*i].id == *id,
+            });
+            app.library.tree_cursor = at.unwrap_or(app.library.tree_cursor);
+        }
+        if let Some((upload, id)) = &self.review {
+            let at = app.review_rows().iter().position(|r| match r {
+                ReviewRow::Upload(i) => *upload && d.uploads[*i].id == *id,
+                ReviewRow::Match(i) => !*upload && d.matches[*i].id == *id,
+            });
+            app.review.cursor = at.unwrap_or(app.review.cursor);
+        }
+        app.reports.upload =
+            self.report_upload.and_then(|id| d.uploads.iter().position(|u| u.id == id));
+        app.reports.series =
+            self.report_series.and_then(|name| d.series.iter().position(|s| s.name == name));
+    }
+}
+
 fn clamp_cursors(app: &mut App) {
     let n = app.library_rows().len();
     app.library.tree_cursor = app.library.tree_cursor.min(n.saturating_sub(1));
