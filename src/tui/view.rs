@@ -14,6 +14,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Widget};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::action::Level;
 use super::app::{App, Mode, Screen};
@@ -159,30 +160,56 @@ pub(crate) fn pane<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme)
     })
 }
 
-/// Cut `s` to `w` columns, with `…` when cut.
+/// Cut `s` to `w` terminal columns, with `…` when cut. Columns, not chars: a Japanese title's
+/// characters take two each, and counting chars let it spill into the next pane.
 pub(crate) fn fit(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
+    if s.width() <= w {
         return s.to_string();
     }
     if w == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(w - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw > w - 1 {
+            break;
+        }
+        used += cw;
+        out.push(c);
+    }
     out.push('…');
+    out
+}
+
+/// [`fit`], padded with spaces to exactly `w` columns (`{:<w$}` pads by chars).
+pub(crate) fn fit_pad(s: &str, w: usize) -> String {
+    let mut out = fit(s, w);
+    let pad = w.saturating_sub(out.width());
+    out.extend(std::iter::repeat_n(' ', pad));
     out
 }
 
 /// The start of `s` cut off instead of the end (for paths): `…/uploads/up01.mp4`.
 pub(crate) fn fit_left(s: &str, w: usize) -> String {
-    let n = s.chars().count();
-    if n <= w {
+    if s.width() <= w {
         return s.to_string();
     }
     if w == 0 {
         return String::new();
     }
-    let tail: String = s.chars().skip(n - (w - 1)).collect();
-    format!("…{tail}")
+    let mut tail = Vec::new();
+    let mut used = 0;
+    for c in s.chars().rev() {
+        let cw = c.width().unwrap_or(0);
+        if used + cw > w - 1 {
+            break;
+        }
+        used += cw;
+        tail.push(c);
+    }
+    std::iter::once('…').chain(tail.into_iter().rev()).collect()
 }
 
 const THROBBER: [&str; 8] = ["⣾", "⣽", "⣻", "⢿", "⡿", "⣟", "⣯", "⣷"];
@@ -320,7 +347,7 @@ pub fn buffer_text(buf: &Buffer) -> String {
             let cell = &buf[(buf.area.x + x, buf.area.y + y)];
             let sym = cell.symbol();
             line.push_str(sym);
-            skip = unicode_width(sym).saturating_sub(1);
+            skip = sym.width().saturating_sub(1);
         }
         out.push_str(line.trim_end());
         out.push('\n');
@@ -328,6 +355,21 @@ pub fn buffer_text(buf: &Buffer) -> String {
     out
 }
 
-fn unicode_width(s: &str) -> usize {
-    ratatui::text::Span::raw(s).width()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_cut_and_padded_by_terminal_columns() {
+        // Two columns a character: "アニメ" is 6 wide.
+        assert_eq!(fit("アニメのタイトル", 7), "アニメ…");
+        assert_eq!(fit("アニメのタイトル", 8), "アニメ…");
+        assert_eq!(fit("アニメ", 6), "アニメ");
+        assert_eq!(fit_pad("アニメ", 8), "アニメ  ");
+        assert_eq!(fit_pad("アニメのタイトル", 8).width(), 8);
+        assert_eq!(fit_left("/アニメ/ep01.mkv", 12), "…メ/ep01.mkv");
+        assert_eq!(fit_left("/アニメ/ep01.mkv", 11), "…/ep01.mkv");
+        assert_eq!(fit("plain", 3), "pl…");
+        assert_eq!(fit("plain", 0), "");
+    }
 }

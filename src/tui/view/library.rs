@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{fit, fit_left, pane, scroll_offset};
+use super::{fit, fit_left, fit_pad, pane, scroll_offset};
 use crate::catalog::PieceStatus;
 use crate::tui::app::{App, LibFocus, LibRow};
 use crate::tui::widgets::timeline::short_hms;
@@ -73,11 +73,11 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
                     e.language.as_deref().unwrap_or("und")
                 );
                 let room = w.saturating_sub(tail.chars().count() + 2);
-                (format!("  {:<room$}{tail}", fit(&e.title, room)), t.text())
+                (format!("  {}{tail}", fit_pad(&e.title, room)), t.text())
             }
         };
         let style = if i == lib.tree_cursor { style.patch(t.cursor()) } else { style };
-        buf.set_string(inner.x, y, fit(&format!("{text:<w$}"), w), style);
+        buf.set_string(inner.x, y, fit_pad(&text, w), style);
     }
 
     // Episode info.

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{fit, fit_left, pane, scroll_offset};
+use super::{fit, fit_left, fit_pad, pane, scroll_offset};
 use crate::catalog::date::{Date, utc_iso};
 use crate::catalog::{MatchRegion, MatchStatus};
 use crate::tui::app::{App, ReviewRow};
@@ -90,7 +90,7 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
                 buf.set_string(
                     inner.x,
                     y,
-                    format!("▾ {:<room$}", fit(file_name(&u.path), room)),
+                    format!("▾ {}", fit_pad(file_name(&u.path), room)),
                     base.patch(t.title()),
                 );
                 buf.set_string(inner.x + 2 + room as u16, y, tail, base.patch(t.dim()));
