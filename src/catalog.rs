@@ -552,6 +552,7 @@ mod tests {
             series: "Show".into(),
             title: format!("ep {id}"),
             path: format!("/x/{id}.mkv"),
+            path_bytes: None,
             sha256: sha.into(),
             size_bytes: 10,
             duration: Seconds(200.0),

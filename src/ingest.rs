@@ -351,12 +351,15 @@ pub fn ingest_file_indexed(
         .unwrap_or_else(|| {
             path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
         });
+    // Absolute, so export finds the source whatever directory it runs from.
+    let (path_text, path_bytes) =
+        Episode::path_fields(std::fs::canonicalize(path).as_deref().unwrap_or(path));
     let episode = Episode {
         id,
         series,
         title,
-        // Absolute, so export finds the source whatever directory it runs from.
-        path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
+        path: path_text,
+        path_bytes,
         sha256,
         size_bytes,
         duration: rate.seconds(Samples(decoded)),

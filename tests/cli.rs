@@ -217,6 +217,13 @@ fn a_file_name_that_is_not_utf8_is_ingested() {
     let info = run(&cat, &[OsStr::new("info"), file.as_os_str()]);
     assert_eq!(info.code, 0, "{}", info.stderr);
     assert!(info.stdout.contains("opus"), "{}", info.stdout);
+    // The catalog keeps the name's bytes, so export opens the source again.
+    let out = tmp.path().join("out");
+    let args = [OsStr::new("export-pieces"), OsStr::new("--all"), OsStr::new("--out")];
+    let r = run(&cat, &[&args[..], &[out.as_os_str()]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, rows) = read_manifest(&out.join("manifest.csv"));
+    assert_eq!(rows.len(), 2);
 }
 
 #[test]

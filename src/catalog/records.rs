@@ -1,5 +1,7 @@
 //! The record kinds the catalog stores, serde-encoded as JSON values in LMDB.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::media::StreamInfo;
@@ -23,8 +25,12 @@ pub struct Episode {
     pub series: String,
     /// Title (from the container's title tag, else the file stem).
     pub title: String,
-    /// Absolute path at ingest (lossy UTF-8 for display; a non-UTF-8 name cannot be reopened).
+    /// Absolute path at ingest (lossy UTF-8 for display; [`Episode::source_path`] reopens it).
     pub path: String,
+    /// The path's bytes when they are not UTF-8 (a Unix file name in Shift-JIS, say), which
+    /// `path` cannot hold; none otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
     /// Full SHA-256 of the file's bytes, hex.
     pub sha256: String,
     /// File size in bytes.
@@ -45,6 +51,29 @@ pub struct Episode {
     pub pieces: u32,
     /// When it was ingested (Unix ms, UTC).
     pub ingested_ms: u64,
+}
+
+impl Episode {
+    /// The path a source is stored under: `path`, or its bytes when they are not UTF-8.
+    pub fn path_fields(path: &Path) -> (String, Option<Vec<u8>>) {
+        let text = path.to_string_lossy().into_owned();
+        #[cfg(unix)]
+        if path.to_str().is_none() {
+            use std::os::unix::ffi::OsStrExt;
+            return (text, Some(path.as_os_str().as_bytes().to_vec()));
+        }
+        (text, None)
+    }
+
+    /// The source file as ingested, to open again (export, preview, playback).
+    pub fn source_path(&self) -> PathBuf {
+        #[cfg(unix)]
+        if let Some(bytes) = &self.path_bytes {
+            use std::os::unix::ffi::OsStrExt;
+            return PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+        }
+        PathBuf::from(&self.path)
+    }
 }
 
 /// A piece's curation status.

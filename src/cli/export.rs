@@ -218,7 +218,8 @@ fn cut_pieces(
     bars: &Bars,
     emit: &mut dyn FnMut(&Piece, Vec<f32>, u16),
 ) -> anyhow::Result<f64> {
-    let path = Path::new(&ep.path);
+    let source = ep.source_path();
+    let path = source.as_path();
     check_source(ep, path, bars)?;
     let channels = ep
         .streams

@@ -1062,7 +1062,7 @@ fn play(app: &mut App, side: Side) -> Vec<Effect> {
         }),
         Side::Reference => app.data.episode(&m.episode).map(|e| PlayRequest {
             side,
-            file: PathBuf::from(&e.path),
+            file: e.source_path(),
             audio_stream: Some(e.audio_stream),
             start: Seconds(m.episode_start.0 + off),
             duration: Seconds((m.episode_end.0 - m.episode_start.0 - off).max(0.0)),
@@ -1315,12 +1315,7 @@ fn sync_preview(app: &mut App) -> Option<Effect> {
     Some(Effect::Preview(PreviewRequest {
         match_id: m.id.clone(),
         upload: (PathBuf::from(&upload.path), m.upload_start.0, m.upload_start.0 + len),
-        reference: (
-            PathBuf::from(&ep.path),
-            ep.audio_stream,
-            m.episode_start.0,
-            m.episode_start.0 + len,
-        ),
+        reference: (ep.source_path(), ep.audio_stream, m.episode_start.0, m.episode_start.0 + len),
     }))
 }
 

@@ -32,6 +32,7 @@ pub fn episode(id: &str, series: &str, title: &str, duration: f64) -> Episode {
         series: series.into(),
         title: title.into(),
         path: format!("/media/{title}.mkv"),
+        path_bytes: None,
         sha256: format!("{id}{}", "0".repeat(52)),
         size_bytes: 1_000_000,
         duration: Seconds(duration),
