@@ -58,6 +58,9 @@ pub struct IngestReport {
     pub reindexed: Vec<(PathBuf, Episode)>,
     /// Files (or arguments) that failed, with the reason.
     pub failed: Vec<(PathBuf, Error)>,
+    /// Why the batch stopped before its end (cancelled, the catalog failing, the approximate
+    /// index build failing); the lists above hold what was done until then, which is stored.
+    pub stopped: Option<Error>,
 }
 
 /// Expand arguments into media files: files as given, directories walked for media
@@ -154,6 +157,9 @@ pub fn ingest_paths(
 /// fingerprinted and its vectors stored in the same transaction as the episode, and, once the
 /// catalog is past [`crate::index::AUTO_ANN_FROM`] segments per index (where scans turn to
 /// arroy), the model's approximate indexes are brought up to date at the end of the batch.
+///
+/// A batch that stops early (cancelled, the catalog failing) still returns its report, with
+/// the reason in [`IngestReport::stopped`]: callers must check it.
 pub fn ingest_paths_indexed(
     catalog: &Catalog,
     paths: &[PathBuf],
@@ -164,15 +170,21 @@ pub fn ingest_paths_indexed(
     let (files, errors) = collect_inputs(paths, opts.recursive);
     let mut report = IngestReport { failed: errors, ..Default::default() };
     for path in files {
-        progress.check()?;
+        if let Err(e) = progress.check() {
+            report.stopped = Some(e);
+            return Ok(report);
+        }
         progress.item(&path.to_string_lossy());
         match ingest_file_indexed(catalog, &path, opts, indexing, progress) {
             Ok(Outcome::Ingested(ep)) => report.ok.push((path, ep)),
             Ok(Outcome::AlreadyPresent(ep)) => report.skipped.push((path, ep)),
             Ok(Outcome::Reindexed(ep)) => report.reindexed.push((path, ep)),
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            // The catalog itself failing is not this file's fault: stop the batch.
-            Err(e @ (Error::Catalog(_) | Error::SchemaMismatch { .. })) => return Err(e),
+            // Cancelled, or the catalog itself failing (not this file's fault): stop the
+            // batch, keeping the account of what was done.
+            Err(e @ (Error::Cancelled | Error::Catalog(_) | Error::SchemaMismatch { .. })) => {
+                report.stopped = Some(e);
+                return Ok(report);
+            }
             Err(e) => {
                 tracing::warn!("{}", failure_line(&path, &e));
                 report.failed.push((path, e));
@@ -183,15 +195,23 @@ pub fn ingest_paths_indexed(
     // below that size is searched exactly and needs none (an approximate search builds its
     // own first).
     if let Some(ix) = indexing.filter(|_| !report.ok.is_empty() || !report.reindexed.is_empty())
-        && ix.index.auto_search(ix.analyzer.model())? == SearchKind::Ann
+        && let Err(e) = build_forests(ix, progress)
     {
+        report.stopped = Some(e);
+    }
+    Ok(report)
+}
+
+/// Bring the model's approximate indexes up to date when scans of a catalog this size use them.
+fn build_forests(ix: &Indexing<'_>, progress: &dyn Progress) -> Result<()> {
+    if ix.index.auto_search(ix.analyzer.model())? == SearchKind::Ann {
         let model = ix.analyzer.model();
         let keys: Vec<IndexKey> =
             ix.index.keys()?.into_iter().filter(|k| k.model == model).collect();
         progress.stage(Stage::Indexing);
         ix.index.build_keys_with(&keys, progress)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// SHA-256 of a file's bytes, streamed.

@@ -141,6 +141,33 @@ fn a_folder_that_links_back_to_itself_is_walked_once() {
     assert!(errors.is_empty(), "{errors:?}");
 }
 
+/// Cancelled once `after` files have started.
+struct CancelAfter {
+    after: usize,
+    started: std::sync::atomic::AtomicUsize,
+}
+
+impl aniprint::progress::Progress for CancelAfter {
+    fn item(&self, _name: &str) {
+        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn is_cancelled(&self) -> bool {
+        self.started.load(std::sync::atomic::Ordering::SeqCst) > self.after
+    }
+}
+
+#[test]
+fn a_cancelled_batch_still_accounts_for_what_it_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(tmp.path().join("cat")).unwrap();
+    let files = [fixture("plain/speech.wav"), fixture("episodes/ep03.webm")];
+    let cancel = CancelAfter { after: 1, started: Default::default() };
+    let report = ingest::ingest_paths(&cat, &files, &IngestOptions::default(), &cancel).unwrap();
+    assert!(matches!(report.stopped, Some(aniprint::Error::Cancelled)), "{:?}", report.stopped);
+    assert_eq!((report.ok.len(), report.failed.len()), (1, 0));
+    assert_eq!(cat.episodes().unwrap().len(), 1);
+}
+
 #[test]
 fn failure_lines_name_the_file_once() {
     let p = Path::new("/eps/a.mkv");

@@ -64,8 +64,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     let (files, _) = ingest::collect_inputs(&[args.fixtures.join("episodes")], false);
     let bars = Bars::new(&ctx.multi, files.len() as u64, "episodes", true);
     let ix = ingest::Indexing { analyzer: &analyzer, index: &index };
-    let report = ingest::ingest_paths_indexed(&catalog, &files, &opts, Some(&ix), &bars)?;
+    let mut report = ingest::ingest_paths_indexed(&catalog, &files, &opts, Some(&ix), &bars)?;
     bars.finish();
+    if let Some(e) = report.stopped.take() {
+        return Err(e.into());
+    }
     for (p, ep) in report.ok.iter().chain(&report.skipped).chain(&report.reindexed) {
         writeln!(
             out,

@@ -74,7 +74,8 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         ingest::ingest_paths_indexed(&catalog, &files, &opts, Some(&ix), &bars)
     };
     bars.finish();
-    let report = result?;
+    let mut report = result?;
+    let stopped = report.stopped.take();
     failed.extend(report.failed);
 
     let mut out = std::io::stdout().lock();
@@ -123,6 +124,10 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     drop(out);
     for (path, e) in &failed {
         eprintln!("failed: {}", aniprint::ingest::failure_line(path, e));
+    }
+    // After the account of what was done (stored, and skipped by a rerun).
+    if let Some(e) = stopped {
+        return Err(e.into());
     }
     Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
 }

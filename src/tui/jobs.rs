@@ -553,7 +553,7 @@ fn ingest_job(
         rep.failed(&p.display().to_string(), &e.to_string());
     }
     rep.set_items(files.len() as u64);
-    let report = match &analyzer {
+    let mut report = match &analyzer {
         Ok(a) => {
             let index = CatalogIndex::open(catalog)?;
             let ix = Indexing { analyzer: a, index: &index };
@@ -563,6 +563,9 @@ fn ingest_job(
     };
     for (p, e) in &report.failed {
         rep.failed(&p.display().to_string(), &e.to_string());
+    }
+    if let Some(e) = report.stopped.take() {
+        return Err(e);
     }
     let mut summary = format!(
         "{} ingested, {} already present{}, {} failed",
