@@ -311,6 +311,36 @@ fn dispute_and_bulk_selection() {
 }
 
 #[test]
+fn escalating_asks_first_and_takes_a_note_for_legal() {
+    let mut h = Harness::new();
+    let cat = h.rt.catalog();
+    let id = cat.matches(&MatchFilter::default()).unwrap().into_iter().find(|m| m.episode == EP03);
+    let id = id.unwrap().id;
+    let why = Decision { reason: Some("fair_use".into()), ..Decision::default() };
+    review::set_status(cat, &ReviewConfig::default(), &id, MatchStatus::Disputed, why, "ana", NOW)
+        .unwrap();
+    let data = aniprint::tui::app::Data::load(cat).unwrap();
+    h.run(Action::Loaded(Box::new(data)));
+    h.keys(&[ch('3')]);
+    h.app.review.cursor = h.app.review_rows().iter().position(|r| {
+        matches!(r, aniprint::tui::app::ReviewRow::Match(i) if h.app.data.matches[*i].id == id)
+    })
+    .unwrap();
+    // e asks; Esc leaves the match as it was.
+    h.keys(&[ch('e')]);
+    assert!(matches!(&h.app.mode, Mode::Decision(d) if d.to == MatchStatus::Escalated));
+    assert!(h.screen().contains("Escalate 1 match"), "{}", h.screen());
+    h.keys(&[KeyCode::Esc]);
+    assert_eq!(h.status_of(&id), MatchStatus::Disputed);
+    h.keys(&[ch('e')]);
+    h.chars("counter-notice rejected");
+    h.keys(&[KeyCode::Enter]);
+    assert_eq!(h.status_of(&id), MatchStatus::Escalated);
+    let m = h.rt.catalog().match_(&id).unwrap();
+    assert_eq!(m.review.unwrap().note.as_deref(), Some("counter-notice rejected"));
+}
+
+#[test]
 fn marking_an_upload_marks_only_the_matches_the_filter_shows() {
     let mut h = Harness::new();
     h.keys(&[ch('3'), ch('/')]);

@@ -920,7 +920,11 @@ fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
     };
     match cmd {
         Cmd::Confirm => vec![with_ids(decide(MatchStatus::Confirmed))],
-        Cmd::Escalate => vec![with_ids(decide(MatchStatus::Escalated))],
+        // Handing matches to legal ends their review: ask first, with a note for legal.
+        Cmd::Escalate => {
+            app.mode = form(MatchStatus::Escalated, false, &[]);
+            vec![]
+        }
         Cmd::Reopen => vec![with_ids(decide(MatchStatus::Pending))],
         Cmd::Dismiss => {
             app.mode = form(MatchStatus::Dismissed, false, DISMISS_REASONS);

@@ -140,13 +140,18 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 (crate::catalog::MatchStatus::Dismissed, true) => "Dismiss and exclude",
                 (crate::catalog::MatchStatus::Dismissed, false) => "Dismiss",
                 (crate::catalog::MatchStatus::Disputed, _) => "Dispute",
+                (crate::catalog::MatchStatus::Escalated, _) => "Escalate",
                 _ => "Decide",
             };
             let n = d.ids.len();
             let block = frame(format!(" {what} {n} match{} ", if n == 1 { "" } else { "es" }), t);
             let inner = block.inner(r);
             block.render(r, buf);
-            let mut lines = vec![Line::styled("Reason (↑/↓):", t.dim())];
+            let mut lines = vec![if d.reasons.is_empty() {
+                Line::styled("Hand to legal for a formal notice (ends the review):", t.dim())
+            } else {
+                Line::styled("Reason (↑/↓):", t.dim())
+            }];
             for (i, reason) in d.reasons.iter().enumerate() {
                 let (mark, style) =
                     if i == d.reason { ("▸ ", t.cursor()) } else { ("  ", t.text()) };
