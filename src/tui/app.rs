@@ -1,7 +1,7 @@
 //! The model: everything the TUI shows and remembers, as plain data (no terminal, no threads).
 //! [`Data`] is a snapshot of the catalog, reloaded after each change; the rest is UI state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::Result;
@@ -792,17 +792,24 @@ impl App {
     /// The review list rows, filtered: each upload followed by its matches.
     pub fn review_rows(&self) -> Vec<ReviewRow> {
         let f = self.review.filter.text.to_lowercase();
+        // One pass over the matches, not one per upload: this runs on every key and frame.
+        let mut by_upload: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, m) in self.data.matches.iter().enumerate() {
+            by_upload.entry(m.upload.as_str()).or_default().push(i);
+        }
         let mut rows = Vec::new();
         for (ui, u) in self.data.uploads.iter().enumerate() {
-            let matches: Vec<usize> = self
-                .data
-                .matches
+            let path_hit = !f.is_empty() && u.path.to_lowercase().contains(&f);
+            let matches: Vec<usize> = by_upload
+                .get(u.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default()
                 .iter()
-                .enumerate()
-                .filter(|(_, m)| m.upload == u.id)
-                .filter(|(_, m)| {
+                .copied()
+                .filter(|&i| {
+                    let m = &self.data.matches[i];
                     f.is_empty()
-                        || u.path.to_lowercase().contains(&f)
+                        || path_hit
                         || m.status.as_str().contains(&f)
                         || m.id.starts_with(&f)
                         || self
@@ -810,7 +817,6 @@ impl App {
                             .episode(&m.episode)
                             .is_some_and(|e| e.title.to_lowercase().contains(&f))
                 })
-                .map(|(i, _)| i)
                 .collect();
             if matches.is_empty() && !f.is_empty() {
                 continue;
