@@ -36,11 +36,17 @@ pub use self::records::{Episode, Piece, PieceStatus, QualityFlag, Series};
 pub use self::rights::{OwnershipRecord, Policy, RightsType, TerritoryMode, WorkKind};
 use crate::{Error, Result};
 
-/// Schema version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
-// A large virtual map: the file stays sparse, and the map rarely has to grow (growing while
-// other threads hold read transactions would invalidate their memory).
-const INITIAL_MAP: usize = 64 << 30;
+/// Schema version this build writes: 2 once the catalog holds an index of half floats, which
+/// builds before them (schema 1 only) would misread as 32-bit floats; a catalog without one
+/// stays at 1, which those builds still open.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version this build reads.
+pub const OLDEST_SCHEMA: u32 = 1;
+// A large virtual map (address space only: the file stays sparse), so that it practically
+// never has to grow: growing remaps it, which is unsafe while another thread of the process
+// holds a read transaction (a search scanning mapped vectors). 1 TiB holds ~60,000 episodes
+// at 17 MiB each.
+const INITIAL_MAP: usize = 1 << 40;
 const MAX_DBS: u32 = 32;
 /// The file every open handle holds a shared lock on (see the module docs).
 const LOCK_FILE: &str = "aniprint.lock";
@@ -281,14 +287,36 @@ impl Catalog {
             self.dbs.meta.get(&rtxn, "schema_version")?
         };
         match found {
-            Some(v) if v == SCHEMA_VERSION => Ok(()),
+            Some(v) if (OLDEST_SCHEMA..=SCHEMA_VERSION).contains(&v) => Ok(()),
             Some(v) => Err(Error::SchemaMismatch {
                 path: self.path.clone(),
                 found: v,
                 expected: SCHEMA_VERSION,
             }),
+            // New catalogs keep half-float indexes from their first ingest.
             None => self.write(|w, dbs| Ok(dbs.meta.put(w, "schema_version", &SCHEMA_VERSION)?)),
         }
+    }
+
+    /// The schema version stored in the catalog.
+    pub fn schema_version(&self) -> Result<u32> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.dbs.meta.get(&rtxn, "schema_version")?.unwrap_or(SCHEMA_VERSION))
+    }
+
+    /// Store `v` as the schema version (tests: a catalog as an older build left it).
+    #[cfg(test)]
+    pub(crate) fn set_schema_version(&self, v: u32) -> Result<()> {
+        self.write(|w, d| Ok(d.meta.put(w, "schema_version", &v)?))
+    }
+
+    /// Raise the stored schema version to at least `v` in `wtxn` (the write that first stores
+    /// what older builds cannot read).
+    pub(crate) fn require_schema(&self, wtxn: &mut RwTxn<'_>, v: u32) -> Result<()> {
+        if self.dbs.meta.get(wtxn, "schema_version")?.is_none_or(|found| found < v) {
+            self.dbs.meta.put(wtxn, "schema_version", &v)?;
+        }
+        Ok(())
     }
 
     /// Run `f` in one write transaction and commit it; if the map is full, grow it and retry.
@@ -311,8 +339,11 @@ impl Catalog {
                 Err(Error::Catalog(heed::Error::Mdb(heed::MdbError::MapFull))) => {
                     let size = self.env.info().map_size * 2;
                     tracing::info!("catalog map full, growing to {} MiB", size >> 20);
-                    // SAFETY: the transaction above has ended (dropped or failed commit) and this
-                    // process holds no other transaction while `write` runs.
+                    // SAFETY: the transaction above has ended (dropped or failed commit). LMDB
+                    // also needs no other transaction of this process open; a search running
+                    // on another thread would break that, which is why the map starts at 1 TiB
+                    // and this is reached only by catalogs past it (or a smaller map chosen
+                    // with `open_with_map`, as the tests do).
                     #[allow(unsafe_code)]
                     unsafe {
                         self.env.resize(size)?;
@@ -721,5 +752,14 @@ mod tests {
         }
         let err = Catalog::open(dir.path()).unwrap_err();
         assert!(matches!(err, Error::SchemaMismatch { found: 999, .. }), "{err}");
+        // A catalog from before half floats (1) still opens, and stays 1 until one is stored
+        // (`index::store`'s tests).
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), SCHEMA_VERSION);
+        cat.set_schema_version(1).unwrap();
+        drop(cat);
+        let cat = Catalog::open(dir.path()).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), 1);
     }
 }

@@ -58,7 +58,7 @@ pub enum Error {
     },
     /// The catalog was written by a different, incompatible version of aniprint.
     #[error(
-        "catalog at {path} has schema version {found}, this aniprint needs {expected}: \
+        "catalog at {path} has schema version {found}, this aniprint reads up to {expected}: \
          export what you need with the aniprint that wrote it, or use a new --catalog directory"
     )]
     SchemaMismatch {

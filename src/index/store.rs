@@ -184,7 +184,10 @@ impl Registered {
     fn rows<'a>(&self, v: &'a [u8], buf: &'a mut Vec<f32>) -> Result<(u32, &'a [f32])> {
         let (first, n) = piece_header(v)?;
         let body = &v[PIECE_HEADER..];
-        if body.len() as u64 != u64::from(n) * u64::from(self.dim) * self.precision.width() as u64 {
+        let expected = u64::from(n)
+            .checked_mul(u64::from(self.dim))
+            .and_then(|x| x.checked_mul(self.precision.width() as u64));
+        if expected != Some(body.len() as u64) {
             return Err(corrupt("piece value length does not match its rows"));
         }
         Ok((first, flat::rows_of(body, self.precision, buf)))
@@ -264,7 +267,7 @@ pub struct CatalogIndex<C: Borrow<Catalog>> {
     catalog: C,
     dbs: Dbs,
     opts: IndexOptions,
-    cache: Mutex<HashMap<u16, Arc<FlatMatrix>>>,
+    cache: Mutex<HashMap<u16, (IndexKey, Arc<FlatMatrix>)>>,
     /// Query segments arroy searched, and how many of them got the second pass.
     ann_counts: [AtomicU64; 2],
 }
@@ -464,6 +467,10 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
     }
 
     fn save(&self, wtxn: &mut RwTxn<'_>, reg: &Registered) -> Result<()> {
+        if reg.precision == Precision::F16 {
+            // Builds before half floats would read these vectors as f32, without an error.
+            self.catalog().require_schema(wtxn, 2)?;
+        }
         Ok(self.dbs.registry.put(wtxn, &registry_key(&reg.key), reg)?)
     }
 
@@ -614,8 +621,11 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             return Ok(BuildStats { changed: false, items: reg.vectors, trees, seconds: 0.0 });
         }
         let changed = self.catalog().write_txn(|wtxn| {
-            // Read again inside the transaction: a write may have landed since.
-            let mut reg = self.registered(wtxn, key)?.unwrap_or(reg.clone());
+            // Read again inside the transaction: a write may have landed since (and one that
+            // dropped the index must not see it saved again, under a number since reused).
+            let Some(mut reg) = self.registered(wtxn, key)? else {
+                return Err(Error::NotFound { kind: "vector index", id: key.to_string() });
+            };
             let writer = arroy::Writer::new(self.dbs.arroy, reg.index, reg.dim as usize);
             let complete = match reg.forest {
                 Some(known) => known,
@@ -696,7 +706,8 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             let Some(v) = self.dbs.pieces.get(wtxn, &key)? else { continue };
             let (first, rows) = reg.rows(v, &mut buf)?;
             let data = rows.to_vec();
-            for (i, row) in (first..).zip(data.chunks_exact(reg.dim as usize)) {
+            // `first..` would step past u32::MAX after a piece ending on the last item id.
+            for (i, row) in (first..=u32::MAX).zip(data.chunks_exact(reg.dim as usize)) {
                 writer.add_item(wtxn, i, row).map_err(arroy_err)?;
             }
         }
@@ -941,14 +952,20 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
         let Some(now) = self.registered(&rtxn, &reg.key)? else {
             return Err(Error::NotFound { kind: "vector index", id: reg.key.to_string() });
         };
-        if let Some(m) = cache.get(&now.index)
+        // The number and the generation alone could match an index another process dropped
+        // and whose number a new one took: the key must match too.
+        if let Some((key, m)) = cache.get(&now.index)
+            && *key == now.key
             && m.generation == now.generation
         {
             return Ok(Arc::clone(m));
         }
         let dim = now.dim as usize;
-        let mut data = Vec::with_capacity(now.vectors as usize * dim);
-        let mut blocks = Vec::with_capacity(now.pieces as usize);
+        // The registry's count is a hint (a corrupt record must not ask for exabytes).
+        let mut data = Vec::new();
+        data.try_reserve_exact((now.vectors as usize).saturating_mul(dim))
+            .map_err(|_| corrupt(&format!("{} vectors do not fit in memory", now.vectors)))?;
+        let mut blocks = Vec::new();
         let mut buf = Vec::new();
         for r in self.dbs.pieces.prefix_iter(&rtxn, &now.index.to_be_bytes())? {
             let (k, v) = r?;
@@ -959,7 +976,7 @@ impl<C: Borrow<Catalog>> CatalogIndex<C> {
             blocks.push(BlockMeta { piece: piece_of_key(k), first_item, start_row, n });
         }
         let m = Arc::new(FlatMatrix { generation: now.generation, dim, data, blocks });
-        cache.insert(now.index, Arc::clone(&m));
+        cache.insert(now.index, (now.key.clone(), Arc::clone(&m)));
         Ok(m)
     }
 
@@ -1577,6 +1594,8 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::open(dir.path()).unwrap();
+        // As a catalog written before half floats: schema 1.
+        cat.set_schema_version(1).unwrap();
         let opts = IndexOptions {
             precision: Precision::F32,
             exact_source: ExactSource::Memory,
@@ -1590,10 +1609,13 @@ mod tests {
         old.add_piece(&mix, "bbbb-000000000", &b).unwrap();
         old.build(&mix).unwrap();
         let before = top1(&old, &mix, a.row(17), SearchKind::Exact);
-        // A handle with the new default: the existing index keeps f32, a new one is f16.
+        assert_eq!(cat.schema_version().unwrap(), 1, "f32 indexes alone keep schema 1");
+        // A handle with the new default: the existing index keeps f32, a new one is f16, which
+        // older builds would misread: the catalog says schema 2 from then on.
         let new = CatalogIndex::open(&cat).unwrap();
         new.add_piece(&mix, "cccc-000000000", &b).unwrap();
         new.add_piece(&voice, "aaaa-000000000", &b).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), 2);
         assert_eq!(new.piece_vectors(&mix, "cccc-000000000").unwrap().unwrap(), b);
         let usage = new.disk_usage().unwrap().vectors;
 
