@@ -438,17 +438,14 @@ fn reindex_episode(
     progress: &dyn Progress,
 ) -> Result<()> {
     let rate = ix.analyzer.rate();
-    if ep.work_rate != rate {
-        return Err(Error::media(
-            path,
-            format!(
-                "on record at {} Hz, and the models work at {} Hz: ingest it into a new catalog",
-                ep.work_rate.0, rate.0
-            ),
-        ));
-    }
     let mut pieces = catalog.pieces_of(&ep.id)?;
     pieces.sort_by_key(|p| p.index);
+    // An episode recorded at another rate (`ingest --no-index` works at `work_rate`, 16 kHz by
+    // default; the models at 8 kHz) is cut at the same times: its bounds counted at the models'
+    // rate. The records keep theirs.
+    for p in &mut pieces {
+        (p.start, p.end) = (ep.work_rate.rescale(p.start, rate), ep.work_rate.rescale(p.end, rate));
+    }
     let decode =
         DecodeOptions { stream: media::StreamSelect::Index(ep.audio_stream), channels: 1, rate };
     progress.stage(Stage::Decoding);

@@ -29,6 +29,12 @@ impl SampleRate {
         Seconds(n.0 as f64 / f64::from(self.0))
     }
 
+    /// `n` samples at this rate, counted at rate `to` instead (to the nearest sample).
+    pub fn rescale(self, n: Samples, to: SampleRate) -> Samples {
+        let (from, to) = (u128::from(self.0.max(1)), u128::from(to.0));
+        Samples(((u128::from(n.0) * to + from / 2) / from) as u64)
+    }
+
     /// Samples spanned by `s` seconds at this rate, rounded to the nearest sample (negative
     /// times clamp to zero).
     pub fn samples(self, s: Seconds) -> Samples {
@@ -88,6 +94,15 @@ mod tests {
         assert_eq!(Seconds(0.0).hms(), "00:00:00.000");
         assert_eq!(Seconds(3723.0456).hms(), "01:02:03.046");
         assert_eq!(Seconds(59.9996).hms(), "00:01:00.000");
+    }
+
+    #[test]
+    fn rescales_to_the_nearest_sample() {
+        let (a, b) = (SampleRate(16_000), SampleRate(44_100));
+        assert_eq!(a.rescale(Samples(16_000), b), Samples(44_100));
+        assert_eq!(a.rescale(Samples(1), b), Samples(3)); // 2.75625
+        assert_eq!(a.rescale(Samples(176_800 * 16), SampleRate(48_000)), Samples(176_800 * 48));
+        assert_eq!(a.rescale(Samples(16_001), SampleRate(8_000)), Samples(8_001)); // 8000.5 up
     }
 
     #[test]

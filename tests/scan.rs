@@ -373,6 +373,32 @@ fn query_places_three_and_one_second_clips_in_their_episode() {
     }
 }
 
+/// An episode ingested with `--no-index` is on record at the working rate (16 kHz) while the
+/// models work at 8 kHz: a later ingest fingerprints it at the same piece times, and a clip of
+/// it is placed where it was cut from.
+#[test]
+fn an_episode_ingested_without_fingerprints_is_fingerprinted_by_a_later_ingest() {
+    if !tools::have_ffmpeg() {
+        eprintln!("skipped: the ffmpeg CLI is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ep = fixtures().join("episodes/ep02.mp4");
+    let out = ok(&cat, &[OsStr::new("ingest"), OsStr::new("--no-index"), ep.as_os_str()]);
+    assert!(out.contains("1 ingested"), "{out}");
+    let out = ok(&cat, &[OsStr::new("ingest"), OsStr::new("--no-separate"), ep.as_os_str()]);
+    assert!(out.contains("1 fingerprinted again, 0 failed"), "{out}");
+    // Past the first piece (the second starts near 180 s): its bounds were rescaled too.
+    let start = 201.3;
+    let clip = tmp.path().join("clip.wav");
+    cut(&ep, start, 3.0, &clip);
+    let answers = json(&cat, &["query", clip.to_str().unwrap(), "--json"]);
+    let best = answers.as_array().and_then(|a| a.first()).expect("an answer");
+    let offset = best["offset_s"].as_f64().unwrap();
+    assert!((offset - start).abs() <= 0.15, "offset {offset} s, truth {start} s: {answers:?}");
+}
+
 /// A catalog fingerprinted only by another model cannot answer: `query` says so on stderr
 /// instead of a bare "no match".
 #[test]

@@ -236,7 +236,7 @@ fn cut_pieces(
     let ch = usize::from(src.channels());
     let spans: Vec<(u64, u64)> = pieces
         .iter()
-        .map(|p| (rescale(p.start.0, ep.work_rate, rate), rescale(p.end.0, ep.work_rate, rate)))
+        .map(|p| (ep.work_rate.rescale(p.start, rate).0, ep.work_rate.rescale(p.end, rate).0))
         .collect();
     bars.stage(Stage::Exporting);
     bars.set_total(spans.last().map_or(0, |s| s.1));
@@ -370,11 +370,6 @@ fn round_ms(x: f64) -> f64 {
 }
 
 /// `n` samples at `from` as samples at `to`, rounded to nearest.
-fn rescale(n: u64, from: SampleRate, to: SampleRate) -> u64 {
-    let (from, to) = (u128::from(from.0.max(1)), u128::from(to.0));
-    ((u128::from(n) * to + from / 2) / from) as u64
-}
-
 fn write_manifest(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
     let tmp = path.with_extension("csv.partial");
     let mut w =
@@ -412,14 +407,6 @@ mod tests {
         assert_eq!(escape_cell("\tx"), "'\tx");
         assert_eq!(escape_cell("Show = fun"), "Show = fun");
         assert_eq!(escape_cell(""), "");
-    }
-
-    #[test]
-    fn rescales_to_nearest_sample() {
-        let (a, b) = (SampleRate(16_000), SampleRate(44_100));
-        assert_eq!(rescale(16_000, a, b), 44_100);
-        assert_eq!(rescale(1, a, b), 3); // 2.75625
-        assert_eq!(rescale(176_800 * 16, a, SampleRate(48_000)), 176_800 * 48);
     }
 
     #[test]
