@@ -126,6 +126,8 @@ impl Outcome {
 pub struct Ctx {
     catalog_dir: PathBuf,
     config_path: PathBuf,
+    /// Whether `--config` named it (a missing file is then an error, not the defaults).
+    config_named: bool,
     quiet: bool,
     /// Where progress bars draw (hidden with --quiet or when stderr is not a terminal).
     multi: MultiProgress,
@@ -143,6 +145,7 @@ impl Ctx {
         Self {
             catalog_dir: cli.catalog.clone(),
             config_path: cli.config.clone().unwrap_or_else(|| Config::path_in(&cli.catalog)),
+            config_named: cli.config.is_some(),
             quiet: cli.quiet,
             multi: MultiProgress::with_draw_target(draw),
         }
@@ -154,7 +157,11 @@ impl Ctx {
     }
 
     fn config(&self) -> anyhow::Result<Config> {
-        Ok(Config::load(&self.config_path)?)
+        Ok(if self.config_named {
+            Config::load_named(&self.config_path)?
+        } else {
+            Config::load(&self.config_path)?
+        })
     }
 
     /// Remove any bars from the terminal before printing.

@@ -94,11 +94,41 @@ impl Config {
                     .validate()
                     .map_err(|e| Error::Config { path: path.into(), reason: e.to_string() })?;
                 cfg.tui.validate().map_err(|reason| Error::Config { path: path.into(), reason })?;
+                cfg.validate_ingest()
+                    .map_err(|reason| Error::Config { path: path.into(), reason })?;
                 Ok(cfg)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+
+    /// [`Config::load`], for a file the user named: a missing one is an error, not defaults
+    /// (a typo in `--config` would otherwise ingest hours with the default piece lengths).
+    pub fn load_named(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(Error::Config { path: path.into(), reason: "no such file".into() });
+        }
+        Self::load(path)
+    }
+
+    /// The ingest settings make sense: piece lengths fixed at ingest cannot be changed later,
+    /// and a zero, negative or not-a-number length would cut millions of one-sample pieces.
+    fn validate_ingest(&self) -> std::result::Result<(), String> {
+        let finite = |name: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v}: must be between {lo} and {hi}"))
+            }
+        };
+        finite("piece_seconds", self.piece_seconds, 10.0, 3600.0)?;
+        finite("piece_search_seconds", self.piece_search_seconds, 0.0, self.piece_seconds / 2.0)?;
+        finite("min_last_piece_seconds", self.min_last_piece_seconds, 0.0, self.piece_seconds)?;
+        if !(8_000..=192_000).contains(&self.work_rate) {
+            return Err(format!("work_rate = {}: must be 8000 to 192000 Hz", self.work_rate));
+        }
+        Ok(())
     }
 
     /// The config file that belongs to a catalog directory.
@@ -120,6 +150,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_settings_that_make_no_pieces_are_refused_and_a_named_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        for bad in [
+            "piece_seconds = 0.0",
+            "piece_seconds = nan",
+            "piece_seconds = inf",
+            "piece_seconds = -180.0",
+            "piece_search_seconds = 120.0",
+            "min_last_piece_seconds = -1.0",
+            "work_rate = 0",
+        ] {
+            std::fs::write(&p, format!("{bad}\n")).unwrap();
+            let e = Config::load(&p).unwrap_err().to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(e.contains(key) && e.contains("a.toml"), "{bad}: {e}");
+        }
+        let missing = dir.path().join("typo.tom");
+        assert_eq!(Config::load(&missing).unwrap(), Config::default());
+        assert!(Config::load_named(&missing).unwrap_err().to_string().contains("no such file"));
+    }
 
     #[test]
     fn file_overrides_defaults_and_rejects_typos() {

@@ -146,6 +146,35 @@ fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
 }
 
 #[test]
+fn settings_that_cannot_mean_anything_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let ep = episodes_dir().join("ep03.webm");
+    let ep = ep.to_str().unwrap();
+    for args in [
+        vec!["scan", "--threshold", "70", ep],
+        vec!["scan", "--threshold", "NaN", ep],
+        vec!["scan", "--min-duration", "-1", ep],
+        vec!["query", "--top", "0", ep],
+        vec!["--config", "no-such-settings.toml", "ingest", "--no-index", ep],
+    ] {
+        let r = run(&cat, &args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    // A settings file that would cut no sensible pieces names the setting.
+    let toml = tmp.path().join("bad.toml");
+    std::fs::write(&toml, "piece_seconds = 0.0\n").unwrap();
+    let r = run(&cat, &["--config", toml.to_str().unwrap(), "ingest", "--no-index", ep]);
+    assert!(r.code == 2 && r.stderr.contains("piece_seconds"), "{}", r.stderr);
+    // catalog remove checks every id before removing any.
+    ingest_ok(&cat, &["--no-index", ep]);
+    let id = episodes(&cat)[0]["id"].as_str().unwrap().to_string();
+    let r = run(&cat, &["catalog", "remove", &id, "0123456789ab"]);
+    assert!(r.code == 2 && r.stderr.contains("0123456789ab"), "{}", r.stderr);
+    assert_eq!(episodes(&cat).len(), 1);
+}
+
+#[test]
 fn every_bad_input_fails_alone_with_its_file_and_cause() {
     let tmp = tempfile::tempdir().unwrap();
     let cat = tmp.path().join("cat");

@@ -183,6 +183,17 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
             }
         }
         Command::Remove { ids } => {
+            // Every id first: a typo in the last must not leave the first ones removed.
+            let unknown: Vec<&String> = ids
+                .iter()
+                .filter(|id| matches!(catalog.episode(id), Err(aniprint::Error::NotFound { .. })))
+                .collect();
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "no episode {} in the catalog (nothing removed)",
+                    unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
             for id in &ids {
                 let index = aniprint::index::CatalogIndex::open(&catalog)?;
                 let prefix = format!("{id}-");

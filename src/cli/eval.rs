@@ -167,6 +167,10 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
         Command::Separator(a) => return super::separate::eval(a, ctx),
         Command::Stems(a) => return stems(a, ctx),
     };
+    // Before hours of fingerprinting: a misspelt condition would only fail when its turn came.
+    for c in &a.conditions {
+        eval::condition(c)?;
+    }
     let dir = a.model.unwrap_or_else(|| models_dir().join(DEFAULT_MODEL));
     let mut fp = Fingerprinter::load(&dir, &Device::Cpu)?;
     if let Some(other) = &a.ensemble {

@@ -58,11 +58,11 @@ pub struct ScanArgs {
     #[arg(required = true, value_name = "UPLOAD")]
     paths: Vec<PathBuf>,
     /// Drop regions shorter than this, seconds [default: 2.5].
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     min_duration: Option<f64>,
     /// Score floor: a region needs a mean similarity of at least THRESHOLD + 0.4/sqrt(segments)
-    /// [default: 0.70, calibrated on the fixtures].
-    #[arg(long)]
+    /// [default: 0.70, calibrated on the fixtures]; 0 to 1.
+    #[arg(long, value_parser = unit_interval)]
     threshold: Option<f32>,
     /// Exact (flat L2) or approximate (arroy) search; `auto` takes exact below 10^6 segments in
     /// the largest index of the model (exact, and no forest to build), arroy from there on.
@@ -180,7 +180,7 @@ pub struct QueryArgs {
     /// A short clip (a few seconds) to look up.
     clip: PathBuf,
     /// Answers to print.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     top: usize,
     /// Approximate (arroy, two passes: within 0.5 point of exact's Top-1 on real fingerprints;
     /// p99 54 ms per stem and phase for a 3 s clip among 10^6 segments; the forest is built
@@ -244,4 +244,21 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         )?;
     }
     Ok(Outcome::Ok)
+}
+
+/// A cosine similarity floor: a number from 0 to 1 (`70` meant as a percent would match
+/// nothing, a negative one everything).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number from 0 to 1")),
+    }
+}
+
+/// A length in seconds: a finite number, 0 or more.
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (0 or more)")),
+    }
 }
