@@ -411,6 +411,11 @@ fn export_writes_kept_pieces_and_a_manifest() {
             wav.display()
         );
     }
+    // A series the catalog lacks is refused: a typo must not empty the manifest.
+    let args = [OsStr::new("export-pieces"), OsStr::new("--series"), OsStr::new("Typo")];
+    let r = run(&cat, &[&args[..], &[OsStr::new("--out"), out.as_os_str()]].concat());
+    assert!(r.code == 2 && r.stderr.contains("no series \"Typo\""), "{}", r.stderr);
+    assert_eq!(read_manifest(&out.join("manifest.csv")).1.len(), 2);
 
     // --all adds unreviewed pieces but never dropped ones; flac at 16 kHz.
     let out_all = tmp.path().join("out_all");
@@ -480,6 +485,12 @@ fn export_fails_only_the_pieces_whose_source_moved_or_changed() {
     let (_, rows) = read_manifest(&out.join("manifest.csv"));
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r[7].ends_with("ep03.webm")));
+    // With every source gone, nothing is exported: the manifest stays as it was.
+    std::fs::rename(src.join("ep03.webm"), tmp.path().join("moved.webm")).unwrap();
+    let r = run(&cat, &[OsStr::new("export-pieces"), OsStr::new("--out"), out.as_os_str()]);
+    assert!(r.stdout.contains("0 pieces exported, 6 failed"), "{}", r.stdout);
+    assert!(r.stdout.contains("left as it was"), "{}", r.stdout);
+    assert_eq!(read_manifest(&out.join("manifest.csv")).1, rows);
 }
 
 #[test]

@@ -119,10 +119,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         None
     };
     let catalog = ctx.open_catalog()?;
+    let episodes = catalog.episodes()?;
+    if let Some(s) = &args.series
+        && !episodes.iter().any(|ep| ep.series == *s)
+    {
+        bail!("no series {s:?} in the catalog (`aniprint ls series` lists them); nothing written");
+    }
     let wanted =
         |s: PieceStatus| s == PieceStatus::Keep || (args.all && s == PieceStatus::Unreviewed);
     let mut jobs: Vec<(Episode, Vec<Piece>)> = Vec::new();
-    for ep in catalog.episodes()? {
+    for ep in episodes {
         if args.series.as_ref().is_some_and(|s| *s != ep.series) {
             continue;
         }
@@ -145,7 +151,12 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     bars.finish();
     let manifest = args.out.join("manifest.csv");
-    write_manifest(&manifest, &rows)?;
+    // The manifest lists this export. One that exported nothing (nothing selected, or every
+    // piece failed) leaves an earlier manifest as it was rather than emptying it.
+    let keep_old = rows.is_empty() && manifest.exists();
+    if !keep_old {
+        write_manifest(&manifest, &rows)?;
+    }
 
     let mut out = std::io::stdout().lock();
     if !ctx.quiet {
@@ -159,10 +170,11 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         writeln!(
             out,
-            "{} pieces exported, {} failed; manifest {}",
+            "{} pieces exported, {} failed; manifest {}{}",
             rows.len(),
             failed.len(),
-            manifest.display()
+            manifest.display(),
+            if keep_old { " (left as it was: nothing exported)" } else { "" }
         )?;
     }
     out.flush()?;
