@@ -48,8 +48,24 @@ impl std::fmt::Debug for Analyzer {
 impl Analyzer {
     /// An analyzer from loaded models; without a splitter only the mix is fingerprinted.
     /// References are stored on [`REFERENCE_GRIDS`] grids.
-    pub fn new(fingerprinter: Fingerprinter, splitter: Option<Box<dyn StemSplitter>>) -> Self {
-        Self { fingerprinter, splitter, grids: REFERENCE_GRIDS }
+    pub fn new(
+        fingerprinter: Fingerprinter,
+        splitter: Option<Box<dyn StemSplitter>>,
+    ) -> Result<Self> {
+        // Audio reaches both at one rate, unresampled: a separator of another rate would
+        // silently give wrong stems.
+        if let Some(s) = &splitter
+            && s.rate() != fingerprinter.config().rate()
+        {
+            return Err(crate::Error::Invalid(format!(
+                "separator {} works at {} and fingerprinter {} at {}: they must share a rate",
+                s.name(),
+                s.rate(),
+                fingerprinter.card().name,
+                fingerprinter.config().rate()
+            )));
+        }
+        Ok(Self { fingerprinter, splitter, grids: REFERENCE_GRIDS })
     }
 
     /// The same analyzer storing references on `grids` segment grids (1: the plain grid only,
@@ -174,5 +190,33 @@ impl Analyzer {
             out.push((key.clone(), self.fingerprinter.fingerprint(&a[o..])?));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A splitter that says it works at 16 kHz.
+    struct Wideband;
+
+    impl StemSplitter for Wideband {
+        fn split(&self, mix: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+            Ok((mix.to_vec(), vec![0.0; mix.len()]))
+        }
+        fn rate(&self) -> SampleRate {
+            SampleRate(16_000)
+        }
+        fn name(&self) -> String {
+            "wideband".into()
+        }
+    }
+
+    #[test]
+    fn a_separator_of_another_rate_is_refused() {
+        let fp = Fingerprinter::load_default(&candle_core::Device::Cpu).unwrap();
+        assert_eq!(fp.config().rate(), SampleRate(8_000));
+        let e = Analyzer::new(fp, Some(Box::new(Wideband))).unwrap_err().to_string();
+        assert!(e.contains("wideband") && e.contains("16000 Hz"), "{e}");
     }
 }

@@ -27,7 +27,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn mix_analyzer() -> Analyzer {
-    Analyzer::new(Fingerprinter::load_default(&Device::Cpu).unwrap(), None)
+    Analyzer::new(Fingerprinter::load_default(&Device::Cpu).unwrap(), None).unwrap()
 }
 
 #[test]

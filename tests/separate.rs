@@ -401,7 +401,7 @@ fn the_stem_comparison_runs_with_the_installed_models() {
     use aniprint::fingerprint::Fingerprinter;
     let fp = Fingerprinter::load_default(&Device::Cpu).unwrap();
     let sep = Separator::load_default(&Device::Cpu).unwrap();
-    let analyzer = Analyzer::new(fp, Some(Box::new(sep)));
+    let analyzer = Analyzer::new(fp, Some(Box::new(sep))).unwrap();
     let c = corpus();
     let sources: Vec<Source> = c.train.into_iter().chain(c.val).collect();
     let opts = StemEvalOptions {

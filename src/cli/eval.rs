@@ -263,7 +263,7 @@ fn stems(a: StemsArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
             anyhow::anyhow!("no separator model is installed; pass --separator DIR")
         })?,
     };
-    let analyzer = Analyzer::new(fp, Some(splitter)).with_grids(a.grids);
+    let analyzer = Analyzer::new(fp, Some(splitter))?.with_grids(a.grids);
     let bar = eval_bar(ctx);
     let sink = BarSink(bar.clone());
     let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();

@@ -48,7 +48,7 @@ fn warn_other_models(
 pub fn load_analyzer(no_separate: bool) -> anyhow::Result<Analyzer> {
     let fp = Fingerprinter::load_default(&Device::Cpu)?;
     let splitter = if no_separate { None } else { super::separate::default_splitter()? };
-    Ok(Analyzer::new(fp, splitter))
+    Ok(Analyzer::new(fp, splitter)?)
 }
 
 /// Arguments of `aniprint scan`.
