@@ -143,10 +143,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
+    super::interrupt::install("the export", "episode");
     let bars = Bars::new(&ctx.multi, total as u64, "pieces", false);
     let mut rows = Vec::new();
     let mut failed: Vec<Failure> = Vec::new();
+    let mut stopped = false;
     for (ep, pieces) in &jobs {
+        // Ctrl-C: the pieces written so far still get their manifest.
+        if super::interrupt::requested() {
+            stopped = true;
+            break;
+        }
         export_episode(ep, pieces, &args, splitter.as_deref(), &bars, &mut rows, &mut failed);
     }
     bars.finish();
@@ -180,6 +187,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     out.flush()?;
     for (id, e) in &failed {
         eprintln!("failed: piece {id}: {e:#}");
+    }
+    if stopped {
+        eprintln!(
+            "stopped: {} of {total} pieces written and listed; the same command exports them all",
+            rows.len()
+        );
+        return Ok(Outcome::Stopped);
     }
     Ok(if failed.is_empty() { Outcome::Ok } else { Outcome::Partial })
 }

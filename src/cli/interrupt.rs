@@ -1,6 +1,7 @@
-//! Ctrl-C for the long commands (`train`, `ingest`, `separate`): the first press asks the job to
-//! stop at its next step, file or chunk (training writes a checkpoint there, ingest keeps every
-//! finished episode, separate every finished file's stems), a second press quits at once. Other
+//! Ctrl-C for the long commands (`train`, `ingest`, `separate`, `export-pieces`): the first
+//! press asks the job to stop at its next step, file, chunk or episode (training writes a
+//! checkpoint there, ingest keeps every finished episode, separate every finished file's stems,
+//! export lists the pieces it wrote in the manifest), a second press quits at once. Other
 //! commands keep the default: Ctrl-C ends them.
 
 use std::sync::atomic::{AtomicU8, Ordering};
