@@ -109,6 +109,12 @@ impl ReviewConfig {
 
     /// Refuse rules that would make a transition `pending` does not allow, or lack a name.
     pub fn validate(&self) -> Result<()> {
+        if !(1..=3650).contains(&self.dispute_days) {
+            return Err(Error::Invalid(format!(
+                "review dispute_days = {}: give 1 to 3650 days",
+                self.dispute_days
+            )));
+        }
         for r in &self.rules {
             if r.name.is_empty() || !r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(Error::Invalid(format!(

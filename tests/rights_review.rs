@@ -188,6 +188,22 @@ fn put_scan_replaces_pending_keeps_reviewed_and_applies_rules() {
 }
 
 #[test]
+fn a_rescan_does_not_decide_again_what_a_reviewer_put_back() {
+    let (_d, cat) = fixture::catalog();
+    let up = fixture::upload('r', 120.0, NOW);
+    let cfg = ReviewConfig::default();
+    let long_high = fixture::region(&up, Stem::Mix, EP01, 0.0, (10.0, 50.0), 0.95, Band::High);
+    let first = cat.put_scan(&up, std::slice::from_ref(&long_high), &cfg, NOW).unwrap();
+    assert_eq!(first.auto_reviewed.len(), 1);
+    let id = long_high.computed_id();
+    review::undo(&cat, &id, "rev", Some("not ours to claim"), NOW + 1).unwrap();
+    assert_eq!(cat.match_(&id).unwrap().status, MatchStatus::Pending);
+    let again = cat.put_scan(&up, &[long_high], &cfg, NOW + 2).unwrap();
+    assert!(again.auto_reviewed.is_empty(), "{again:?}");
+    assert_eq!(cat.match_(&id).unwrap().status, MatchStatus::Pending);
+}
+
+#[test]
 fn dismissal_with_exclude_stops_later_matches_and_undo_lifts_it() {
     let (_d, cat, id) = one_pending();
     let cfg = ReviewConfig::default();

@@ -555,7 +555,14 @@ impl Catalog {
                     continue;
                 }
                 let mut m = m.clone();
-                if let Some(rule) = review.decide(&m) {
+                // A match with a history is pending because someone put it back (undid the
+                // rule's decision, reopened it): a rescan must not decide it again.
+                let decided_before = d
+                    .audit_by_target
+                    .prefix_iter(w, &format!("{}/{}/", TargetKind::Match.as_str(), m.id))?
+                    .next()
+                    .is_some();
+                if let Some(rule) = review.decide(&m).filter(|_| !decided_before) {
                     let reason = format!("auto:{}", rule.name);
                     let rec = AuditRecord {
                         action: AuditAction::Set,

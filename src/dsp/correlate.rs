@@ -35,8 +35,13 @@ pub fn best_correlation(a: &[f32], b: &[f32]) -> f32 {
     (0..=lb - la)
         .map(|lag| {
             let eb = prefix[lag + la] - prefix[lag];
+            // A (near-)silent placement holds no copy: dividing the FFT's rounding noise
+            // there by its tiny energy would score it far above 1.
+            if eb <= 1e-6 * ea {
+                return 0.0;
+            }
             let c = f64::from(corr[lag + la - 1]) / n as f64;
-            (c / (ea * eb).sqrt().max(1e-12)) as f32
+            (c / (ea * eb).sqrt().max(1e-12)).clamp(-1.0, 1.0) as f32
         })
         .fold(0.0, f32::max)
 }
@@ -51,6 +56,20 @@ mod tests {
     fn noise(seed: u64, n: usize) -> Vec<f32> {
         let mut rng = StdRng::seed_from_u64(seed);
         (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn silence_after_the_audio_is_no_copy_of_it() {
+        let a = noise(3, 500);
+        let mut b = noise(4, 1000);
+        b.extend(std::iter::repeat_n(0.0, 1000));
+        let c = best_correlation(&a, &b);
+        assert!(c < 0.3, "{c}");
+        // A quiet but real copy still counts.
+        let mut quiet = vec![0.0; 300];
+        quiet.extend(a.iter().map(|x| 1e-3 * x));
+        quiet.extend(std::iter::repeat_n(0.0, 300));
+        assert!(best_correlation(&a, &quiet) > 0.999);
     }
 
     #[test]
