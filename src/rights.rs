@@ -540,19 +540,27 @@ impl fmt::Display for Conflict {
 /// Every point (work, rights type, scope position, territory, date) where the shares of
 /// `records` exceed 100%, keeping those that involve at least one id in `involving` (all, when
 /// empty). Two records concern the same work when they have the same work kind and the same
-/// ISWC (compositions) or ISRC (recordings), else the same title (case-insensitive); their
-/// scopes must overlap (same series; same episode or series-wide; overlapping time ranges).
+/// ISWC (compositions) or ISRC (recordings), or, when one of them lacks it, the same title
+/// (case-insensitive) ([`works`]); their scopes must overlap (same series; same episode or
+/// series-wide; overlapping time ranges).
 pub fn conflicts(
     records: &[OwnershipRecord],
     lookup: &Lookup,
     involving: &BTreeSet<String>,
 ) -> Vec<Conflict> {
-    let mut groups: BTreeMap<GroupKey, Vec<(&OwnershipRecord, Scope)>> = BTreeMap::new();
+    let mut kinds: BTreeMap<(String, String, RightsType), Vec<&OwnershipRecord>> = BTreeMap::new();
     for r in records {
-        groups
-            .entry((r.series.clone(), work_key(r), r.rights_type))
+        kinds
+            .entry((r.series.clone(), r.work_kind.to_string(), r.rights_type))
             .or_default()
-            .push((r, lookup.scope(r)));
+            .push(r);
+    }
+    let mut groups: BTreeMap<GroupKey, Vec<(&OwnershipRecord, Scope)>> = BTreeMap::new();
+    for ((series, _, rights_type), recs) in kinds {
+        for (work, members) in works(recs) {
+            let group = groups.entry((series.clone(), work, rights_type)).or_default();
+            group.extend(members.into_iter().map(|r| (r, lookup.scope(r))));
+        }
     }
     let mut out: Vec<Conflict> = Vec::new();
     let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
@@ -643,20 +651,63 @@ pub fn conflicts(
 /// Records whose shares add up: series, work, rights type.
 type GroupKey = (String, String, RightsType);
 
-fn work_key(r: &OwnershipRecord) -> String {
-    let id = match r.work_kind {
-        WorkKind::Composition => r.iswc.clone(),
-        WorkKind::SoundRecording => r.isrc.clone(),
+/// The work's identifier: ISWC for a composition, ISRC for a recording.
+fn work_id(r: &OwnershipRecord) -> Option<&str> {
+    match r.work_kind {
+        WorkKind::Composition => r.iswc.as_deref(),
+        WorkKind::SoundRecording => r.isrc.as_deref(),
         _ => None,
+    }
+}
+
+/// The title, case and spacing aside.
+fn title_key(r: &OwnershipRecord) -> String {
+    r.work_title.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>().join(" ")
+}
+
+/// Records of one series, work kind and rights type, grouped by work (with its label): two
+/// are the same work when they carry the same identifier, or when one lacks it and the titles
+/// agree (a record entered with its ISWC and one without are one composition). A record
+/// without an identifier can so join two whose identifiers differ: the conflict then names
+/// all of them, for a person to sort out.
+fn works(recs: Vec<&OwnershipRecord>) -> Vec<(String, Vec<&OwnershipRecord>)> {
+    let same = |a: &OwnershipRecord, b: &OwnershipRecord| match (work_id(a), work_id(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => title_key(a) == title_key(b),
     };
-    match id {
-        Some(id) => format!("{} {id}", r.work_kind),
-        None => {
-            let title: Vec<String> =
-                r.work_title.split_whitespace().map(|w| w.to_lowercase()).collect();
-            format!("{} {:?}", r.work_kind, title.join(" "))
+    // Union-find over the (few) records.
+    let mut parent: Vec<usize> = (0..recs.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for i in 0..recs.len() {
+        for j in i + 1..recs.len() {
+            if same(recs[i], recs[j]) {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a.max(b)] = a.min(b);
+            }
         }
     }
+    let mut by_root: BTreeMap<usize, Vec<&OwnershipRecord>> = BTreeMap::new();
+    for (i, r) in recs.iter().enumerate() {
+        let k = root(&mut parent, i);
+        by_root.entry(k).or_default().push(*r);
+    }
+    by_root
+        .into_values()
+        .map(|members| {
+            let kind = members[0].work_kind;
+            let label = match members.iter().find_map(|r| work_id(r)) {
+                Some(id) => format!("{kind} {id}"),
+                None => format!("{kind} {:?}", title_key(members[0])),
+            };
+            (label, members)
+        })
+        .collect()
 }
 
 /// A record to validate, with where it came from.

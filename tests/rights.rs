@@ -189,6 +189,27 @@ fn import_is_all_or_nothing() {
 }
 
 #[test]
+fn a_work_entered_with_and_without_its_iswc_is_one_work() {
+    let head =
+        "rights_holder,work_title,work_kind,iswc,series,rights_type,share_pct,territories,policy";
+    let rows = |b_iswc: &str| {
+        format!(
+            "{head}\nA,Song,composition,T-034.524.680-1,{SERIES},performance,60,WW,track\n\
+             B,song,composition,{b_iswc},{SERIES},performance,60,WW,track\n"
+        )
+    };
+    // The same title, one record without the ISWC: one composition, 120%.
+    let (_d, cat) = fixture::catalog();
+    let e = rights::import(&cat, rows("").as_bytes(), "w.csv", "me", NOW).unwrap_err();
+    let text = e.to_string();
+    assert!(problems(e).iter().any(|p| p.message.contains("120%")), "{text}");
+    // Two ISWCs are two compositions, whatever their titles.
+    let (_d, cat) = fixture::catalog();
+    rights::import(&cat, rows("T-000.000.001-0").as_bytes(), "w.csv", "me", NOW)
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn share_conflicts_need_the_same_work_type_territory_date_and_scope() {
     let row = |holder: &str,
                title: &str,
