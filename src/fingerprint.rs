@@ -271,6 +271,9 @@ impl FrontEnd {
     }
 }
 
+/// A segment whose samples all stay under this (-80 dBFS) is silence (ingest's test too).
+pub const SILENT_PEAK: f32 = 1e-4;
+
 /// A model card: the config plus where the weights came from and how good they are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelCard {
@@ -500,16 +503,31 @@ impl Fingerprinter {
         Ok(Fingerprints { dim: m.dim, data })
     }
 
-    /// Fingerprint a whole signal at the config's rate: one vector per segment.
+    /// Fingerprint a whole signal at the config's rate: one vector per segment. A silent
+    /// segment (peak under [`SILENT_PEAK`]) gets a zero vector: its patch, scaled to its own
+    /// peak, would be the same constant for every silence, so silence would match silence in
+    /// every episode. Searches give a zero vector no neighbours; a stored one is 0.5 from
+    /// every unit vector, under any match threshold.
     pub fn fingerprint(&self, samples: &[f32]) -> Result<Fingerprints> {
-        if self.beside.is_empty() {
-            return self.fingerprint_one(samples);
+        let mut fps = if self.beside.is_empty() {
+            self.fingerprint_one(samples)?
+        } else {
+            let mut parts = vec![self.fingerprint_one(samples)?];
+            for m in &self.beside {
+                parts.push(m.fingerprint(samples)?);
+            }
+            side_by_side(&parts)
+        };
+        let cfg = &self.card.config;
+        let dim = fps.dim;
+        for (i, row) in fps.data.chunks_exact_mut(dim.max(1)).enumerate() {
+            let start = cfg.segment_start(i).min(samples.len());
+            let end = (start + cfg.segment).min(samples.len());
+            if samples[start..end].iter().all(|x| x.abs() < SILENT_PEAK) {
+                row.fill(0.0);
+            }
         }
-        let mut parts = vec![self.fingerprint_one(samples)?];
-        for m in &self.beside {
-            parts.push(m.fingerprint(samples)?);
-        }
-        Ok(side_by_side(&parts))
+        Ok(fps)
     }
 
     /// [`Fingerprinter::fingerprint`] with this encoder alone.
@@ -562,6 +580,26 @@ mod tests {
         assert_eq!(cfg.phase_shifts(1_500, 4), vec![0, 1000, -1000]);
         assert_eq!(cfg.grid_offsets(2), vec![0, 2000]);
         assert_eq!(cfg.grid_offsets(0), vec![0]);
+    }
+
+    #[test]
+    fn silent_segments_get_zero_vectors() {
+        let fp = Fingerprinter::load_default(&Device::Cpu).unwrap();
+        // 1 s of tone, 2 s of digital silence, 1 s of tone, at 8 kHz.
+        let tone = |n: usize| (0..n).map(|i| (i as f32 * 0.3).sin() * 0.5).collect::<Vec<_>>();
+        let mut audio = tone(8000);
+        audio.extend(std::iter::repeat_n(0.0, 16_000));
+        audio.extend(tone(8000));
+        let fps = fp.fingerprint(&audio).unwrap();
+        let norms: Vec<f32> =
+            (0..fps.len()).map(|i| fps.row(i).iter().map(|x| x * x).sum::<f32>()).collect();
+        // Segments start every 0.5 s: those wholly inside the silence (1.0-2.0, 1.5-2.5,
+        // 2.0-3.0 s) are zero, the others unit length.
+        assert_eq!(norms.len(), 7);
+        for (i, n) in norms.iter().enumerate() {
+            let silent = (2..=4).contains(&i);
+            assert!(if silent { *n == 0.0 } else { (n - 1.0).abs() < 1e-3 }, "{i}: {norms:?}");
+        }
     }
 
     #[test]

@@ -550,7 +550,7 @@ fn default_series(path: &Path) -> String {
 const TRUNCATED_FRACTION: f64 = 0.9;
 
 /// Peak below this (about -80 dBFS) counts as digital silence.
-const SILENCE_PEAK: f32 = 1e-4;
+const SILENCE_PEAK: f32 = crate::fingerprint::SILENT_PEAK;
 
 /// Level statistics of one piece, for quality flags.
 #[derive(Debug, Clone, Copy)]

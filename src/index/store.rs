@@ -1113,10 +1113,45 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
         if nq == 0 || k == 0 || reg.vectors == 0 {
             return Ok(vec![Vec::new(); nq]);
         }
+        let mut hits = self.search_kind(key, &reg, queries, k, kind)?;
+        // A silent segment's vector is zero (`Fingerprinter::fingerprint`): it has no
+        // neighbours, or an upload's silence would match every episode's.
+        for (i, h) in hits.iter_mut().enumerate() {
+            if queries.row(i).iter().all(|&x| x == 0.0) {
+                h.clear();
+            }
+        }
+        Ok(hits)
+    }
+
+    fn len(&self, key: &IndexKey) -> Result<u64> {
+        self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))
+    }
+
+    fn keys(&self) -> Result<Vec<IndexKey>> {
+        let mut keys: Vec<IndexKey> =
+            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+impl<C: Borrow<Catalog> + Send + Sync> CatalogIndex<C> {
+    /// [`VectorStore::search_batch`]'s search proper, with `kind` (arroy falls back to exact
+    /// while its forest is stale).
+    fn search_kind(
+        &self,
+        key: &IndexKey,
+        reg: &Registered,
+        queries: &Fingerprints,
+        k: usize,
+        kind: SearchKind,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let nq = queries.len();
         match kind {
-            SearchKind::Exact => self.search_exact(&reg, queries, k),
+            SearchKind::Exact => self.search_exact(reg, queries, k),
             SearchKind::Ann => match self.search_ann(
-                &reg,
+                reg,
                 queries,
                 k,
                 self.opts.search_k,
@@ -1140,21 +1175,10 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
                              searching exactly (run the index build to get fast searches back)"
                         );
                     }
-                    self.search_exact(&reg, queries, k)
+                    self.search_exact(reg, queries, k)
                 }
             },
         }
-    }
-
-    fn len(&self, key: &IndexKey) -> Result<u64> {
-        self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))
-    }
-
-    fn keys(&self) -> Result<Vec<IndexKey>> {
-        let mut keys: Vec<IndexKey> =
-            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
-        keys.sort();
-        Ok(keys)
     }
 }
 
@@ -1550,6 +1574,26 @@ mod tests {
         }
         assert!(!index.remove_piece(&mix, "aaaa-000000000").unwrap());
         assert!(matches!(index.remove_pieces_with_prefix(""), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn a_silent_segment_has_no_neighbours_not_even_stored_silence() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let mut stored = piece(&mut rng, 20, 16);
+        stored.data[5 * 16..6 * 16].fill(0.0); // segment 5 was silence
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(dir.path()).unwrap();
+        let index = CatalogIndex::open(&cat).unwrap();
+        let k = key(super::super::Stem::Mix);
+        index.add_piece(&k, "aaaa-000000000", &stored).unwrap();
+        index.build(&k).unwrap();
+        let mut q = Fingerprints { dim: 16, data: vec![0.0; 32] };
+        q.data[16..].copy_from_slice(stored.row(3));
+        for kind in [SearchKind::Exact, SearchKind::Ann] {
+            let hits = index.search_batch(&k, &q, 3, kind).unwrap();
+            assert!(hits[0].is_empty(), "{kind:?}: {:?}", hits[0]);
+            assert_eq!(hits[1][0].segment, 3, "{kind:?}");
+        }
     }
 
     #[test]
