@@ -406,12 +406,16 @@ impl Fingerprinter {
         let parent = dir.parent().unwrap_or(Path::new("."));
         let mut first: Option<Self> = None;
         for name in &card.members {
+            // Read the member's card before loading it: a card naming itself (or a member
+            // naming it back) would otherwise recurse until the stack overflows.
+            let member =
+                read_card(&parent.join(name)).map_err(|e| bad(format!("member {name}: {e}")))?;
+            if !member.members.is_empty() {
+                return Err(bad(format!("member {name} is itself an ensemble")));
+            }
             let m = Self::load(&parent.join(name), device)
                 .map_err(|e| bad(format!("member {name}: {e}")))?;
             first = Some(match first {
-                None if !m.beside.is_empty() => {
-                    return Err(bad(format!("member {name} is itself an ensemble")));
-                }
                 None => m,
                 Some(f) => f.with_member(m).map_err(|e| bad(e.to_string()))?,
             });
@@ -580,6 +584,18 @@ mod tests {
         assert_eq!(cfg.phase_shifts(1_500, 4), vec![0, 1000, -1000]);
         assert_eq!(cfg.grid_offsets(2), vec![0, 2000]);
         assert_eq!(cfg.grid_offsets(0), vec![0]);
+    }
+
+    #[test]
+    fn an_ensemble_naming_itself_is_refused_not_recursed_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let e3 = std::fs::read_to_string(models_dir().join("fingerprint-e3/card.toml")).unwrap();
+        let mut card: toml::Table = toml::from_str(&e3).unwrap();
+        card.insert("members".into(), toml::Value::Array(vec!["loop".into()]));
+        std::fs::create_dir(dir.path().join("loop")).unwrap();
+        std::fs::write(dir.path().join("loop/card.toml"), toml::to_string(&card).unwrap()).unwrap();
+        let e = Fingerprinter::load(&dir.path().join("loop"), &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("itself an ensemble"), "{e}");
     }
 
     #[test]
