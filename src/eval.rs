@@ -373,7 +373,7 @@ pub fn evaluate(
                         len,
                         &degrade,
                         noise,
-                    ));
+                    )?);
                 }
                 // Per query, its phase-shifted copies: (shift in samples, fingerprints).
                 let fps: Vec<Vec<(isize, Fingerprints)>> = qs
@@ -678,6 +678,10 @@ fn query_rng(seed: u64, condition: &str, len: usize) -> StdRng {
     StdRng::seed_from_u64(seed ^ hash_str(condition) ^ (len as u64) << 20)
 }
 
+/// Places [`draw_query`] tries before it gives up: query audio that is this hard to find is
+/// all but silent (references of silence give no sensible table).
+const MAX_DRAWS: usize = 100_000;
+
 /// One degraded query of `len` samples: `(source, start, audio)`, from a random place that is
 /// not near-silent (`total` = the sources' summed length).
 fn draw_query(
@@ -688,14 +692,18 @@ fn draw_query(
     len: usize,
     degrade: &Degrade,
     noise: &[&Source],
-) -> (usize, usize, Vec<f32>) {
-    loop {
+) -> Result<(usize, usize, Vec<f32>)> {
+    for _ in 0..MAX_DRAWS {
         let (si, start) = pick(rng, sources, total, len);
         let s = &sources[si];
         if augment::rms(&s.clean[start..start + len]) >= 3e-3 {
-            return (si, start, degrade.apply(rng, conv, s, start, len, noise));
+            return Ok((si, start, degrade.apply(rng, conv, s, start, len, noise)));
         }
     }
+    Err(Error::Invalid(format!(
+        "no audible place for a {len}-sample query in {MAX_DRAWS} tries: the query audio is \
+         (nearly) silent"
+    )))
 }
 
 /// A source (weighted by length) and a start with `len` samples inside it.
@@ -732,4 +740,33 @@ fn top_hits(sims: &[f32], k: usize, owner: &[(usize, u32)], names: &[String]) ->
             distance: (2.0 - 2.0 * sims[i]).max(0.0).sqrt(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_from_silence_are_refused_not_drawn_forever() {
+        let silent = Source {
+            package: "silence".into(),
+            version: "1".into(),
+            kind: Kind::Sfx,
+            licence: String::new(),
+            rate: SampleRate(8_000),
+            clean: vec![0.0; 40_000],
+            coded: vec![0.0; 40_000],
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let got = draw_query(
+            &mut rng,
+            &mut Convolver::new(),
+            std::slice::from_ref(&silent),
+            40_000,
+            8_000,
+            &Degrade::clean(),
+            &[],
+        );
+        assert!(got.unwrap_err().to_string().contains("silent"));
+    }
 }

@@ -156,6 +156,7 @@ fn settings_that_cannot_mean_anything_are_refused_before_any_work() {
         vec!["scan", "--threshold", "NaN", ep],
         vec!["scan", "--min-duration", "-1", ep],
         vec!["query", "--top", "0", ep],
+        vec!["ls", "episodes", "--status", "keep"],
         vec!["--config", "no-such-settings.toml", "ingest", "--no-index", ep],
     ] {
         let r = run(&cat, &args);

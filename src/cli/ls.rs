@@ -138,6 +138,10 @@ fn counts_by_episode(pieces: &[Piece]) -> BTreeMap<&str, Counts> {
 
 /// List what was asked for.
 pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    if args.status.is_some() && args.what != What::Pieces {
+        // Silently listing everything would read as "all of them have that status".
+        anyhow::bail!("--status filters pieces: `aniprint ls pieces --status ...`");
+    }
     let catalog = ctx.open_catalog()?;
     let mut out = std::io::stdout().lock();
     let episodes: Vec<Episode> = catalog

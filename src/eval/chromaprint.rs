@@ -134,7 +134,7 @@ pub fn evaluate(
             let mut conv = Convolver::new();
             let queries: Vec<(usize, usize, Vec<f32>)> = (0..opts.queries)
                 .map(|_| draw_query(&mut rng, &mut conv, queries_from, total, len, &degrade, noise))
-                .collect();
+                .collect::<Result<_>>()?;
             // Per query: Top-1 exact, Top-1 near, Top-3 exact, Top-10 exact, Top-1 same audio,
             // and the best placement's errors.
             let scored = queries
