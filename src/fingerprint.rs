@@ -517,8 +517,9 @@ impl Fingerprinter {
             self.fingerprint_one(samples)?
         } else {
             let mut parts = vec![self.fingerprint_one(samples)?];
+            // Members are single models: the silence pass below covers their rows too.
             for m in &self.beside {
-                parts.push(m.fingerprint(samples)?);
+                parts.push(m.fingerprint_one(samples)?);
             }
             side_by_side(&parts)
         };

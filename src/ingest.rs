@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::analyze::Analyzer;
 use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
-use crate::fingerprint::Fingerprints;
+use crate::fingerprint::{Fingerprints, SILENT_PEAK};
 use crate::index::{CatalogIndex, IndexKey, SearchKind, VectorStore};
 use crate::media::crop::{CropConfig, Cropper, CutPiece};
 use crate::media::{self, DecodeOptions};
@@ -339,7 +339,7 @@ pub fn ingest_file_indexed(
             ),
         });
     }
-    if stats.iter().all(|s| s.peak < SILENCE_PEAK) {
+    if stats.iter().all(|s| s.peak < SILENT_PEAK) {
         return Err(Error::BadAudio {
             path: path.into(),
             reason: format!("audio stream #{} is silent", stream.index),
@@ -549,9 +549,6 @@ fn default_series(path: &Path) -> String {
 /// Loose on purpose: declared durations of VBR streams without an index are estimates.
 const TRUNCATED_FRACTION: f64 = 0.9;
 
-/// Peak below this (about -80 dBFS) counts as digital silence.
-const SILENCE_PEAK: f32 = crate::fingerprint::SILENT_PEAK;
-
 /// Level statistics of one piece, for quality flags.
 #[derive(Debug, Clone, Copy)]
 struct PieceStats {
@@ -571,7 +568,7 @@ impl PieceStats {
             s.peak = s.peak.max(a);
             s.sum_sq += f64::from(x) * f64::from(x);
             s.clipped += u64::from(a >= 0.999);
-            s.silent += u64::from(a < SILENCE_PEAK);
+            s.silent += u64::from(a < SILENT_PEAK);
         }
         s
     }

@@ -671,9 +671,10 @@ fn title_key(r: &OwnershipRecord) -> String {
 /// without an identifier can so join two whose identifiers differ: the conflict then names
 /// all of them, for a person to sort out.
 fn works(recs: Vec<&OwnershipRecord>) -> Vec<(String, Vec<&OwnershipRecord>)> {
-    let same = |a: &OwnershipRecord, b: &OwnershipRecord| match (work_id(a), work_id(b)) {
+    let titles: Vec<String> = recs.iter().map(|r| title_key(r)).collect();
+    let same = |i: usize, j: usize| match (work_id(recs[i]), work_id(recs[j])) {
         (Some(x), Some(y)) => x == y,
-        _ => title_key(a) == title_key(b),
+        _ => titles[i] == titles[j],
     };
     // Union-find over the (few) records.
     let mut parent: Vec<usize> = (0..recs.len()).collect();
@@ -686,7 +687,7 @@ fn works(recs: Vec<&OwnershipRecord>) -> Vec<(String, Vec<&OwnershipRecord>)> {
     }
     for i in 0..recs.len() {
         for j in i + 1..recs.len() {
-            if same(recs[i], recs[j]) {
+            if same(i, j) {
                 let (a, b) = (root(&mut parent, i), root(&mut parent, j));
                 parent[a.max(b)] = a.min(b);
             }

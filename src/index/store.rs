@@ -1113,45 +1113,10 @@ impl<C: Borrow<Catalog> + Send + Sync> VectorStore for CatalogIndex<C> {
         if nq == 0 || k == 0 || reg.vectors == 0 {
             return Ok(vec![Vec::new(); nq]);
         }
-        let mut hits = self.search_kind(key, &reg, queries, k, kind)?;
-        // A silent segment's vector is zero (`Fingerprinter::fingerprint`): it has no
-        // neighbours, or an upload's silence would match every episode's.
-        for (i, h) in hits.iter_mut().enumerate() {
-            if queries.row(i).iter().all(|&x| x == 0.0) {
-                h.clear();
-            }
-        }
-        Ok(hits)
-    }
-
-    fn len(&self, key: &IndexKey) -> Result<u64> {
-        self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))
-    }
-
-    fn keys(&self) -> Result<Vec<IndexKey>> {
-        let mut keys: Vec<IndexKey> =
-            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
-        keys.sort();
-        Ok(keys)
-    }
-}
-
-impl<C: Borrow<Catalog> + Send + Sync> CatalogIndex<C> {
-    /// [`VectorStore::search_batch`]'s search proper, with `kind` (arroy falls back to exact
-    /// while its forest is stale).
-    fn search_kind(
-        &self,
-        key: &IndexKey,
-        reg: &Registered,
-        queries: &Fingerprints,
-        k: usize,
-        kind: SearchKind,
-    ) -> Result<Vec<Vec<Hit>>> {
-        let nq = queries.len();
-        match kind {
-            SearchKind::Exact => self.search_exact(reg, queries, k),
+        let mut hits = match kind {
+            SearchKind::Exact => self.search_exact(&reg, queries, k),
             SearchKind::Ann => match self.search_ann(
-                reg,
+                &reg,
                 queries,
                 k,
                 self.opts.search_k,
@@ -1175,10 +1140,29 @@ impl<C: Borrow<Catalog> + Send + Sync> CatalogIndex<C> {
                              searching exactly (run the index build to get fast searches back)"
                         );
                     }
-                    self.search_exact(reg, queries, k)
+                    self.search_exact(&reg, queries, k)
                 }
             },
+        }?;
+        // A silent segment's vector is zero (`Fingerprinter::fingerprint`): it has no
+        // neighbours, or an upload's silence would match every episode's.
+        for (i, h) in hits.iter_mut().enumerate() {
+            if queries.row(i).iter().all(|&x| x == 0.0) {
+                h.clear();
+            }
         }
+        Ok(hits)
+    }
+
+    fn len(&self, key: &IndexKey) -> Result<u64> {
+        self.read(|r| Ok(self.registered(r, key)?.map_or(0, |r| r.vectors)))
+    }
+
+    fn keys(&self) -> Result<Vec<IndexKey>> {
+        let mut keys: Vec<IndexKey> =
+            self.read(|r| self.all_registered(r))?.into_iter().map(|r| r.key).collect();
+        keys.sort();
+        Ok(keys)
     }
 }
 
