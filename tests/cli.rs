@@ -67,6 +67,18 @@ fn ingest_ok<S: AsRef<OsStr>>(catalog: &Path, args: &[S]) -> Run {
     r
 }
 
+/// Ingest options for tests about bookkeeping (pieces, failures, resume, export) rather than
+/// the models: mix vectors on one grid. Separation is four fifths of a debug build's ingest
+/// time; the first test here and tests/scan.rs run the default (stems, four grids).
+const LIGHT: [&str; 3] = ["--no-separate", "--grids", "1"];
+
+/// [`ingest_ok`] with [`LIGHT`] first.
+fn ingest_light<S: AsRef<OsStr>>(catalog: &Path, args: &[S]) -> Run {
+    let mut all: Vec<&OsStr> = LIGHT.iter().map(OsStr::new).collect();
+    all.extend(args.iter().map(AsRef::as_ref));
+    ingest_ok(catalog, &all)
+}
+
 #[test]
 fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
     let tmp = tempfile::tempdir().unwrap();
@@ -200,6 +212,7 @@ fn every_bad_input_fails_alone_with_its_file_and_cause() {
     args.push(missing.clone());
     args.push(episodes_dir().join("ep02.mp4"));
     let mut cmd = vec![PathBuf::from("ingest")];
+    cmd.extend(LIGHT.map(PathBuf::from));
     cmd.extend(args);
     let r = run(&cat, &cmd);
     assert_eq!(r.code, 1, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
@@ -236,13 +249,13 @@ fn a_file_name_that_is_not_utf8_is_ingested() {
     let file = dir.join(name);
     std::fs::copy(episodes_dir().join("ep03.webm"), &file).unwrap();
     let cat = tmp.path().join("cat");
-    ingest_ok(&cat, &[&file]);
+    ingest_light(&cat, &[&file]);
     let eps = episodes(&cat);
     assert_eq!(eps.len(), 1);
     assert_eq!(eps[0]["pieces"], 2);
     assert_eq!(eps[0]["series"], "show");
     // Folder walking finds it too (and knows it already).
-    let r = ingest_ok(&cat, &[&dir]);
+    let r = ingest_light(&cat, &[&dir]);
     assert!(r.stdout.contains("1 already present"), "{}", r.stdout);
     let info = run(&cat, &[OsStr::new("info"), file.as_os_str()]);
     assert_eq!(info.code, 0, "{}", info.stderr);
@@ -299,7 +312,7 @@ fn audio_lang_and_audio_stream_pick_the_english_stream() {
     let ep01 = episodes_dir().join("ep01.mkv");
     for (i, flag) in [["--audio-lang", "eng"], ["--audio-stream", "2"]].iter().enumerate() {
         let cat = tmp.path().join(format!("cat{i}"));
-        ingest_ok(&cat, &[OsStr::new(flag[0]), OsStr::new(flag[1]), ep01.as_os_str()]);
+        ingest_light(&cat, &[OsStr::new(flag[0]), OsStr::new(flag[1]), ep01.as_os_str()]);
         let eps = episodes(&cat);
         assert_eq!(
             (eps[0]["audio_stream"].as_u64(), eps[0]["language"].as_str()),
@@ -308,7 +321,7 @@ fn audio_lang_and_audio_stream_pick_the_english_stream() {
     }
     // The default is the stream marked default: jpn.
     let cat = tmp.path().join("default");
-    ingest_ok(&cat, &[&ep01]);
+    ingest_light(&cat, &[&ep01]);
     assert_eq!(episodes(&cat)[0]["language"], "jpn");
     // A language the file lacks is a per-file failure that says what the file has.
     let cat = tmp.path().join("fre");
@@ -337,7 +350,7 @@ fn export_writes_kept_pieces_and_a_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     let cat = tmp.path().join("cat");
     // A series name a spreadsheet would run as a formula.
-    ingest_ok(
+    ingest_light(
         &cat,
         &[OsStr::new("--series"), OsStr::new("=HYPERLINK(\"x\")"), episodes_dir().as_os_str()],
     );
@@ -454,7 +467,7 @@ fn export_fails_only_the_pieces_whose_source_moved_or_changed() {
         std::fs::copy(episodes_dir().join(f), src.join(f)).unwrap();
     }
     let cat = tmp.path().join("cat");
-    ingest_ok(&cat, &[&src]);
+    ingest_light(&cat, &[&src]);
     assert_eq!(run(&cat, &["pieces", "keep-all"]).code, 0);
     std::fs::rename(src.join("ep01.mkv"), tmp.path().join("moved.mkv")).unwrap();
     // Same size, different bytes: only the hash can tell.
@@ -500,7 +513,7 @@ fn unknown_piece_ids_change_nothing_and_an_empty_catalog_lists_nothing() {
     let cat = tmp.path().join("cat");
     assert_eq!(json(&cat, &["ls", "pieces", "--json"]), Value::Array(vec![]));
     assert_eq!(json(&cat, &["ls", "series", "--json"]), Value::Array(vec![]));
-    ingest_ok(&cat, &[episodes_dir().join("ep03.webm")]);
+    ingest_light(&cat, &[episodes_dir().join("ep03.webm")]);
     let id = pieces(&cat)[0]["id"].as_str().unwrap().to_string();
     let r = run(&cat, &["pieces", "set", &id, "nope-000000000", "--status", "drop"]);
     assert_eq!(r.code, 2);
@@ -547,6 +560,7 @@ fn when_episodes_land(
 ) -> Output {
     let mut child = aniprint(cat)
         .arg("ingest")
+        .args(LIGHT)
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -579,7 +593,7 @@ fn kill_9_mid_batch_then_rerun_completes_without_duplicates() {
     eprintln!("killed with {at_kill} of {} episodes stored ({:?})", files.len(), out.status);
     assert!(at_kill >= 1);
 
-    let r = ingest_ok(&cat, &[&batch]);
+    let r = ingest_light(&cat, &[&batch]);
     let summary = r.stdout.lines().last().unwrap();
     let n = |word: &str| -> usize {
         let before = summary.split(word).next().unwrap();
