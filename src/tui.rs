@@ -6,10 +6,11 @@
 //! palette's typed commands, such as `separate PATH... --out DIR`).
 //!
 //! [`Runtime`] carries effects out: quick catalog writes (review decisions, piece statuses,
-//! rights records) on the UI thread in short transactions, long work (ingest, scan,
-//! separation, exports, rights import) as [`jobs`] on worker threads that report through a
-//! [`crate::progress::Progress`] over one channel, so the UI never blocks; auditions play in a
-//! detached [`player`] process.
+//! rights records) on the UI thread in short transactions, whose stored records patch the
+//! snapshot in place ([`app::Changes`]); long work (ingest, scan, separation, exports, rights
+//! import, and the full catalog read after one) as [`jobs`] on worker threads that report
+//! through a [`crate::progress::Progress`] over one channel, so the UI never blocks;
+//! auditions play in a detached [`player`] process.
 //! [`run`] owns the terminal: raw mode, alternate screen, mouse capture, and a panic hook that
 //! restores the terminal first.
 //!
@@ -46,7 +47,7 @@ use crate::config::Config;
 use crate::{Error, Result, review};
 
 use self::action::{Action, Effect, JobEvent, Toast};
-use self::app::{App, Data, DirEntry, Listing};
+use self::app::{App, Changes, Data, DirEntry, Listing};
 use self::jobs::{Event, Runner, Services, Settings};
 use self::player::Player;
 use self::theme::Theme;
@@ -120,13 +121,6 @@ impl Runtime {
         &self.catalog
     }
 
-    fn loaded(&self) -> Action {
-        match Data::load(&self.catalog) {
-            Ok(d) => Action::Loaded(Box::new(d)),
-            Err(e) => Action::Toast(Toast::error(format!("reading the catalog: {e}"))),
-        }
-    }
-
     /// Carry out one effect.
     pub fn apply(&mut self, effect: Effect) -> Vec<Action> {
         let who = self.settings.who.clone();
@@ -145,20 +139,25 @@ impl Runtime {
                 vec![]
             }
             Effect::SetPieces { ids, status } => {
+                let mut pieces = Vec::new();
                 let t = match self.catalog.set_pieces_status_audited(&ids, status, &who, None, now)
                 {
-                    Ok(p) => Toast::ok(format!(
-                        "{} piece{} marked {}",
-                        p.len(),
-                        if p.len() == 1 { "" } else { "s" },
-                        status.as_str()
-                    )),
+                    Ok(p) => {
+                        pieces = p;
+                        Toast::ok(format!(
+                            "{} piece{} marked {}",
+                            pieces.len(),
+                            if pieces.len() == 1 { "" } else { "s" },
+                            status.as_str()
+                        ))
+                    }
                     Err(e) => Toast::error(e.to_string()),
                 };
-                vec![Action::Toast(t), self.loaded()]
+                vec![Action::Toast(t), changed(Changes { pieces, ..Changes::default() })]
             }
             Effect::Review { ids, to, decision } => {
                 let mut ok = Vec::new();
+                let mut matches = Vec::new();
                 let mut errors = Vec::new();
                 for id in &ids {
                     match review::set_status(
@@ -170,7 +169,10 @@ impl Runtime {
                         &who,
                         now,
                     ) {
-                        Ok(_) => ok.push(id.clone()),
+                        Ok(m) => {
+                            ok.push(id.clone());
+                            matches.push(m);
+                        }
                         Err(e) => errors.push(e.to_string()),
                     }
                 }
@@ -189,16 +191,22 @@ impl Runtime {
                         Toast::error(format!("{verb} {n}, {} refused: {e}", errors.len()))
                     }
                 };
-                vec![Action::Decided(ok), Action::Toast(t), self.loaded()]
+                vec![
+                    Action::Decided(ok),
+                    Action::Toast(t),
+                    changed(Changes { matches, ..Changes::default() }),
+                ]
             }
             Effect::Undo { ids } => {
                 let mut done = 0;
+                let mut matches = Vec::new();
                 let mut errors = Vec::new();
                 for id in &ids {
                     match review::undo(&self.catalog, id, &who, None, now) {
                         Ok(u) => {
                             done += 1;
                             tracing::info!("undid {} -> {}", id, u.region.status);
+                            matches.push(u.region);
                         }
                         Err(e) => errors.push(e.to_string()),
                     }
@@ -210,10 +218,16 @@ impl Runtime {
                     )),
                     Some(e) => Toast::error(e.clone()),
                 };
-                vec![Action::Toast(t), self.loaded()]
+                vec![Action::Toast(t), changed(Changes { matches, ..Changes::default() })]
             }
             Effect::SaveRights(raw) => match crate::rights::add(&self.catalog, raw, &who, now) {
-                Ok(rec) => vec![self.loaded(), Action::RightsSaved(rec.rights_id)],
+                Ok(rec) => {
+                    let id = rec.rights_id.clone();
+                    vec![
+                        changed(Changes { rights_saved: Some(rec), ..Changes::default() }),
+                        Action::RightsSaved(id),
+                    ]
+                }
                 Err(Error::Rejected { problems, .. }) => vec![Action::RightsRejected(problems)],
                 Err(e) => vec![Action::RightsRejected(vec![crate::rights::Problem {
                     row: None,
@@ -222,15 +236,16 @@ impl Runtime {
                     message: e.to_string(),
                 }])],
             },
-            Effect::DeleteRights(id) => {
-                let t = match self.catalog.remove_rights(&id, &who, now) {
-                    Ok(r) => {
-                        Toast::ok(format!("deleted {id} ({} / {})", r.rights_holder, r.work_title))
-                    }
-                    Err(e) => Toast::error(e.to_string()),
-                };
-                vec![Action::Toast(t), self.loaded()]
-            }
+            Effect::DeleteRights(id) => match self.catalog.remove_rights(&id, &who, now) {
+                Ok(r) => vec![
+                    Action::Toast(Toast::ok(format!(
+                        "deleted {id} ({} / {})",
+                        r.rights_holder, r.work_title
+                    ))),
+                    changed(Changes { rights_deleted: Some(id), ..Changes::default() }),
+                ],
+                Err(e) => vec![Action::Toast(Toast::error(e.to_string()))],
+            },
             Effect::Preview(req) => {
                 self.runner.preview(req);
                 vec![]
@@ -245,13 +260,18 @@ impl Runtime {
             Effect::ListDir { dir, select } => {
                 vec![Action::Listed(Box::new(list_dir(&dir, select)))]
             }
-            Effect::Reload => vec![self.loaded()],
+            Effect::Reload if self.runner.reload() => vec![Action::Loading],
+            Effect::Reload => vec![Action::Toast(Toast::error("the catalog loader is gone"))],
             Effect::Quit => {
                 self.player.stop();
                 vec![]
             }
         }
     }
+}
+
+fn changed(changes: Changes) -> Action {
+    Action::Changed(Box::new(changes))
 }
 
 /// Read `dir` for the file picker (on the UI thread: one `read_dir`, no walking). A file
@@ -311,6 +331,7 @@ pub fn event_action(ev: Event) -> Option<Action> {
         Event::Job(j) => Some(Action::Job(j)),
         Event::Preview(p) => Some(Action::Preview(p)),
         Event::Player(msg) => Some(Action::Toast(Toast::error(msg))),
+        Event::Loaded(l) => Some(Action::Loaded(l)),
         Event::Tick => Some(Action::Tick),
     }
 }

@@ -133,23 +133,25 @@ impl Harness {
         Self { _dir: dir, app, rt, rx }
     }
 
-    /// Feed what the workers send back through `update` until `done` says so (or a minute
-    /// passes: then panic).
+    /// Feed what the workers send back through `update` until `done` says so and the
+    /// catalog reads asked for have come back (or a minute passes: then panic).
     fn pump_until(&mut self, done: impl Fn(&App) -> bool) {
         let t0 = std::time::Instant::now();
-        while !done(&self.app) {
+        while !done(&self.app) || self.app.loading > 0 {
             assert!(t0.elapsed().as_secs() < 60, "timed out; jobs: {:#?}", self.app.jobs.list);
             if let Ok(ev) = self.rx.recv_timeout(std::time::Duration::from_millis(50))
                 && let Some(a) = tui::event_action(ev)
             {
-                self.run(a);
+                dispatch(&mut self.app, &mut self.rt, a);
             }
         }
     }
 
-    /// Dispatch through update and the runtime (effects carried out).
+    /// Dispatch through update and the runtime (effects carried out), and wait for a catalog
+    /// read it asked for.
     fn run(&mut self, a: Action) {
         dispatch(&mut self.app, &mut self.rt, a);
+        self.pump_until(|_| true);
     }
 
     fn keys(&mut self, codes: &[KeyCode]) {
@@ -162,6 +164,16 @@ impl Harness {
         for a in typed(s) {
             self.run(a);
         }
+    }
+
+    /// The snapshot an edit patched is what a full read of the catalog gives.
+    fn assert_data_is_the_catalogs(&self) {
+        let fresh = aniprint::tui::app::Data::load(self.rt.catalog()).unwrap();
+        let d = &self.app.data;
+        assert_eq!(d.matches, fresh.matches);
+        assert_eq!(d.pieces, fresh.pieces);
+        assert_eq!(d.rights, fresh.rights);
+        assert_eq!(d.conflicts, fresh.conflicts);
     }
 
     fn screen(&self) -> String {
@@ -246,13 +258,21 @@ fn confirm_writes_the_catalog_and_undo_reverts_it() {
             decision: Decision::default()
         }]
     );
-    // ...and the runtime carries it out.
-    h.keys(&[ch('c')]);
+    // ...and the runtime carries it out, answering with the stored match instead of asking
+    // for a full read of the catalog (which would stall a key press on a large one).
+    let actions = h.rt.apply(effects[0].clone());
+    assert!(actions.iter().any(|a| matches!(a, Action::Changed(c) if c.matches.len() == 1)));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Loading)), "{actions:?}");
+    for a in actions {
+        h.run(a);
+    }
     assert_eq!(h.status_of(&id), MatchStatus::Confirmed);
     assert_eq!(h.app.data.match_(&id).unwrap().status, MatchStatus::Confirmed);
     assert_eq!(h.app.toast.as_ref().unwrap().toast.text, "confirmed 1 match");
+    h.assert_data_is_the_catalogs();
     h.keys(&[ch('u')]);
     assert_eq!(h.status_of(&id), MatchStatus::Pending);
+    h.assert_data_is_the_catalogs();
     let log = h.rt.catalog().audit_of(aniprint::catalog::TargetKind::Match, &id).unwrap();
     assert_eq!(log.iter().map(|r| r.who.as_str()).collect::<Vec<_>>(), ["tester", "tester"]);
 }
@@ -319,8 +339,7 @@ fn escalating_asks_first_and_takes_a_note_for_legal() {
     let why = Decision { reason: Some("fair_use".into()), ..Decision::default() };
     review::set_status(cat, &ReviewConfig::default(), &id, MatchStatus::Disputed, why, "ana", NOW)
         .unwrap();
-    let data = aniprint::tui::app::Data::load(cat).unwrap();
-    h.run(Action::Loaded(Box::new(data)));
+    h.run(Action::Cmd(Cmd::Refresh));
     h.keys(&[ch('3')]);
     h.app.review.cursor = h.app.review_rows().iter().position(|r| {
         matches!(r, aniprint::tui::app::ReviewRow::Match(i) if h.app.data.matches[*i].id == id)
@@ -364,8 +383,7 @@ fn a_reload_keeps_the_cursor_and_report_filters_on_what_they_pointed_at() {
     let up = fixture::upload('0', 30.0, NOW);
     let r = fixture::region(&up, Stem::Mix, EP01, 0.0, (60.0, 70.0), 0.9, Band::High);
     cat.put_scan(&up, &[r], &ReviewConfig::none(), NOW).unwrap();
-    let data = aniprint::tui::app::Data::load(cat).unwrap();
-    h.run(Action::Loaded(Box::new(data)));
+    h.run(Action::Cmd(Cmd::Refresh));
     assert_eq!(h.app.review_current().unwrap().id, before);
     let upload = h.app.reports.upload.map(|i| h.app.data.uploads[i].id.clone());
     assert!(upload.as_deref().is_some_and(b), "{upload:?}");
@@ -389,6 +407,7 @@ fn library_marks_pieces_in_bulk() {
     h.keys(&[ch('a')]);
     assert!(h.rt.catalog().pieces_of(EP02).unwrap().iter().all(|p| p.status == PieceStatus::Keep));
     assert!(h.app.library.marked.is_empty());
+    h.assert_data_is_the_catalogs();
 }
 
 #[test]
@@ -715,6 +734,23 @@ fn without_a_separator_the_separate_job_says_why() {
 }
 
 #[test]
+fn a_refresh_reads_the_catalog_on_the_loader_and_the_status_bar_says_so() {
+    let mut h = Harness::new();
+    // Another process adds an upload; a refresh asks the loader and returns at once.
+    let up = fixture::upload('0', 30.0, NOW);
+    let r = fixture::region(&up, Stem::Mix, EP01, 0.0, (60.0, 70.0), 0.9, Band::High);
+    h.rt.catalog().put_scan(&up, &[r], &ReviewConfig::none(), NOW).unwrap();
+    let before = h.app.data.uploads.len();
+    dispatch(&mut h.app, &mut h.rt, Action::Cmd(Cmd::Refresh));
+    assert_eq!(h.app.loading, 1);
+    assert!(h.screen().contains("reading the catalog"), "{}", h.screen());
+    h.pump_until(|_| true);
+    assert_eq!(h.app.data.uploads.len(), before + 1);
+    assert!(!h.screen().contains("reading the catalog"));
+    h.assert_data_is_the_catalogs();
+}
+
+#[test]
 fn every_screen_and_overlay_draws_on_tiny_terminals() {
     let mut h = Harness::new();
     let spec = JobSpec::Ingest { paths: vec!["episodes".into()] };
@@ -948,12 +984,14 @@ fn rights_form_validates_inline_and_saves() {
     assert_eq!(h.app.mode, Mode::Normal, "{:?}", h.app.toast);
     let stored = h.rt.catalog().rights().unwrap();
     assert!(stored.iter().any(|r| r.rights_holder == "Umi Audio" && r.created_by == "tester"));
+    h.assert_data_is_the_catalogs();
     // Delete asks first.
     let id = h.app.data.rights[h.app.rights_rows()[h.app.rights.cursor]].rights_id.clone();
     h.keys(&[ch('d')]);
     assert_eq!(h.app.mode, Mode::Confirm(Confirm::DeleteRights(id.clone())));
     h.keys(&[ch('y')]);
     assert!(h.rt.catalog().rights_record(&id).is_err());
+    h.assert_data_is_the_catalogs();
 }
 
 #[test]

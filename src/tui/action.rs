@@ -12,7 +12,7 @@ use crate::review::Decision;
 use crate::rights::{Problem, RawRecord};
 use crate::units::Seconds;
 
-use super::app::{Data, Listing, Screen};
+use super::app::{Changes, Data, Listing, Screen};
 use super::widgets::spectrogram::SpecImage;
 
 /// A command a key, a palette entry or a mouse click triggers.
@@ -135,6 +135,15 @@ pub enum Cmd {
     GoToPath,
 }
 
+/// The loader's answer to the reload requests queued since its last one.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// How many requests this one read answers.
+    pub requests: u32,
+    /// The catalog, or why it could not be read.
+    pub data: std::result::Result<Data, String>,
+}
+
 /// Everything that can happen to the app.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -150,8 +159,12 @@ pub enum Action {
     Resize(u16, u16),
     /// A job reported something.
     Job(JobEvent),
-    /// Fresh data from the catalog.
-    Loaded(Box<Data>),
+    /// A full read of the catalog was asked of the loader.
+    Loading,
+    /// The loader's answer.
+    Loaded(Box<Loaded>),
+    /// An edit was stored: the records as the catalog now holds them.
+    Changed(Box<Changes>),
     /// A spectrogram preview is ready.
     Preview(Box<Preview>),
     /// An effect finished with a message for the user.

@@ -1,5 +1,7 @@
 //! The model: everything the TUI shows and remembers, as plain data (no terminal, no threads).
-//! [`Data`] is a snapshot of the catalog, reloaded after each change; the rest is UI state.
+//! [`Data`] is a snapshot of the catalog: an edit made here patches it in place with the
+//! records the catalog stored ([`Changes`]); what jobs wrote is read again on a worker. The
+//! rest is UI state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -453,6 +455,37 @@ impl Data {
         })
     }
 
+    /// Take in the records an edit stored, as a fresh [`Data::load`] would show them. A
+    /// record this snapshot lacks (another process removed it meanwhile) is left to the next
+    /// full load.
+    pub fn apply(&mut self, changes: Changes) {
+        for m in changes.matches {
+            if let Some(old) = self.matches.iter_mut().find(|o| o.id == m.id) {
+                *old = m;
+            }
+        }
+        for p in changes.pieces {
+            let list = self.pieces.get_mut(&p.episode);
+            if let Some(old) = list.and_then(|l| l.iter_mut().find(|o| o.id == p.id)) {
+                *old = p;
+            }
+        }
+        let rights_changed = changes.rights_saved.is_some() || changes.rights_deleted.is_some();
+        if let Some(id) = changes.rights_deleted {
+            self.rights.retain(|r| r.rights_id != id);
+        }
+        if let Some(rec) = changes.rights_saved {
+            // Stored by id, as the catalog lists them.
+            match self.rights.binary_search_by(|r| r.rights_id.cmp(&rec.rights_id)) {
+                Ok(i) => self.rights[i] = rec,
+                Err(i) => self.rights.insert(i, rec),
+            }
+        }
+        if rights_changed {
+            self.conflicts = crate::rights::conflicts(&self.rights, &self.lookup, &BTreeSet::new());
+        }
+    }
+
     /// An episode by id.
     pub fn episode(&self, id: &str) -> Option<&Episode> {
         self.episodes.iter().find(|e| e.id == id)
@@ -467,6 +500,21 @@ impl Data {
     pub fn match_(&self, id: &str) -> Option<&MatchRegion> {
         self.matches.iter().find(|m| m.id == id)
     }
+}
+
+/// What one edit on the UI thread stored: decisions and undos (their matches), piece
+/// statuses, a rights record saved or deleted. Reading these back is a few records, where a
+/// [`Data::load`] reads the whole catalog, which on a large one would stall every key press.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Matches as stored after the edit.
+    pub matches: Vec<MatchRegion>,
+    /// Pieces as stored after the edit.
+    pub pieces: Vec<Piece>,
+    /// A rights record as stored.
+    pub rights_saved: Option<OwnershipRecord>,
+    /// The id of a deleted rights record.
+    pub rights_deleted: Option<String>,
 }
 
 /// A row of the library tree.
@@ -703,6 +751,8 @@ pub struct App {
     /// The folder the file picker opens in: the last one it showed (at first the current
     /// directory).
     pub browse_dir: PathBuf,
+    /// Full catalog reads asked of the loader and not answered yet (the status bar says so).
+    pub loading: u32,
     /// Set when the app should exit.
     pub quit: bool,
     /// Quit as soon as no job runs.
@@ -733,6 +783,7 @@ impl App {
             toast: None,
             ticks: 0,
             browse_dir: PathBuf::from("."),
+            loading: 0,
             quit: false,
             quit_when_done: false,
             cancelling: false,

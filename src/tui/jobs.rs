@@ -31,8 +31,10 @@ use crate::units::SampleRate;
 use crate::{Error, Result};
 
 use super::action::{
-    JobEvent, JobId, JobResult, JobSpec, Preview, PreviewRequest, TrainModel, TrainSpec, Worker,
+    JobEvent, JobId, JobResult, JobSpec, Loaded, Preview, PreviewRequest, TrainModel, TrainSpec,
+    Worker,
 };
+use super::app::Data;
 use super::widgets::spectrogram::SpecImage;
 use super::widgets::timeline::short_hms;
 
@@ -107,6 +109,8 @@ pub enum Event {
     Preview(Box<Preview>),
     /// The audition player ended with an error: why.
     Player(String),
+    /// The loader read the catalog.
+    Loaded(Box<Loaded>),
     /// Time passed.
     Tick,
 }
@@ -249,14 +253,14 @@ impl Progress for JobReporter {
 
 /// A model once loaded, or why it could not be (kept, so a missing model is not retried on
 /// every job).
-type Loaded<T> = Option<std::result::Result<Arc<T>, String>>;
+type Slot<T> = Option<std::result::Result<Arc<T>, String>>;
 
 /// The models of the inference worker, each loaded on the first job that needs it and kept
 /// for the session.
 #[derive(Debug, Default)]
 pub struct Models {
-    analyzer: Loaded<Analyzer>,
-    separator: Loaded<Separator>,
+    analyzer: Slot<Analyzer>,
+    separator: Slot<Separator>,
 }
 
 impl Models {
@@ -300,6 +304,7 @@ pub struct Runner {
     inference: Sender<Queued>,
     training: Sender<Queued>,
     preview: Arc<(Mutex<Option<PreviewRequest>>, Condvar)>,
+    loader: Sender<()>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -327,6 +332,7 @@ impl Runner {
                 .map_err(|e| tracing::error!("cannot start the preview worker: {e}"))
                 .ok();
         }
+        let loader = start_loader(&catalog, &tx);
         Self {
             catalog,
             services,
@@ -337,7 +343,14 @@ impl Runner {
             inference,
             training,
             preview,
+            loader,
         }
+    }
+
+    /// Ask for a full read of the catalog, answered by an [`Event::Loaded`]; false if the
+    /// loader is gone.
+    pub fn reload(&self) -> bool {
+        self.loader.send(()).is_ok()
     }
 
     /// Start a job; returns its id. Model jobs queue on the inference worker, training runs
@@ -409,6 +422,29 @@ fn caught<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
             .unwrap_or_else(|| "no message".into());
         format!("internal error (a panic: {what}); see the log")
     })
+}
+
+/// Start the thread that reads the whole catalog for the screens ([`Data::load`]), so a
+/// large catalog never stalls the UI thread; returns where to ask. Requests that queue up
+/// while it reads are answered by one read.
+fn start_loader(catalog: &Arc<Catalog>, tx: &Sender<Event>) -> Sender<()> {
+    let (ask, asked) = crossbeam_channel::unbounded::<()>();
+    let (catalog, tx) = (catalog.clone(), tx.clone());
+    std::thread::Builder::new()
+        .name("aniprint-load".into())
+        .spawn(move || {
+            while asked.recv().is_ok() {
+                let requests = 1 + asked.try_iter().count() as u32;
+                let data = caught(|| Data::load(&catalog))
+                    .and_then(|r| r.map_err(|e| format!("reading the catalog: {e}")));
+                if tx.send(Event::Loaded(Box::new(Loaded { requests, data }))).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| tracing::error!("cannot start the catalog loader: {e}"))
+        .ok();
+    ask
 }
 
 /// A job on its way to a worker.

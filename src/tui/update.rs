@@ -19,8 +19,9 @@ use super::action::{
     Toast,
 };
 use super::app::{
-    App, Confirm, DecisionForm, HelpState, JobView, LibFocus, LibRow, Mode, PaletteState, PickFor,
-    Picker, Prompt, PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast, TextInput,
+    App, Confirm, Data, DecisionForm, HelpState, JobView, LibFocus, LibRow, Mode, PaletteState,
+    PickFor, Picker, Prompt, PromptKind, REPORT_ROWS, ReviewRow, RightsForm, Screen, ShownToast,
+    TextInput,
 };
 use super::command::{self, Typed};
 use super::keymap::{self, PaletteItem};
@@ -58,13 +59,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::Job(ev) => on_job(app, ev),
-        Action::Loaded(data) => {
-            // Rows are positions in the data; a reload (a finished scan or ingest) can shift
-            // them, so the cursors and the report filters follow what they pointed at.
-            let anchors = Anchors::of(app);
-            app.data = *data;
-            anchors.restore(app);
-            clamp_cursors(app);
+        Action::Loading => {
+            app.loading += 1;
+            vec![]
+        }
+        Action::Loaded(loaded) => {
+            app.loading = app.loading.saturating_sub(loaded.requests);
+            match loaded.data {
+                Ok(data) => new_data(app, |d| *d = data),
+                Err(e) => toast(app, Toast::error(e)),
+            }
+            vec![]
+        }
+        Action::Changed(changes) => {
+            new_data(app, |d| d.apply(*changes));
             vec![]
         }
         Action::Preview(p) => {
@@ -1229,6 +1237,16 @@ fn submit_prompt(app: &mut App, mut p: Prompt) -> Vec<Effect> {
             vec![]
         }
     }
+}
+
+/// Change the catalog snapshot. Rows are positions in it, and a reload (a finished scan or
+/// ingest) or a decision can shift them, so the cursors and the report filters follow what
+/// they pointed at.
+fn new_data(app: &mut App, change: impl FnOnce(&mut Data)) {
+    let anchors = Anchors::of(app);
+    change(&mut app.data);
+    anchors.restore(app);
+    clamp_cursors(app);
 }
 
 fn on_job(app: &mut App, ev: JobEvent) -> Vec<Effect> {

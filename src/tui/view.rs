@@ -257,11 +257,15 @@ fn render_tabs(app: &App, area: Rect, buf: &mut Buffer) {
 fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
     let t = &app.theme;
     let running = app.jobs.list.iter().filter(|j| j.running()).count();
-    let right = if running > 0 {
-        let spin = THROBBER[(app.ticks % THROBBER.len() as u64) as usize];
-        format!(" {spin} {running} job{} running ", if running == 1 { "" } else { "s" })
-    } else {
-        String::new()
+    let spin = THROBBER[(app.ticks % THROBBER.len() as u64) as usize];
+    let right = match (running, app.loading > 0) {
+        (0, false) => String::new(),
+        (0, true) => format!(" {spin} reading the catalog "),
+        (n, loading) => format!(
+            " {spin} {n} job{} running{} ",
+            if n == 1 { "" } else { "s" },
+            if loading { " · reading the catalog" } else { "" }
+        ),
     };
     let room = usize::from(area.width).saturating_sub(right.chars().count());
     let line = match &app.toast {
