@@ -138,7 +138,12 @@ impl Harness {
     fn pump_until(&mut self, done: impl Fn(&App) -> bool) {
         let t0 = std::time::Instant::now();
         while !done(&self.app) || self.app.loading > 0 {
-            assert!(t0.elapsed().as_secs() < 60, "timed out; jobs: {:#?}", self.app.jobs.list);
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "timed out ({} catalog reads outstanding); jobs: {:#?}",
+                self.app.loading,
+                self.app.jobs.list
+            );
             if let Ok(ev) = self.rx.recv_timeout(std::time::Duration::from_millis(50))
                 && let Some(a) = tui::event_action(ev)
             {
@@ -747,6 +752,25 @@ fn a_refresh_reads_the_catalog_on_the_loader_and_the_status_bar_says_so() {
     h.pump_until(|_| true);
     assert_eq!(h.app.data.uploads.len(), before + 1);
     assert!(!h.screen().contains("reading the catalog"));
+    h.assert_data_is_the_catalogs();
+}
+
+#[test]
+fn a_read_that_started_before_an_edit_does_not_undo_it_on_screen() {
+    let mut h = Harness::new();
+    h.keys(&[ch('3'), ch('n')]);
+    let id = h.app.review_current().unwrap().id.clone();
+    // A refresh is asked and the loader reads the catalog before the reviewer confirms...
+    dispatch(&mut h.app, &mut h.rt, Action::Loading);
+    let stale = aniprint::tui::app::Data::load(h.rt.catalog()).unwrap();
+    dispatch(&mut h.app, &mut h.rt, key(ch('c')));
+    assert_eq!(h.app.data.match_(&id).unwrap().status, MatchStatus::Confirmed);
+    // ...and answers after: the edit stays.
+    let loaded = aniprint::tui::action::Loaded { requests: 1, data: Ok(stale) };
+    h.run(Action::Loaded(Box::new(loaded)));
+    assert_eq!(h.app.loading, 0);
+    assert_eq!(h.app.data.match_(&id).unwrap().status, MatchStatus::Confirmed);
+    assert!(h.app.unsettled.is_empty());
     h.assert_data_is_the_catalogs();
 }
 

@@ -753,6 +753,9 @@ pub struct App {
     pub browse_dir: PathBuf,
     /// Full catalog reads asked of the loader and not answered yet (the status bar says so).
     pub loading: u32,
+    /// Edits patched in while a read was outstanding: that read may have started before them,
+    /// so they are applied again on top of what it returns.
+    pub unsettled: Vec<Changes>,
     /// Set when the app should exit.
     pub quit: bool,
     /// Quit as soon as no job runs.
@@ -784,6 +787,7 @@ impl App {
             ticks: 0,
             browse_dir: PathBuf::from("."),
             loading: 0,
+            unsettled: Vec::new(),
             quit: false,
             quit_when_done: false,
             cancelling: false,

@@ -66,12 +66,24 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Loaded(loaded) => {
             app.loading = app.loading.saturating_sub(loaded.requests);
             match loaded.data {
-                Ok(data) => new_data(app, |d| *d = data),
+                Ok(data) => {
+                    let edits = app.unsettled.clone();
+                    new_data(app, |d| {
+                        *d = data;
+                        edits.into_iter().for_each(|c| d.apply(c));
+                    });
+                }
                 Err(e) => toast(app, Toast::error(e)),
+            }
+            if app.loading == 0 {
+                app.unsettled.clear();
             }
             vec![]
         }
         Action::Changed(changes) => {
+            if app.loading > 0 {
+                app.unsettled.push((*changes).clone());
+            }
             new_data(app, |d| d.apply(*changes));
             vec![]
         }
