@@ -348,6 +348,7 @@ pub fn start(
     let data = Data::load(&catalog)?;
     let runtime = Runtime::new(catalog, services, opts.settings.clone(), tx.clone());
     let mut app = App::new(data, opts.catalog_dir, opts.report_out, opts.theme);
+    app.who = opts.settings.who.clone();
     app.keymap =
         keymap::Keymap::with_overrides(&opts.settings.config.tui.keys).map_err(Error::Invalid)?;
     Ok((app, runtime, rx, tx))

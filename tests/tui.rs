@@ -19,7 +19,7 @@ use aniprint::tui::action::{
     Action, Cmd, Effect, JobEvent, JobResult, JobSpec, Level, PlayRequest, Preview, Side,
     TrainModel, TrainSpec, Worker,
 };
-use aniprint::tui::app::{App, Confirm, LibFocus, Mode, Screen};
+use aniprint::tui::app::{App, Confirm, LibFocus, Mode, ReviewRow, Screen};
 use aniprint::tui::jobs::{Event, JobReporter, Models, NoServices, Services, Settings, run_job};
 use aniprint::tui::player::Player;
 use aniprint::tui::theme::Theme;
@@ -283,6 +283,40 @@ fn confirm_writes_the_catalog_and_undo_reverts_it() {
 }
 
 #[test]
+fn undo_with_nothing_decided_here_takes_back_only_the_reviewers_own_decision() {
+    let mut h = Harness::new();
+    let cat = h.rt.catalog();
+    let pending = cat.matches(&MatchFilter::default()).unwrap().into_iter();
+    let ids: Vec<String> =
+        pending.filter(|m| m.status == MatchStatus::Pending).map(|m| m.id).take(2).collect();
+    let cfg = ReviewConfig::default();
+    let set = |id: &str, who: &str| {
+        review::set_status(cat, &cfg, id, MatchStatus::Confirmed, Decision::default(), who, NOW)
+            .unwrap();
+    };
+    // Decided before this session: one by another reviewer, one by this one.
+    set(&ids[0], "ana");
+    set(&ids[1], "tester");
+    h.run(Action::Cmd(Cmd::Refresh));
+    h.keys(&[ch('3')]);
+    let at = |h: &Harness, id: &str| {
+        h.app
+            .review_rows()
+            .iter()
+            .position(|r| matches!(r, ReviewRow::Match(i) if h.app.data.matches[*i].id == id))
+            .unwrap()
+    };
+    h.app.review.cursor = at(&h, &ids[0]);
+    h.keys(&[ch('u')]);
+    assert_eq!(h.status_of(&ids[0]), MatchStatus::Confirmed);
+    let text = &h.app.toast.as_ref().unwrap().toast.text;
+    assert!(text.starts_with("nothing of yours to undo") && text.contains("ana's"), "{text}");
+    h.app.review.cursor = at(&h, &ids[1]);
+    h.keys(&[ch('u')]);
+    assert_eq!(h.status_of(&ids[1]), MatchStatus::Pending);
+}
+
+#[test]
 fn dismiss_asks_for_a_reason_and_a_note() {
     let mut h = Harness::new();
     h.keys(&[ch('3'), ch('n'), ch('d')]);
@@ -346,10 +380,12 @@ fn escalating_asks_first_and_takes_a_note_for_legal() {
         .unwrap();
     h.run(Action::Cmd(Cmd::Refresh));
     h.keys(&[ch('3')]);
-    h.app.review.cursor = h.app.review_rows().iter().position(|r| {
-        matches!(r, aniprint::tui::app::ReviewRow::Match(i) if h.app.data.matches[*i].id == id)
-    })
-    .unwrap();
+    h.app.review.cursor = h
+        .app
+        .review_rows()
+        .iter()
+        .position(|r| matches!(r, ReviewRow::Match(i) if h.app.data.matches[*i].id == id))
+        .unwrap();
     // e asks; Esc leaves the match as it was.
     h.keys(&[ch('e')]);
     assert!(matches!(&h.app.mode, Mode::Decision(d) if d.to == MatchStatus::Escalated));

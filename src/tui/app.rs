@@ -734,6 +734,8 @@ pub struct App {
     pub data: Data,
     /// The catalog's directory (shown in the title bar).
     pub catalog_dir: PathBuf,
+    /// The reviewer, as decisions record them (`$USER`).
+    pub who: String,
     /// Library screen.
     pub library: LibraryState,
     /// Jobs screen.
@@ -778,6 +780,7 @@ impl App {
             size: (100, 30),
             data,
             catalog_dir,
+            who: String::new(),
             library: LibraryState::default(),
             jobs: JobsState::default(),
             review: ReviewState::default(),

@@ -8,6 +8,7 @@ use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 
+use crate::catalog::matches::RULE_ACTOR;
 use crate::catalog::{MatchStatus, PieceStatus};
 use crate::progress::Stage;
 use crate::review::{DISMISS_REASONS, DISPUTE_REASONS, Decision};
@@ -959,15 +960,30 @@ fn on_review(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             vec![]
         }
         Cmd::Undo => {
-            let ids = match app.review.undo.pop() {
-                Some(ids) => ids,
-                None => app.review_current().map(|m| vec![m.id.clone()]).unwrap_or_default(),
-            };
-            if ids.is_empty() {
-                toast(app, Toast::info("nothing to undo"));
-                vec![]
-            } else {
-                vec![Effect::Undo { ids }]
+            if let Some(ids) = app.review.undo.pop() {
+                return vec![Effect::Undo { ids }];
+            }
+            // Nothing decided in this session: the current match's last decision, if it is
+            // this reviewer's (or an auto-rule's). Another reviewer's stays theirs.
+            let current = app.review_current().map(|m| (m.id.clone(), m.review.clone()));
+            match current {
+                Some((id, Some(r))) if r.who == app.who || r.who == RULE_ACTOR => {
+                    vec![Effect::Undo { ids: vec![id] }]
+                }
+                Some((_, Some(r))) => {
+                    let msg = format!(
+                        "nothing of yours to undo: the last decision here is {}'s ({}); \
+                         o reopens the match",
+                        r.who,
+                        crate::catalog::date::utc_iso(r.at_ms)
+                    );
+                    toast(app, Toast::info(msg));
+                    vec![]
+                }
+                _ => {
+                    toast(app, Toast::info("nothing to undo"));
+                    vec![]
+                }
             }
         }
         Cmd::Mark => {
