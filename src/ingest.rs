@@ -327,9 +327,12 @@ pub fn ingest_file_indexed(
         });
     }
     // Decoders stop quietly at the end of a truncated file; a container that declares much
-    // more than decoded is damaged, and its pieces would be wrong.
+    // more than decoded is damaged, and its pieces would be wrong. Unless the file's other
+    // streams went on: a video that outlasts its audio track is whole.
     let got = rate.seconds(Samples(decoded)).0;
-    if let Some(declared) = info.duration.filter(|d| got < d.0 * TRUNCATED_FRACTION - 1.0) {
+    let short = |s: f64, d: Seconds| s < d.0 * TRUNCATED_FRACTION - 1.0;
+    let read = src.media_read().map_or(got, |r| r.0.max(got));
+    if let Some(declared) = info.duration.filter(|&d| short(got, d) && short(read, d)) {
         return Err(Error::BadAudio {
             path: path.into(),
             reason: format!(

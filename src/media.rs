@@ -164,6 +164,11 @@ pub trait AudioSource {
     fn channels(&self) -> u16;
     /// The stream being decoded.
     fn stream(&self) -> &StreamInfo;
+    /// How much of the file's timeline the packets read so far cover, over every stream (a
+    /// video that goes on after its audio ends counts), if the reader knows.
+    fn media_read(&self) -> Option<Seconds> {
+        None
+    }
 }
 
 /// Extensions read by symphonia first (plain audio); everything else goes to FFmpeg.
@@ -230,6 +235,8 @@ pub struct ReadAhead {
     rx: Option<std::sync::mpsc::Receiver<Result<Option<Vec<f32>>>>>,
     path: std::path::PathBuf,
     decoder: Option<std::thread::JoinHandle<()>>,
+    /// [`AudioSource::media_read`] of the source, set before the end marker is sent.
+    media_read: std::sync::Arc<std::sync::Mutex<Option<Seconds>>>,
 }
 
 impl ReadAhead {
@@ -240,6 +247,8 @@ impl ReadAhead {
     pub fn open(path: &Path, opts: &DecodeOptions, ahead: usize) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::sync_channel(ahead / MIN_CHUNK + 1);
         let (file, opts) = (path.to_path_buf(), opts.clone());
+        let media_read = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let read_slot = media_read.clone();
         let decoder = std::thread::Builder::new()
             .name("aniprint-decode".into())
             .spawn(move || {
@@ -253,6 +262,11 @@ impl ReadAhead {
                 loop {
                     let item = src.next_chunk();
                     let more = matches!(item, Ok(Some(_)));
+                    if matches!(item, Ok(None)) {
+                        let mut slot =
+                            read_slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        *slot = src.media_read();
+                    }
                     // A send fails once the reader has gone (error, cancel): stop decoding.
                     if tx.send(item).is_err() || !more {
                         return;
@@ -260,7 +274,13 @@ impl ReadAhead {
                 }
             })
             .map_err(|e| Error::io(path, e))?;
-        Ok(Self { rx: Some(rx), path: path.to_path_buf(), decoder: Some(decoder) })
+        Ok(Self { rx: Some(rx), path: path.to_path_buf(), decoder: Some(decoder), media_read })
+    }
+
+    /// Once the end was read: how much of the file's timeline its packets covered, over every
+    /// stream ([`AudioSource::media_read`]).
+    pub fn media_read(&self) -> Option<Seconds> {
+        *self.media_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The next chunk of interleaved samples, or `None` at the end. After an error the source

@@ -1,6 +1,6 @@
 //! Ingest (records only, no models) of inputs that used to break it: tags that are not UTF-8,
 //! float samples that are not finite, a series name the catalog cannot key, a folder that
-//! links back to itself.
+//! links back to itself, a video that outlasts its audio track (whole, not truncated).
 
 #![allow(clippy::unwrap_used)]
 
@@ -176,4 +176,47 @@ fn failure_lines_name_the_file_once() {
     assert!(named.to_string().starts_with("/eps/a.mkv: "));
     let unnamed = aniprint::Error::Invalid("segment 3 has a non-finite value".into());
     assert_eq!(ingest::failure_line(p, &unnamed), format!("/eps/a.mkv: {unnamed}"));
+}
+
+#[path = "support/tools.rs"]
+mod tools;
+
+/// An mkv whose video runs `video_s` and whose audio track stops at `audio_s`, made by the
+/// ffmpeg CLI (None without it).
+fn video_outlasting_audio(path: &Path, video_s: u32, audio_s: u32) -> Option<()> {
+    if !tools::have_ffmpeg() {
+        eprintln!("skipped: the ffmpeg CLI is not installed");
+        return None;
+    }
+    let audio = format!("sine=frequency=440:sample_rate=48000,atrim=0:{audio_s}");
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=96x64:rate=5"])
+        .args(["-f", "lavfi", "-i", &audio, "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "mpeg4", "-c:a", "aac", "-t", &video_s.to_string()])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ffmpeg made {}", path.display());
+    Some(())
+}
+
+#[test]
+fn an_audio_track_that_ends_before_the_video_is_whole_and_a_cut_file_is_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole.mkv");
+    let Some(()) = video_outlasting_audio(&whole, 60, 40) else { return };
+    // The same file cut at half its bytes: every stream stops early.
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = tmp.path().join("cut.mkv");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let cat = Catalog::open(tmp.path().join("cat")).unwrap();
+    let files = [whole.clone(), cut.clone()];
+    let report =
+        ingest::ingest_paths(&cat, &files, &IngestOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.ok.len(), 1, "{:?}", report.failed);
+    let eps = cat.episodes().unwrap();
+    assert!((eps[0].duration.0 - 40.0).abs() < 0.5, "{:?}", eps[0].duration);
+    let [(path, err)] = report.failed.as_slice() else { panic!("{:?}", report.failed) };
+    assert_eq!(path, &cut);
+    assert!(err.to_string().contains("truncated"), "{err}");
 }

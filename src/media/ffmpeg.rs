@@ -127,6 +127,10 @@ pub(crate) struct FfmpegSource {
     decoded_any: bool,
     /// Reads in a row that failed with invalid data.
     invalid_run: u32,
+    /// Seconds per timestamp tick, by stream index.
+    time_bases: Vec<f64>,
+    /// First packet start and last packet end over every stream, in seconds.
+    span: Option<(f64, f64)>,
 }
 
 /// Reads in a row that may fail with invalid data before the file counts as ending there.
@@ -147,6 +151,7 @@ impl FfmpegSource {
             .map_err(|e| {
                 Error::media(path, format!("audio stream #{}: {}", stream.index, describe(e)))
             })?;
+        let time_bases = input.ctx.streams().map(|s| f64::from(s.time_base())).collect();
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -158,7 +163,23 @@ impl FfmpegSource {
             eof: false,
             decoded_any: false,
             invalid_run: 0,
+            time_bases,
+            span: None,
         })
+    }
+
+    /// Widen the span of media read by one packet of any stream.
+    fn note_span(&mut self, p: &ff::Packet) {
+        let Some(&tb) = self.time_bases.get(p.stream()) else { return };
+        let Some(ts) = p.pts().or(p.dts()) else { return };
+        let (start, end) = (ts as f64 * tb, ts.saturating_add(p.duration().max(0)) as f64 * tb);
+        if !(start.is_finite() && end.is_finite()) {
+            return;
+        }
+        self.span = Some(match self.span {
+            None => (start, end),
+            Some((a, b)) => (a.min(start), b.max(end)),
+        });
     }
 
     fn drain(&mut self, out: &mut Vec<f32>) -> Result<()> {
@@ -185,6 +206,7 @@ impl AudioSource for FfmpegSource {
             match packet.read(&mut self.input.ctx) {
                 Ok(()) => {
                     self.invalid_run = 0;
+                    self.note_span(&packet);
                     if packet.stream() != self.stream.index {
                         continue;
                     }
@@ -241,5 +263,9 @@ impl AudioSource for FfmpegSource {
 
     fn stream(&self) -> &StreamInfo {
         &self.stream
+    }
+
+    fn media_read(&self) -> Option<Seconds> {
+        self.span.map(|(a, b)| Seconds(b - a))
     }
 }
