@@ -16,6 +16,10 @@ struct InputDef {
     rate: u32,
 }
 
+/// Output samples beyond a frame's own share: swresample's filter delay (a few dozen samples
+/// at the default filter) and rounding.
+const OUT_SLACK: usize = 1024;
+
 /// Converts decoded frames of any format, layout and rate to interleaved f32 at one rate.
 pub(crate) struct Resampler {
     out_rate: u32,
@@ -59,7 +63,15 @@ impl Resampler {
             self.ctx = Some((def, ctx));
         }
         let Some((_, ctx)) = self.ctx.as_mut() else { return Ok(()) };
-        let mut converted = frame::Audio::empty();
+        // Room for everything this frame yields, plus what the filter held back. Given an
+        // empty frame, ffmpeg-next sizes it to the input's sample count, so upsampling (an
+        // 8 kHz source to 16 kHz) left the excess in swresample until the end of the file:
+        // a 60-minute source peaked at 940 MB instead of 80.
+        let ratio = f64::from(self.out_rate) / f64::from(def.rate.max(1));
+        let room = (input.samples() as f64 * ratio).ceil() as usize + OUT_SLACK;
+        let mut converted =
+            frame::Audio::new(Sample::F32(SampleType::Packed), room, self.out_layout);
+        converted.set_rate(self.out_rate);
         ctx.run(input, &mut converted)?;
         append_packed(&converted, self.out_channels, out);
         Ok(())
@@ -108,4 +120,30 @@ fn append_packed(frame: &frame::Audio, channels: u16, out: &mut Vec<f32>) {
     let bytes = &frame.data(0)[..n * 4];
     // Frame buffers are 16-byte aligned by FFmpeg, but do not rely on it.
     out.extend(bytes.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Upsampling hands each frame's output over as it goes: nothing piles up in swresample
+    /// for the end (it did, a frame's worth of input at a time), and the total is the same.
+    #[test]
+    fn upsampling_keeps_up_with_its_input() {
+        crate::media::ffmpeg::init();
+        let (from, to, frame_len, frames) = (8_000u32, 16_000u32, 1_152usize, 200usize);
+        let mut rs = Resampler::new(to, 1);
+        let mut out = Vec::new();
+        let tone: Vec<f32> =
+            (0..frame_len * frames).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+        for (k, chunk) in tone.chunks(frame_len).enumerate() {
+            let mut frame = packed_frame(chunk, 1, from);
+            rs.push(&mut frame, &mut out).unwrap();
+            let due = (k + 1) * frame_len * 2;
+            assert!(out.len() + 64 >= due, "frame {k}: {} of {due} samples out", out.len());
+        }
+        rs.flush(&mut out).unwrap();
+        let want = tone.len() * 2;
+        assert!(out.len().abs_diff(want) <= 2, "{} samples, want {want}", out.len());
+    }
 }
