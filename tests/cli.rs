@@ -170,6 +170,8 @@ fn settings_that_cannot_mean_anything_are_refused_before_any_work() {
         vec!["query", "--top", "0", ep],
         vec!["ls", "episodes", "--status", "keep"],
         vec!["--config", "no-such-settings.toml", "ingest", "--no-index", ep],
+        vec!["eval", "separator", "--corpus", "no-such-corpus", "--vbr-db", "5,-5"],
+        vec!["eval", "separator", "--corpus", "no-such-corpus", "--vbr-db", "NaN,1"],
     ] {
         let r = run(&cat, &args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);

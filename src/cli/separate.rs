@@ -283,6 +283,15 @@ pub fn eval(a: EvalArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if dirs.is_empty() {
         anyhow::bail!("no separator models found under {}", models_dir.display());
     }
+    // Checked before any model or audio is loaded.
+    let vbr = match a.vbr_db.as_slice() {
+        [lo, hi] => (*lo, *hi),
+        [x] => (*x, *x),
+        _ => anyhow::bail!("--vbr-db takes LOW,HIGH"),
+    };
+    if !(vbr.0.is_finite() && vbr.1.is_finite() && vbr.0 <= vbr.1) {
+        anyhow::bail!("--vbr-db takes LOW,HIGH in dB with LOW <= HIGH, not {},{}", vbr.0, vbr.1);
+    }
     let seps: Vec<Separator> =
         dirs.iter().map(|d| Separator::load(d, &Device::Cpu)).collect::<Result<_, _>>()?;
     let rate = seps[0].rate();
@@ -293,11 +302,6 @@ pub fn eval(a: EvalArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         (None, Some(corpus)) => {
             let val: Vec<String> = DEFAULT_VAL_PACKAGES.iter().map(|s| s.to_string()).collect();
             let c = load_corpus(corpus, &a.cache, rate, &val, &sink)?;
-            let vbr = match a.vbr_db.as_slice() {
-                [lo, hi] => (*lo, *hi),
-                [x] => (*x, *x),
-                _ => anyhow::bail!("--vbr-db takes LOW,HIGH"),
-            };
             se::corpus_items(&c.val, a.items, a.seconds, rate, a.seed, vbr)
         }
         (None, None) => anyhow::bail!("give --mixtures DIR or --corpus DIR"),
