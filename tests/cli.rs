@@ -175,6 +175,10 @@ fn settings_that_cannot_mean_anything_are_refused_before_any_work() {
     ] {
         let r = run(&cat, &args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        // Refused for the bad value, not for the corpus it never got to read.
+        if args.contains(&"--vbr-db") {
+            assert!(r.stderr.contains("--vbr-db"), "{args:?}: {}", r.stderr);
+        }
     }
     // A settings file that would cut no sensible pieces names the setting.
     let toml = tmp.path().join("bad.toml");
