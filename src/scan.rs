@@ -386,12 +386,44 @@ pub struct QueryAnswer {
     pub score: f32,
     /// Query segments that agree.
     pub votes: u32,
+    /// The other stems that place the clip here too (within half a hop), best first.
+    pub other_stems: Vec<StemScore>,
+}
+
+/// A stem and its score for one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StemScore {
+    /// The stem.
+    pub stem: Stem,
+    /// Its sequence-voting score there.
+    pub score: f32,
+}
+
+/// Answers, best first, with those that name the same place (episode, offset within
+/// `tolerance_s`) as a better one folded into it as other stems: the top answers are distinct
+/// places, not one place once per stem.
+fn distinct_places(sorted: Vec<QueryAnswer>, tolerance_s: f64) -> Vec<QueryAnswer> {
+    let mut kept: Vec<QueryAnswer> = Vec::new();
+    for a in sorted {
+        let same = kept
+            .iter_mut()
+            .find(|k| k.episode == a.episode && (k.offset_s - a.offset_s).abs() <= tolerance_s);
+        match same {
+            Some(k) if k.stem != a.stem && k.other_stems.iter().all(|o| o.stem != a.stem) => {
+                k.other_stems.push(StemScore { stem: a.stem, score: a.score });
+            }
+            // A stem's own second reading of a place it already gave adds nothing.
+            Some(_) => {}
+            None => kept.push(a),
+        }
+    }
+    kept
 }
 
 /// Find where a short clip comes from: per stem, top-k per segment, sequence voting over
 /// `phases` sub-hop shifts of the clip (see [`vote::vote_phases`]), the voted alignments
-/// verified against the stored segments (see [`vote::verify`]), the best `top` answers over
-/// all stems by score.
+/// verified against the stored segments (see [`vote::verify`]), the best `top` places over
+/// all stems by score (a place several stems give is one answer: [`QueryAnswer::other_stems`]).
 #[allow(clippy::too_many_arguments)]
 pub fn query_file(
     catalog: &Catalog,
@@ -487,10 +519,12 @@ pub fn query_file(
                 offset_s: place.start_s + c.offset_hops * hop,
                 score: c.support * full,
                 votes: c.candidate.votes,
+                other_stems: Vec::new(),
             });
         }
     }
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut all = distinct_places(all, hop / 2.0);
     all.truncate(top);
     for (i, a) in all.iter_mut().enumerate() {
         a.rank = i + 1;
@@ -501,6 +535,46 @@ pub fn query_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(stem: Stem, episode: &str, offset_s: f64, score: f32) -> QueryAnswer {
+        QueryAnswer {
+            rank: 0,
+            stem,
+            series: "s".into(),
+            episode: episode.into(),
+            title: episode.into(),
+            source: String::new(),
+            piece: format!("{episode}-000000000"),
+            offset_s,
+            score,
+            votes: 4,
+            other_stems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_place_is_one_answer_whatever_the_stems_that_give_it() {
+        let sorted = vec![
+            answer(Stem::Mix, "a", 100.0, 5.0),
+            answer(Stem::Voice, "a", 100.125, 4.9),
+            answer(Stem::Background, "a", 99.875, 4.6),
+            answer(Stem::Voice, "a", 167.0, 4.0),
+            // The mix's second reading a quarter second off: no new place, no second "mix".
+            answer(Stem::Mix, "a", 100.25, 3.9),
+            answer(Stem::Mix, "b", 100.0, 3.5),
+        ];
+        let places = distinct_places(sorted, 0.25);
+        let got: Vec<(&str, f64, Stem)> =
+            places.iter().map(|a| (a.episode.as_str(), a.offset_s, a.stem)).collect();
+        assert_eq!(
+            got,
+            [("a", 100.0, Stem::Mix), ("a", 167.0, Stem::Voice), ("b", 100.0, Stem::Mix)]
+        );
+        let others: Vec<Stem> = places[0].other_stems.iter().map(|o| o.stem).collect();
+        assert_eq!(others, [Stem::Voice, Stem::Background]);
+        assert_eq!(places[0].other_stems[0].score, 4.9);
+        assert!(places[1].other_stems.is_empty() && places[2].other_stems.is_empty());
+    }
 
     fn region(q0: f64, q1: f64, offset: f64, votes: u32) -> EpisodeRegion {
         EpisodeRegion {

@@ -228,9 +228,11 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         writeln!(out, "no match")?;
     }
     for a in &answers {
+        let others: Vec<String> =
+            a.other_stems.iter().map(|o| format!("{} {:.2}", o.stem.as_str(), o.score)).collect();
         writeln!(
             out,
-            "{}. {} / {} ({})  at {} ({:.3} s)  piece {}  {}  score {:.2}, {} segments",
+            "{}. {} / {} ({})  at {} ({:.3} s)  piece {}  {}  score {:.2}{}, {} segments",
             a.rank,
             a.series,
             a.title,
@@ -240,6 +242,11 @@ pub fn run_query(args: QueryArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
             a.piece,
             a.stem.as_str(),
             a.score,
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", others.join(", "))
+            },
             a.votes
         )?;
     }
