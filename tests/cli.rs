@@ -462,6 +462,35 @@ fn export_writes_kept_pieces_and_a_manifest() {
     let flac =
         out_all.join("=HYPERLINK(\"x\")").join(&rows[0][1]).join(format!("{}.flac", rows[0][2]));
     assert!(std::fs::metadata(&flac).unwrap().len() > 10_000);
+
+    // A later export into the same folder keeps listing what earlier ones wrote there, each
+    // piece once, until its file is gone.
+    let export = |cat: &Path| {
+        let r = run(cat, &[OsStr::new("export-pieces"), OsStr::new("--out"), out.as_os_str()]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut pieces: Vec<String> =
+            read_manifest(&out.join("manifest.csv")).1.into_iter().map(|r| r[2].clone()).collect();
+        pieces.sort();
+        (r.stdout, pieces)
+    };
+    assert_eq!(run(&cat, &["pieces", "set", &ep02[0], "--status", "keep"]).code, 0);
+    let (_, listed) = export(&cat);
+    let mut want = vec![ep02[0].clone(), ep02[1].clone(), ep03[0].clone()];
+    want.sort();
+    assert_eq!(listed, want);
+    // ep03's piece is dropped now: not exported again, but its file is still there.
+    assert_eq!(run(&cat, &["pieces", "set", &ep03[0], "--status", "drop"]).code, 0);
+    let (stdout, listed) = export(&cat);
+    assert_eq!(listed, want, "{stdout}");
+    assert!(stdout.contains("also lists 1 pieces an earlier export wrote there"), "{stdout}");
+    let ep03_dir = std::fs::read_dir(out.join("=HYPERLINK(\"x\")"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|d| d.join(format!("{}.wav", ep03[0])).is_file())
+        .unwrap();
+    std::fs::remove_file(ep03_dir.join(format!("{}.wav", ep03[0]))).unwrap();
+    let (_, listed) = export(&cat);
+    assert_eq!(listed, [ep02[0].clone(), ep02[1].clone()]);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use aniprint::catalog::{Episode, Piece, PieceStatus};
 use aniprint::media::write::{AudioFormat, write_audio};
 use aniprint::media::{self, DecodeOptions, StreamSelect};
 use aniprint::progress::{Progress, Stage};
-use aniprint::report::escape_cell;
+use aniprint::report::{escape_cell, unescape_cell};
 use aniprint::units::SampleRate;
 use anyhow::{Context as _, anyhow, bail};
 
@@ -158,11 +158,15 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     bars.finish();
     let manifest = args.out.join("manifest.csv");
-    // The manifest lists this export. One that exported nothing (nothing selected, or every
-    // piece failed) leaves an earlier manifest as it was rather than emptying it.
+    // The manifest lists every piece file in the folder: this export's, and an earlier
+    // export's still there (one series at a time builds one dataset). One that exported
+    // nothing (nothing selected, or every piece failed) leaves it as it was.
     let keep_old = rows.is_empty() && manifest.exists();
+    let mut earlier_kept = 0;
     if !keep_old {
-        write_manifest(&manifest, &rows)?;
+        let earlier = earlier_rows(&manifest, &args.out, &rows)?;
+        earlier_kept = earlier.len();
+        write_manifest(&manifest, earlier, &rows)?;
     }
 
     let mut out = std::io::stdout().lock();
@@ -175,13 +179,17 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                  keep`, or pass --all"
             )?;
         }
+        let note = match (keep_old, earlier_kept) {
+            (true, _) => " (left as it was: nothing exported)".to_string(),
+            (false, 0) => String::new(),
+            (false, n) => format!(" (also lists {n} pieces an earlier export wrote there)"),
+        };
         writeln!(
             out,
-            "{} pieces exported, {} failed; manifest {}{}",
+            "{} pieces exported, {} failed; manifest {}{note}",
             rows.len(),
             failed.len(),
             manifest.display(),
-            if keep_old { " (left as it was: nothing exported)" } else { "" }
         )?;
     }
     out.flush()?;
@@ -395,14 +403,43 @@ fn round_ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// `n` samples at `from` as samples at `to`, rounded to nearest.
-fn write_manifest(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+/// The rows of an earlier manifest in `out` that this export leaves standing: pieces it did
+/// not write again whose files are still there, as written (their cells already escaped).
+/// A manifest of other columns (an older aniprint's) is left out, and the user told.
+fn earlier_rows(manifest: &Path, out: &Path, rows: &[Row]) -> anyhow::Result<Vec<Vec<String>>> {
+    if !manifest.exists() {
+        return Ok(Vec::new());
+    }
+    let read = |e: csv::Error| anyhow!("reading {}: {e}", manifest.display());
+    let mut rd = csv::Reader::from_path(manifest).map_err(read)?;
+    if !rd.headers().map_err(read)?.iter().eq(MANIFEST_HEADER) {
+        eprintln!("note: {} had other columns; it now lists this export only", manifest.display());
+        return Ok(Vec::new());
+    }
+    let now: std::collections::HashSet<&str> = rows.iter().map(|r| r.piece.as_str()).collect();
+    let mut kept = Vec::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(read)?;
+        let (piece, file) = (unescape_cell(&rec[2]), unescape_cell(&rec[9]));
+        if now.contains(piece) || !out.join(file).is_file() {
+            continue;
+        }
+        kept.push(rec.iter().map(str::to_string).collect());
+    }
+    Ok(kept)
+}
+
+/// Write the manifest: `earlier` rows and this export's, by series, episode and piece.
+fn write_manifest(path: &Path, earlier: Vec<Vec<String>>, rows: &[Row]) -> anyhow::Result<()> {
+    let mut all = earlier;
+    all.extend(rows.iter().map(|r| r.cells().to_vec()));
+    all.sort_by(|a, b| a[..3].cmp(&b[..3]));
     let tmp = path.with_extension("csv.partial");
     let mut w =
         csv::Writer::from_path(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
     w.write_record(MANIFEST_HEADER)?;
-    for r in rows {
-        w.write_record(r.cells())?;
+    for r in &all {
+        w.write_record(r)?;
     }
     w.flush().with_context(|| format!("writing {}", tmp.display()))?;
     drop(w);
