@@ -173,6 +173,9 @@ impl Row {
     }
 }
 
+/// The deepest rank Table 6 scores (Top-10).
+const TOP_N_MAX: usize = 10;
+
 /// How Table 6 judges one query's ranked answers (`(reference index, offset in samples)`,
 /// best first) against the truth (`(reference, start)` of a `len`-sample query): Top-1 exact
 /// (right reference within a hop), Top-1 near (within two), Top-3 and Top-10 exact, and Top-1
@@ -196,7 +199,7 @@ fn judge(
         top1,
         answers.first().is_some_and(|a| is_at(a, 2.0)),
         answers.iter().take(3).any(|a| is_at(a, 1.0)),
-        answers.iter().take(10).any(|a| is_at(a, 1.0)),
+        answers.iter().take(TOP_N_MAX).any(|a| is_at(a, 1.0)),
         same,
     ]
 }
@@ -438,15 +441,20 @@ pub fn evaluate(
                                 nearest.extend(d);
                             }
                         }
-                        let mut voted = vote_phases(&voted, opts.verify_candidates.max(1));
+                        // Ten answers at least, so Top-10 counts ten with fewer verified;
+                        // those past `verify_candidates` keep their voted order, after.
+                        let mut voted =
+                            vote_phases(&voted, opts.verify_candidates.max(TOP_N_MAX).max(1));
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased
                                 .iter()
                                 .map(|(shift, f)| (*shift as f64 / cfg.hop as f64, f))
                                 .collect();
+                            let rest = voted.split_off(opts.verify_candidates.min(voted.len()));
                             voted = verify(voted, &copies, &grid_hops, |p, g| {
                                 source_index(p).and_then(|i| grid_refs[g].per_source.get(i))
                             });
+                            voted.extend(rest);
                         }
                         let cands: Vec<(Candidate, f64, f32)> = voted
                             .into_iter()

@@ -130,6 +130,35 @@ fn eval_on_fixtures_beats_a_random_model() {
     );
 }
 
+/// Top-10 scores ten answers however few candidates verification re-ranks: those past
+/// `verify_candidates` follow in their voted order (before, Top-10 became Top-N).
+#[test]
+fn top_10_counts_ten_answers_with_fewer_verified() {
+    let fp = Fingerprinter::load_default(&Device::Cpu).unwrap();
+    let refs = eval::sources_from_dir(&fixture("episodes"), fp.config().rate(), &NoProgress)
+        .expect("decode the fixture episodes");
+    let run = |verify_candidates: usize| {
+        // One clip copy on one reference grid: hard enough that Top-1 misses some (the
+        // fixture references are few).
+        let opts = EvalOptions {
+            queries: 60,
+            lengths: vec![1.0],
+            conditions: vec!["all".into()],
+            phases: 1,
+            grids: 1,
+            verify_candidates,
+            ..EvalOptions::default()
+        };
+        let report = eval::evaluate(&fp, &refs, &[], &[], &opts, &NoProgress).unwrap();
+        let r = &report.rows[0];
+        (r.top1_exact, r.top10_exact)
+    };
+    let (_, ten) = run(10);
+    let (one_top1, one_top10) = run(1);
+    assert_eq!(one_top10, ten, "the same ten candidates, in another order");
+    assert!(one_top10 > one_top1, "Top-10 {one_top10}% vs Top-1 {one_top1}% with one verified");
+}
+
 /// Candle's CPU initialisers draw from an unseeded generator: give every variable seeded
 /// uniform values with its initialiser's mean and spread, so the baseline is the same each run.
 fn reseed(map: &candle_nn::VarMap, seed: u64) {
