@@ -327,12 +327,15 @@ pub fn ingest_file_indexed(
         });
     }
     // Decoders stop quietly at the end of a truncated file; a container that declares much
-    // more than decoded is damaged, and its pieces would be wrong. Unless the file's other
-    // streams went on: a video that outlasts its audio track is whole.
+    // more than decoded is damaged, and its pieces would be wrong. Unless the file's video
+    // went on and the audio decoded as far as its own packets reached: a video that outlasts
+    // its audio track is whole (audio packets that failed to decode are not).
     let got = rate.seconds(Samples(decoded)).0;
-    let short = |s: f64, d: Seconds| s < d.0 * TRUNCATED_FRACTION - 1.0;
-    let read = src.media_read().map_or(got, |r| r.0.max(got));
-    if let Some(declared) = info.duration.filter(|&d| short(got, d) && short(read, d)) {
+    let short = |s: f64, d: f64| s < d * TRUNCATED_FRACTION - 1.0;
+    let read = src.media_read();
+    let video_went_on =
+        |d: f64| read.is_some_and(|r| !short(r.streams.0, d) && !short(got, r.audio.0));
+    if let Some(declared) = info.duration.filter(|d| short(got, d.0) && !video_went_on(d.0)) {
         return Err(Error::BadAudio {
             path: path.into(),
             reason: format!(

@@ -164,11 +164,20 @@ pub trait AudioSource {
     fn channels(&self) -> u16;
     /// The stream being decoded.
     fn stream(&self) -> &StreamInfo;
-    /// How much of the file's timeline the packets read so far cover, over every stream (a
-    /// video that goes on after its audio ends counts), if the reader knows.
-    fn media_read(&self) -> Option<Seconds> {
+    /// How much of the file's timeline the packets read so far cover, if the reader knows.
+    fn media_read(&self) -> Option<MediaRead> {
         None
     }
+}
+
+/// How far a file's packets reached, from the first packet's start (both spans in seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MediaRead {
+    /// Over the audio and video streams (a video that goes on after its audio ends counts;
+    /// subtitles and cover art, whose one packet may claim any length, do not).
+    pub streams: Seconds,
+    /// Over the decoded audio stream's own packets.
+    pub audio: Seconds,
 }
 
 /// Extensions read by symphonia first (plain audio); everything else goes to FFmpeg.
@@ -236,7 +245,7 @@ pub struct ReadAhead {
     path: std::path::PathBuf,
     decoder: Option<std::thread::JoinHandle<()>>,
     /// [`AudioSource::media_read`] of the source, set before the end marker is sent.
-    media_read: std::sync::Arc<std::sync::Mutex<Option<Seconds>>>,
+    media_read: std::sync::Arc<std::sync::Mutex<Option<MediaRead>>>,
 }
 
 impl ReadAhead {
@@ -279,7 +288,7 @@ impl ReadAhead {
 
     /// Once the end was read: how much of the file's timeline its packets covered, over every
     /// stream ([`AudioSource::media_read`]).
-    pub fn media_read(&self) -> Option<Seconds> {
+    pub fn media_read(&self) -> Option<MediaRead> {
         *self.media_read.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

@@ -462,35 +462,52 @@ fn export_writes_kept_pieces_and_a_manifest() {
     let flac =
         out_all.join("=HYPERLINK(\"x\")").join(&rows[0][1]).join(format!("{}.flac", rows[0][2]));
     assert!(std::fs::metadata(&flac).unwrap().len() > 10_000);
+}
 
-    // A later export into the same folder keeps listing what earlier ones wrote there, each
-    // piece once, until its file is gone.
-    let export = |cat: &Path| {
-        let r = run(cat, &[OsStr::new("export-pieces"), OsStr::new("--out"), out.as_os_str()]);
+/// One series at a time builds one dataset: an export with `--series` keeps the other series'
+/// rows an earlier export left in the folder (while their files are there) and replaces its
+/// own series' rows, so a piece dropped since is no longer listed.
+#[test]
+fn export_of_one_series_keeps_the_other_series_in_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cat = tmp.path().join("cat");
+    let b_wav = fixtures().join("plain/speech.wav");
+    ingest_light(
+        &cat,
+        &[OsStr::new("--series"), OsStr::new("A"), episodes_dir().join("ep03.webm").as_os_str()],
+    );
+    ingest_light(&cat, &[OsStr::new("--series"), OsStr::new("B"), b_wav.as_os_str()]);
+    assert_eq!(run(&cat, &["pieces", "keep-all"]).code, 0);
+    let out = tmp.path().join("out");
+    let export = |series: &str| {
+        let args = ["export-pieces", "--series", series, "--out", out.to_str().unwrap()];
+        let r = run(&cat, &args);
         assert_eq!(r.code, 0, "{}", r.stderr);
-        let mut pieces: Vec<String> =
-            read_manifest(&out.join("manifest.csv")).1.into_iter().map(|r| r[2].clone()).collect();
-        pieces.sort();
-        (r.stdout, pieces)
+        let rows = read_manifest(&out.join("manifest.csv")).1;
+        let listed: Vec<(String, String)> =
+            rows.into_iter().map(|r| (r[0].clone(), r[2].clone())).collect();
+        (r.stdout, listed)
     };
-    assert_eq!(run(&cat, &["pieces", "set", &ep02[0], "--status", "keep"]).code, 0);
-    let (_, listed) = export(&cat);
-    let mut want = vec![ep02[0].clone(), ep02[1].clone(), ep03[0].clone()];
-    want.sort();
-    assert_eq!(listed, want);
-    // ep03's piece is dropped now: not exported again, but its file is still there.
-    assert_eq!(run(&cat, &["pieces", "set", &ep03[0], "--status", "drop"]).code, 0);
-    let (stdout, listed) = export(&cat);
-    assert_eq!(listed, want, "{stdout}");
-    assert!(stdout.contains("also lists 1 pieces an earlier export wrote there"), "{stdout}");
-    let ep03_dir = std::fs::read_dir(out.join("=HYPERLINK(\"x\")"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|d| d.join(format!("{}.wav", ep03[0])).is_file())
-        .unwrap();
-    std::fs::remove_file(ep03_dir.join(format!("{}.wav", ep03[0]))).unwrap();
-    let (_, listed) = export(&cat);
-    assert_eq!(listed, [ep02[0].clone(), ep02[1].clone()]);
+    let (_, a) = export("A");
+    assert_eq!(a.len(), 2, "{a:?}");
+    let (stdout, both) = export("B");
+    assert!(stdout.contains("also lists 2 pieces an earlier export wrote there"), "{stdout}");
+    assert_eq!(both.iter().filter(|(s, _)| s == "A").count(), 2, "{both:?}");
+    assert_eq!(both.iter().filter(|(s, _)| s == "B").count(), 1, "{both:?}");
+    // Drop one of A's pieces: exporting A again lists A's kept piece and still B's.
+    assert_eq!(run(&cat, &["pieces", "set", &a[0].1, "--status", "drop"]).code, 0);
+    let (_, now) = export("A");
+    let want = vec![
+        ("A".to_string(), a[1].1.clone()),
+        both.iter().find(|(s, _)| s == "B").unwrap().clone(),
+    ];
+    assert_eq!(now, want);
+    // B's file gone: B is no longer listed.
+    let b_row =
+        read_manifest(&out.join("manifest.csv")).1.into_iter().find(|r| r[0] == "B").unwrap();
+    std::fs::remove_file(out.join(&b_row[9])).unwrap();
+    let (_, now) = export("A");
+    assert_eq!(now, want[..1]);
 }
 
 #[test]

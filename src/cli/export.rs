@@ -158,13 +158,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     }
     bars.finish();
     let manifest = args.out.join("manifest.csv");
-    // The manifest lists every piece file in the folder: this export's, and an earlier
-    // export's still there (one series at a time builds one dataset). One that exported
-    // nothing (nothing selected, or every piece failed) leaves it as it was.
+    // The manifest lists this export, and with --series also the other series an earlier
+    // export left there (one series at a time builds one dataset). One that exported nothing
+    // (nothing selected, or every piece failed) leaves it as it was.
     let keep_old = rows.is_empty() && manifest.exists();
     let mut earlier_kept = 0;
     if !keep_old {
-        let earlier = earlier_rows(&manifest, &args.out, &rows)?;
+        let earlier = earlier_rows(&manifest, &args.out, args.series.as_deref());
         earlier_kept = earlier.len();
         write_manifest(&manifest, earlier, &rows)?;
     }
@@ -403,28 +403,34 @@ fn round_ms(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The rows of an earlier manifest in `out` that this export leaves standing: pieces it did
-/// not write again whose files are still there, as written (their cells already escaped).
-/// A manifest of other columns (an older aniprint's) is left out, and the user told.
-fn earlier_rows(manifest: &Path, out: &Path, rows: &[Row]) -> anyhow::Result<Vec<Vec<String>>> {
-    if !manifest.exists() {
-        return Ok(Vec::new());
+/// The rows of an earlier manifest in `out` that an export of one series leaves standing:
+/// other series' pieces whose files are still there, as written (cells already escaped). An
+/// export of every series lists itself alone. A manifest of other columns (an older
+/// aniprint's) or that cannot be read is left out, and the user told.
+fn earlier_rows(manifest: &Path, out: &Path, series: Option<&str>) -> Vec<Vec<String>> {
+    let Some(series) = series.filter(|_| manifest.exists()) else { return Vec::new() };
+    match read_earlier(manifest, out, series) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("note: {e:#}; it now lists this export only");
+            Vec::new()
+        }
     }
+}
+
+fn read_earlier(manifest: &Path, out: &Path, series: &str) -> anyhow::Result<Vec<Vec<String>>> {
     let read = |e: csv::Error| anyhow!("reading {}: {e}", manifest.display());
     let mut rd = csv::Reader::from_path(manifest).map_err(read)?;
     if !rd.headers().map_err(read)?.iter().eq(MANIFEST_HEADER) {
-        eprintln!("note: {} had other columns; it now lists this export only", manifest.display());
-        return Ok(Vec::new());
+        bail!("{} had other columns", manifest.display());
     }
-    let now: std::collections::HashSet<&str> = rows.iter().map(|r| r.piece.as_str()).collect();
     let mut kept = Vec::new();
     for rec in rd.records() {
         let rec = rec.map_err(read)?;
-        let (piece, file) = (unescape_cell(&rec[2]), unescape_cell(&rec[9]));
-        if now.contains(piece) || !out.join(file).is_file() {
-            continue;
+        let (of, file) = (unescape_cell(&rec[0]), unescape_cell(&rec[9]));
+        if of != series && out.join(file).is_file() {
+            kept.push(rec.iter().map(str::to_string).collect());
         }
-        kept.push(rec.iter().map(str::to_string).collect());
     }
     Ok(kept)
 }

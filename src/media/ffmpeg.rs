@@ -7,7 +7,7 @@ use ff::media::Type as MediaType;
 use ffmpeg_next as ff;
 
 use super::resample::Resampler;
-use super::{AudioSource, DecodeOptions, MediaInfo, StreamInfo, StreamKind};
+use super::{AudioSource, DecodeOptions, MediaInfo, MediaRead, StreamInfo, StreamKind};
 use crate::units::{SampleRate, Seconds};
 use crate::{Error, Result};
 
@@ -127,10 +127,13 @@ pub(crate) struct FfmpegSource {
     decoded_any: bool,
     /// Reads in a row that failed with invalid data.
     invalid_run: u32,
-    /// Seconds per timestamp tick, by stream index.
-    time_bases: Vec<f64>,
-    /// First packet start and last packet end over every stream, in seconds.
+    /// Seconds per timestamp tick, by stream index; `None` for the streams that do not count
+    /// towards [`MediaRead::streams`].
+    time_bases: Vec<Option<f64>>,
+    /// First packet start and last packet end over the counted streams, in seconds.
     span: Option<(f64, f64)>,
+    /// Last packet end of the decoded audio stream, in seconds.
+    audio_end: Option<f64>,
 }
 
 /// Reads in a row that may fail with invalid data before the file counts as ending there.
@@ -151,7 +154,16 @@ impl FfmpegSource {
             .map_err(|e| {
                 Error::media(path, format!("audio stream #{}: {}", stream.index, describe(e)))
             })?;
-        let time_bases = input.ctx.streams().map(|s| f64::from(s.time_base())).collect();
+        let time_bases = input
+            .ctx
+            .streams()
+            .map(|s| {
+                let medium = s.parameters().medium();
+                let cover = s.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC);
+                (matches!(medium, MediaType::Audio | MediaType::Video) && !cover)
+                    .then(|| f64::from(s.time_base()))
+            })
+            .collect();
         Ok(Self {
             path: path.to_path_buf(),
             input,
@@ -165,12 +177,13 @@ impl FfmpegSource {
             invalid_run: 0,
             time_bases,
             span: None,
+            audio_end: None,
         })
     }
 
-    /// Widen the span of media read by one packet of any stream.
+    /// Widen the span of media read by one packet.
     fn note_span(&mut self, p: &ff::Packet) {
-        let Some(&tb) = self.time_bases.get(p.stream()) else { return };
+        let Some(&Some(tb)) = self.time_bases.get(p.stream()) else { return };
         let Some(ts) = p.pts().or(p.dts()) else { return };
         let (start, end) = (ts as f64 * tb, ts.saturating_add(p.duration().max(0)) as f64 * tb);
         if !(start.is_finite() && end.is_finite()) {
@@ -180,6 +193,9 @@ impl FfmpegSource {
             None => (start, end),
             Some((a, b)) => (a.min(start), b.max(end)),
         });
+        if p.stream() == self.stream.index {
+            self.audio_end = Some(self.audio_end.map_or(end, |e| e.max(end)));
+        }
     }
 
     fn drain(&mut self, out: &mut Vec<f32>) -> Result<()> {
@@ -265,7 +281,9 @@ impl AudioSource for FfmpegSource {
         &self.stream
     }
 
-    fn media_read(&self) -> Option<Seconds> {
-        self.span.map(|(a, b)| Seconds(b - a))
+    fn media_read(&self) -> Option<MediaRead> {
+        let (first, last) = self.span?;
+        let audio = self.audio_end.map_or(0.0, |e| e - first);
+        Some(MediaRead { streams: Seconds(last - first), audio: Seconds(audio) })
     }
 }
