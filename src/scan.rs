@@ -386,7 +386,7 @@ pub struct QueryAnswer {
     pub score: f32,
     /// Query segments that agree.
     pub votes: u32,
-    /// The other stems that place the clip here too (within half a hop), best first.
+    /// The other stems that place the clip here too (less than a hop away), best first.
     pub other_stems: Vec<StemScore>,
 }
 
@@ -399,15 +399,15 @@ pub struct StemScore {
     pub score: f32,
 }
 
-/// Answers, best first, with those that name the same place (episode, offset within
-/// `tolerance_s`) as a better one folded into it as other stems: the top answers are distinct
-/// places, not one place once per stem.
-fn distinct_places(sorted: Vec<QueryAnswer>, tolerance_s: f64) -> Vec<QueryAnswer> {
+/// Answers, best first, with those that name the same place (episode, offset less than a
+/// hop apart, as voting counts alignments) as a better one folded into it as other stems: the
+/// top answers are distinct places, not one place once per stem.
+fn distinct_places(sorted: Vec<QueryAnswer>, hop_s: f64) -> Vec<QueryAnswer> {
     let mut kept: Vec<QueryAnswer> = Vec::new();
     for a in sorted {
         let same = kept
             .iter_mut()
-            .find(|k| k.episode == a.episode && (k.offset_s - a.offset_s).abs() <= tolerance_s);
+            .find(|k| k.episode == a.episode && (k.offset_s - a.offset_s).abs() < hop_s);
         match same {
             Some(k) if k.stem != a.stem && k.other_stems.iter().all(|o| o.stem != a.stem) => {
                 k.other_stems.push(StemScore { stem: a.stem, score: a.score });
@@ -501,10 +501,10 @@ pub fn query_file(
             }
         }
         let shifted: Vec<(f64, &Fingerprints)> = copies.iter().map(|(s, f)| (*s, f)).collect();
-        let mut voted = vote::verify(voted, &shifted, &grid_hops, |p, g| {
+        let voted = vote::verify(voted, &shifted, &grid_hops, |p, g| {
             stored.get(&(p.to_string(), g)).and_then(Option::as_ref)
         });
-        voted.truncate(top);
+        // Every verified candidate: folding stems into places below may leave fewer than `top`.
         for c in voted {
             let Some(place) = places.get(&c.candidate.piece) else { continue };
             let ep = catalog.episode(&place.episode)?;
@@ -524,7 +524,7 @@ pub fn query_file(
         }
     }
     all.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut all = distinct_places(all, hop / 2.0);
+    let mut all = distinct_places(all, hop);
     all.truncate(top);
     for (i, a) in all.iter_mut().enumerate() {
         a.rank = i + 1;
@@ -563,7 +563,7 @@ mod tests {
             answer(Stem::Mix, "a", 100.25, 3.9),
             answer(Stem::Mix, "b", 100.0, 3.5),
         ];
-        let places = distinct_places(sorted, 0.25);
+        let places = distinct_places(sorted, 0.5);
         let got: Vec<(&str, f64, Stem)> =
             places.iter().map(|a| (a.episode.as_str(), a.offset_s, a.stem)).collect();
         assert_eq!(
