@@ -443,8 +443,7 @@ pub fn evaluate(
                         }
                         // Ten answers at least, so Top-10 counts ten with fewer verified;
                         // those past `verify_candidates` keep their voted order, after.
-                        let mut voted =
-                            vote_phases(&voted, opts.verify_candidates.max(TOP_N_MAX).max(1));
+                        let mut voted = vote_phases(&voted, opts.verify_candidates.max(TOP_N_MAX));
                         if opts.verify {
                             let copies: Vec<(f64, &Fingerprints)> = phased
                                 .iter()

@@ -171,6 +171,15 @@ impl Harness {
         }
     }
 
+    /// Put the review cursor on match `id`.
+    fn cursor_on_match(&mut self, id: &str) {
+        let rows = self.app.review_rows();
+        let data = &self.app.data;
+        let pos =
+            rows.iter().position(|r| matches!(r, ReviewRow::Match(i) if data.matches[*i].id == id));
+        self.app.review.cursor = pos.unwrap_or_else(|| panic!("match {id} is not in the list"));
+    }
+
     /// The snapshot an edit patched is what a full read of the catalog gives.
     fn assert_data_is_the_catalogs(&self) {
         let fresh = aniprint::tui::app::Data::load(self.rt.catalog()).unwrap();
@@ -299,19 +308,12 @@ fn undo_with_nothing_decided_here_takes_back_only_the_reviewers_own_decision() {
     set(&ids[1], "tester");
     h.run(Action::Cmd(Cmd::Refresh));
     h.keys(&[ch('3')]);
-    let at = |h: &Harness, id: &str| {
-        h.app
-            .review_rows()
-            .iter()
-            .position(|r| matches!(r, ReviewRow::Match(i) if h.app.data.matches[*i].id == id))
-            .unwrap()
-    };
-    h.app.review.cursor = at(&h, &ids[0]);
+    h.cursor_on_match(&ids[0]);
     h.keys(&[ch('u')]);
     assert_eq!(h.status_of(&ids[0]), MatchStatus::Confirmed);
     let text = &h.app.toast.as_ref().unwrap().toast.text;
     assert!(text.starts_with("nothing of yours to undo") && text.contains("ana's"), "{text}");
-    h.app.review.cursor = at(&h, &ids[1]);
+    h.cursor_on_match(&ids[1]);
     h.keys(&[ch('u')]);
     assert_eq!(h.status_of(&ids[1]), MatchStatus::Pending);
 }
@@ -380,12 +382,7 @@ fn escalating_asks_first_and_takes_a_note_for_legal() {
         .unwrap();
     h.run(Action::Cmd(Cmd::Refresh));
     h.keys(&[ch('3')]);
-    h.app.review.cursor = h
-        .app
-        .review_rows()
-        .iter()
-        .position(|r| matches!(r, ReviewRow::Match(i) if h.app.data.matches[*i].id == id))
-        .unwrap();
+    h.cursor_on_match(&id);
     // e asks; Esc leaves the match as it was.
     h.keys(&[ch('e')]);
     assert!(matches!(&h.app.mode, Mode::Decision(d) if d.to == MatchStatus::Escalated));

@@ -459,8 +459,14 @@ impl Data {
     /// record this snapshot lacks (another process removed it meanwhile) is left to the next
     /// full load.
     pub fn apply(&mut self, changes: Changes) {
-        for m in changes.matches {
-            if let Some(old) = self.matches.iter_mut().find(|o| o.id == m.id) {
+        // One pass over the matches, not one per change: a bulk decision on a large catalog.
+        let mut by_id: HashMap<String, MatchRegion> =
+            changes.matches.into_iter().map(|m| (m.id.clone(), m)).collect();
+        for old in &mut self.matches {
+            if by_id.is_empty() {
+                break;
+            }
+            if let Some(m) = by_id.remove(&old.id) {
                 *old = m;
             }
         }
