@@ -262,7 +262,12 @@ pub fn sources_from_dir(
     progress.stage(Stage::Decoding);
     progress.set_total(files.len() as u64);
     let opts = DecodeOptions { rate, channels: 1, ..DecodeOptions::default() };
-    let tmp = std::env::temp_dir().join(format!("aniprint-eval-{}.mp3", std::process::id()));
+    // A folder of its own: two evaluations in one process (threads) must not share the file.
+    let dir = tempfile::Builder::new()
+        .prefix("aniprint-eval-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = dir.path().join("round-trip.mp3");
     let mut out = Vec::new();
     for f in files {
         progress.advance(1);
