@@ -32,7 +32,7 @@ pub use self::matches::{
     Band, Exclusion, MatchFilter, MatchRegion, MatchStatus, Review, ScanModels, ScanStored,
     StatusChange, Stem, Upload,
 };
-pub use self::records::{Episode, Piece, PieceStatus, QualityFlag, Series};
+pub use self::records::{Episode, Numbering, Piece, PieceStatus, QualityFlag, Series};
 pub use self::rights::{OwnershipRecord, Policy, RightsType, TerritoryMode, WorkKind};
 use crate::{Error, Result};
 
@@ -594,6 +594,7 @@ mod tests {
             work_rate: SampleRate(16_000),
             pieces: 2,
             ingested_ms: 1,
+            numbering: Default::default(),
         }
     }
 

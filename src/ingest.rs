@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::analyze::Analyzer;
-use crate::catalog::{Catalog, Episode, Piece, PieceStatus, QualityFlag, now_ms};
+use crate::catalog::{Catalog, Episode, Numbering, Piece, PieceStatus, QualityFlag, now_ms};
 use crate::fingerprint::{Fingerprints, SILENT_PEAK};
 use crate::index::{CatalogIndex, IndexKey, SearchKind, VectorStore};
 use crate::media::crop::{CropConfig, Cropper, CutPiece};
@@ -396,6 +396,9 @@ pub fn ingest_file_indexed(
         work_rate: rate,
         pieces: n_pieces,
         ingested_ms: now_ms(),
+        numbering: Numbering::from_tags(&info.tags).or(Numbering::from_file_name(
+            &path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        )),
     };
     progress.stage(Stage::Storing);
     let store_vectors = |w: &mut heed::RwTxn<'_>| match indexing {

@@ -25,11 +25,14 @@ use crate::rights::Lookup;
 use crate::units::Seconds;
 use crate::{Error, Result};
 
-/// Version of the column layout; bump it when a column is added, removed or reordered.
-pub const REPORT_SCHEMA: u32 = 1;
+/// Version of the column layout; bump it when a column is added, removed, reordered or means
+/// something else. 2: `season` and `episode` hold the episode's numbers (they were empty and
+/// the catalog id), the id moved to the new `episode_id`, and `score_threshold` is the bar the
+/// row's region passed (it was the scan's base threshold).
+pub const REPORT_SCHEMA: u32 = 2;
 
 /// The report's columns, in order.
-pub const COLUMNS: [&str; 63] = [
+pub const COLUMNS: [&str; 64] = [
     // report
     "report_schema",
     "report_id",
@@ -53,6 +56,7 @@ pub const COLUMNS: [&str; 63] = [
     "series",
     "season",
     "episode",
+    "episode_id",
     "episode_title",
     "reference_file",
     "reference_sha256",
@@ -213,6 +217,7 @@ fn row(
     r: Option<&OwnershipRecord>,
 ) -> Vec<String> {
     let ep = lookup.episode(&m.episode);
+    let numbering = ep.map(|e| e.numbering()).unwrap_or_default();
     let s3 = Seconds::millis_str;
     let opt = |o: Option<&String>| o.cloned().unwrap_or_default();
     let review = m.review.as_ref();
@@ -230,7 +235,9 @@ fn row(
         models.fingerprint.clone(),
         models.separator.clone(),
         models.index.clone(),
-        format!("{}", models.score_threshold),
+        // The bar this region passed, not the base: with the base a short region's score looks
+        // further above the line than it was.
+        format!("{:.4}", models.bar(m.stem, m.segments_voted)),
         u.id.clone(),
         u.path.clone(),
         opt(u.source.as_ref()),
@@ -241,7 +248,8 @@ fn row(
         m.upload_start.hms(),
         m.upload_end.hms(),
         ep.map(|e| e.series.clone()).unwrap_or_default(),
-        String::new(), // season: not in the catalog yet
+        opt(numbering.season.as_ref()),
+        opt(numbering.episode.as_ref()),
         m.episode.clone(),
         ep.map(|e| e.title.clone()).unwrap_or_default(),
         ep.map(|e| e.path.clone()).unwrap_or_default(),
@@ -340,6 +348,6 @@ mod tests {
         // A hand-written apostrophe that escaping did not add is part of the text.
         assert_eq!(unescape_cell("'Round Midnight"), "'Round Midnight");
         assert_eq!(unescape_cell("'=1"), "=1");
-        assert_eq!(COLUMNS.len(), 63);
+        assert_eq!(COLUMNS.len(), 64);
     }
 }

@@ -80,6 +80,24 @@ impl Default for ScanOptions {
 }
 
 impl ScanOptions {
+    /// The score a region of `stem` voted by `votes` segments must reach to be kept (the
+    /// rule [`ScanModels::bar`] keeps on record for the report).
+    pub fn bar(&self, stem: Stem, votes: u32) -> f32 {
+        self.thresholds(String::new(), String::new(), String::new()).bar(stem, votes)
+    }
+
+    /// The record of the models a scan ran with and the thresholds it applied.
+    fn thresholds(&self, fingerprint: String, separator: String, index: String) -> ScanModels {
+        ScanModels {
+            fingerprint,
+            separator,
+            index,
+            score_threshold: self.threshold,
+            threshold_scale: self.threshold_scale,
+            voice_margin: self.voice_margin,
+        }
+    }
+
     /// The confidence band of a mean similarity.
     pub fn band(&self, score: f32) -> Band {
         if score >= self.bands.1 {
@@ -226,12 +244,11 @@ pub fn scan_file(
         size_bytes: meta.len(),
         duration: rate.seconds(Samples(total)),
         scanned_ms: now_ms(),
-        models: ScanModels {
-            fingerprint: analyzer.model().to_string(),
-            separator: analyzer.separator().unwrap_or_default(),
-            index: format!("arroy-0.9/{}", opts.search.as_str()),
-            score_threshold: opts.threshold,
-        },
+        models: opts.thresholds(
+            analyzer.model().to_string(),
+            analyzer.separator().unwrap_or_default(),
+            format!("arroy-0.9/{}", opts.search.as_str()),
+        ),
     };
     let regions = find_regions(catalog, index, analyzer, &stems, upload.duration, opts, progress)?;
     let regions: Vec<MatchRegion> =
@@ -268,10 +285,7 @@ pub fn find_regions(
         for mut r in found {
             trim_to_bounds(&mut r, duration);
             let len = r.query_end_s - r.query_start_s;
-            let margin = if *stem == Stem::Voice { opts.voice_margin } else { 0.0 };
-            let needed =
-                opts.threshold + margin + opts.threshold_scale / (r.votes.max(1) as f32).sqrt();
-            if len + 1e-9 >= opts.min_duration_s && r.score >= needed {
+            if len + 1e-9 >= opts.min_duration_s && r.score >= opts.bar(*stem, r.votes) {
                 out.push((*stem, r));
             }
         }

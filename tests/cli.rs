@@ -136,6 +136,12 @@ fn ingest_cuts_each_fixture_episode_in_its_quiet_gap_and_reingest_is_a_no_op() {
     assert_eq!(text.code, 0);
     assert!(text.stdout.starts_with("SERIES"), "{}", text.stdout);
     assert_eq!(text.stdout.lines().count(), 4, "{}", text.stdout);
+    // The episode numbers come from the file names ("ep01.mkv") and are stored at ingest.
+    for e in episodes(&cat) {
+        let n = e["title"].as_str().unwrap().trim_start_matches("ep0").to_string();
+        assert_eq!(e["numbering"], serde_json::json!({ "episode": n }), "{e}");
+        assert!(text.stdout.contains(&format!(" E{n} ")), "{}", text.stdout);
+    }
     let stats = json(&cat, &["catalog", "stats", "--json"]);
     assert_eq!((stats["episodes"].as_u64(), stats["pieces"].as_u64()), (Some(3), Some(6)));
     assert!(stats["disk_bytes"].as_u64().unwrap() > 0);

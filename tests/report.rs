@@ -6,7 +6,7 @@
 #[path = "support/rights_fixture.rs"]
 mod fixture;
 
-use aniprint::catalog::{Band, Catalog, MatchFilter, MatchStatus, Stem};
+use aniprint::catalog::{Band, Catalog, MatchFilter, MatchStatus, Numbering, Stem};
 use aniprint::report::{self, COLUMNS, ReportOptions, escape_cell, unescape_cell};
 use aniprint::review::{self, Decision, ReviewConfig};
 use aniprint::rights;
@@ -166,6 +166,40 @@ fn a_region_without_rights_is_flagged_owner_missing() {
 }
 
 #[test]
+fn rows_give_season_episode_and_the_bar_their_region_passed() {
+    let (_d, cat) = fixture::catalog();
+    // Numbers on record (container tags) win; a record without them is read from its file
+    // name, as a catalog stored before they were kept is.
+    let mut tagged = fixture::episode("aaaaaaaaaaaa", SERIES, "Show S2 - 07 (1080p)", 100.0);
+    tagged.numbering = Numbering { season: Some("3".into()), episode: Some("12".into()) };
+    let named = fixture::episode("bbbbbbbbbbbb", SERIES, "[Group] Show S2 - 07 (1080p)", 100.0);
+    for ep in [&tagged, &named] {
+        cat.insert_episode(ep, &fixture::pieces(ep)).unwrap();
+    }
+    let up = fixture::upload('5', 60.0, NOW);
+    let regions = [
+        fixture::region(&up, Stem::Mix, &tagged.id, 0.0, (10.0, 20.0), 0.8, Band::Medium),
+        fixture::region(&up, Stem::Voice, &named.id, 20.0, (50.0, 54.5), 0.9, Band::High),
+        fixture::region(&up, Stem::Mix, EP01, 30.0, (10.0, 20.0), 0.8, Band::Medium),
+    ];
+    cat.put_scan(&up, &regions, &ReviewConfig::none(), NOW).unwrap();
+    let rep = report::build(&cat, &options(MatchFilter::default())).unwrap();
+    let row = |id: &str| rep.rows.iter().find(|r| r[col("episode_id")] == id).unwrap();
+    let numbers = |id| {
+        let r = row(id);
+        (r[col("season")].clone(), r[col("episode")].clone(), r[col("episode_title")].clone())
+    };
+    assert_eq!(numbers(&tagged.id), ("3".into(), "12".into(), "Show S2 - 07 (1080p)".into()));
+    assert_eq!(numbers(&named.id), ("2".into(), "7".into(), "[Group] Show S2 - 07 (1080p)".into()));
+    assert_eq!(numbers(EP01), ("".into(), "1".into(), "ep01".into()));
+    // The fixture scan's rule: 0.5, +0.1 for voice, +0.4/sqrt(segments voted).
+    assert_eq!(row(&tagged.id)[col("segments_voted")], "20");
+    assert_eq!(row(&tagged.id)[col("score_threshold")], format!("{:.4}", 0.5 + 0.4 / 20f32.sqrt()));
+    assert_eq!(row(&named.id)[col("segments_voted")], "9");
+    assert_eq!(row(&named.id)[col("score_threshold")], "0.7333");
+}
+
+#[test]
 fn a_reviewed_match_keeps_the_models_of_the_scan_that_found_it() {
     let (_d, cat) = fixture::catalog();
     let up = fixture::upload('5', 60.0, NOW);
@@ -247,7 +281,7 @@ fn time_scoped_rights_join_only_overlapping_ranges() {
             .rows
             .iter()
             .find(|r| {
-                r[col("episode")] == EP01
+                r[col("episode_id")] == EP01
                     && r[col("ref_start_s")] == format!("{:.3}", range.0)
                     && r[col("ref_end_s")] == format!("{:.3}", range.1)
             })
@@ -256,7 +290,7 @@ fn time_scoped_rights_join_only_overlapping_ranges() {
         assert_eq!(holder == "Cue Owner", *joins, "case {i} {range:?}");
         assert_eq!(row[col("owner_missing")] == "true", !joins, "case {i}");
     }
-    let other_row = rep.rows.iter().find(|r| r[col("episode")] == EP02).unwrap();
+    let other_row = rep.rows.iter().find(|r| r[col("episode_id")] == EP02).unwrap();
     assert_eq!(other_row[col("owner_missing")], "true");
 }
 

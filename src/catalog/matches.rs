@@ -178,8 +178,21 @@ pub struct ScanModels {
     pub separator: String,
     /// Vector index version (format and build), e.g. `arroy-0.9/2`.
     pub index: String,
-    /// Score threshold a region had to pass to be stored.
+    /// Base score threshold: a region was stored when its score reached [`ScanModels::bar`].
     pub score_threshold: f32,
+    /// The part of a region's bar that shrinks with its length: `threshold_scale /
+    /// sqrt(segments_voted)` (0 in scans recorded before it was kept).
+    pub threshold_scale: f32,
+    /// Added to the bar of voice-stem regions (0 in scans recorded before it was kept).
+    pub voice_margin: f32,
+}
+
+impl ScanModels {
+    /// The score a region of `stem` voted by `votes` segments had to reach to be stored.
+    pub fn bar(&self, stem: Stem, votes: u32) -> f32 {
+        let margin = if stem == Stem::Voice { self.voice_margin } else { 0.0 };
+        self.score_threshold + margin + self.threshold_scale / (votes.max(1) as f32).sqrt()
+    }
 }
 
 /// One scanned upload (the query side of the match report).

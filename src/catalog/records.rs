@@ -51,6 +51,10 @@ pub struct Episode {
     pub pieces: u32,
     /// When it was ingested (Unix ms, UTC).
     pub ingested_ms: u64,
+    /// Season and episode number, from the container's tags or the file name (none in records
+    /// stored before they were kept: [`Episode::numbering`] reads the file name then).
+    #[serde(default, skip_serializing_if = "Numbering::is_empty")]
+    pub numbering: Numbering,
 }
 
 impl Episode {
@@ -73,6 +77,92 @@ impl Episode {
             return PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
         }
         PathBuf::from(&self.path)
+    }
+
+    /// Season and episode number: those on record, else what the file name says.
+    pub fn numbering(&self) -> Numbering {
+        let name = Path::new(&self.path).file_name().map(|n| n.to_string_lossy());
+        self.numbering.clone().or(name.map(|n| Numbering::from_file_name(&n)).unwrap_or_default())
+    }
+}
+
+/// An episode's place in its series, as rights teams cite it: season and episode number as
+/// text ("2", "12.5", "1-2" for a double episode), each absent when unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Numbering {
+    /// Season number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub season: Option<String>,
+    /// Episode number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode: Option<String>,
+}
+
+impl Numbering {
+    /// Neither number known.
+    pub fn is_empty(&self) -> bool {
+        self.season.is_none() && self.episode.is_none()
+    }
+
+    /// What a release-style file name says ("[Group] Show - 05 (1080p).mkv", "Show.S01E07.mkv",
+    /// "Show 2nd Season - 04.mkv", "Show 第3話.mkv"), by anitomy's rules (the parser media
+    /// players and trackers use for anime file names).
+    pub fn from_file_name(name: &str) -> Self {
+        let elements = anitomy_ng::parse(name, anitomy_ng::Options::default());
+        let joined = |kind| {
+            let v: Vec<String> = elements
+                .iter()
+                .filter(|e| e.kind == kind)
+                .map(|e| plain_number(&e.value))
+                .collect();
+            (!v.is_empty()).then(|| v.join("-"))
+        };
+        Self {
+            season: joined(anitomy_ng::ElementKind::Season),
+            episode: joined(anitomy_ng::ElementKind::Episode),
+        }
+    }
+
+    /// What container tags say: MP4's `season_number` and `episode_sort` (FFmpeg's names for
+    /// iTunes' `tvsn` and `tves`), Matroska's `SEASON`/`EPISODE`-style tags alike.
+    pub fn from_tags(tags: &[(String, String)]) -> Self {
+        let tag = |names: &[&str]| {
+            tags.iter()
+                .find(|(k, v)| {
+                    names.iter().any(|n| k.eq_ignore_ascii_case(n)) && !v.trim().is_empty()
+                })
+                .map(|(_, v)| plain_number(v.trim()))
+        };
+        Self {
+            season: tag(&["season_number", "season"]),
+            episode: tag(&["episode_sort", "episode_number", "episode"]),
+        }
+    }
+
+    /// Short form for listings: `S2E7`, `E12`, `S2`, or `-`.
+    pub fn label(&self) -> String {
+        match (&self.season, &self.episode) {
+            (Some(s), Some(e)) => format!("S{s}E{e}"),
+            (None, Some(e)) => format!("E{e}"),
+            (Some(s), None) => format!("S{s}"),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// Each number from `self`, else from `other`.
+    pub fn or(self, other: Numbering) -> Self {
+        Self { season: self.season.or(other.season), episode: self.episode.or(other.episode) }
+    }
+}
+
+/// "05" -> "5": tags and file names write the same number with and without zeros.
+fn plain_number(n: &str) -> String {
+    if n.len() > 1 && n.bytes().all(|b| b.is_ascii_digit()) {
+        let t = n.trim_start_matches('0');
+        if t.is_empty() { "0".into() } else { t.into() }
+    } else {
+        n.to_string()
     }
 }
 
@@ -158,5 +248,60 @@ impl Piece {
     /// Start and end in seconds.
     pub fn span(&self, rate: SampleRate) -> (Seconds, Seconds) {
         (rate.seconds(self.start), rate.seconds(self.end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbers(season: Option<&str>, episode: Option<&str>) -> Numbering {
+        Numbering { season: season.map(Into::into), episode: episode.map(Into::into) }
+    }
+
+    #[test]
+    fn file_names_give_season_and_episode() {
+        for (name, want) in [
+            (
+                "[SubsPlease] Sousou no Frieren - 05 (1080p) [ABCD1234].mkv",
+                numbers(None, Some("5")),
+            ),
+            ("Cowboy.Bebop.S01E07.1080p.BluRay.x264.mkv", numbers(Some("1"), Some("7"))),
+            ("[Group] Title 2nd Season - 04.mkv", numbers(Some("2"), Some("4"))),
+            ("[Group] Title - 12.5 [x].mkv", numbers(None, Some("12.5"))),
+            ("Title - 01v2 - Tiger and Dragon.mkv", numbers(None, Some("1"))),
+            ("Title 第3話.mkv", numbers(None, Some("3"))),
+            ("ep01.mkv", numbers(None, Some("1"))),
+            ("Show - 00.mkv", numbers(None, Some("0"))),
+            ("speech.wav", numbers(None, None)),
+        ] {
+            assert_eq!(Numbering::from_file_name(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn tags_come_before_the_file_name() {
+        let tags =
+            vec![("SEASON_NUMBER".to_string(), "02".to_string()), ("title".into(), "x".into())];
+        let from_tags = Numbering::from_tags(&tags);
+        assert_eq!(from_tags, numbers(Some("2"), None));
+        let both = from_tags.or(Numbering::from_file_name("Show.S01E07.mkv"));
+        assert_eq!(both, numbers(Some("2"), Some("7")));
+        assert_eq!(both.label(), "S2E7");
+        assert_eq!(numbers(None, Some("12.5")).label(), "E12.5");
+        assert_eq!(Numbering::default().label(), "-");
+        assert!(Numbering::from_tags(&[("episode_sort".into(), " ".into())]).is_empty());
+    }
+
+    #[test]
+    fn records_without_numbers_read_the_file_name() {
+        let json = r#"{"id":"a","series":"S","title":"t","path":"/m/Show S2 - 03.mkv","sha256":"x",
+            "size_bytes":1,"duration":1.0,"streams":[],"audio_stream":0,"language":null,
+            "source_rate":null,"work_rate":8000,"pieces":1,"ingested_ms":0}"#;
+        let ep: Episode = serde_json::from_str(json).unwrap();
+        assert!(ep.numbering.is_empty());
+        assert_eq!(ep.numbering(), numbers(Some("2"), Some("3")));
+        // Empty numbers are not written, so older aniprints read the record unchanged.
+        assert!(!serde_json::to_string(&ep).unwrap().contains("numbering"));
     }
 }

@@ -177,14 +177,16 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             let pieces = catalog.pieces()?;
             let counts = counts_by_episode(&pieces);
             let mut t = Table::new(&[
-                "SERIES", "ID", "TITLE", "DURATION", "LANG", "AUDIO", "PIECES", "STATUS", "PATH",
+                "SERIES", "ID", "TITLE", "EP", "DURATION", "LANG", "AUDIO", "PIECES", "STATUS",
+                "PATH",
             ])
-            .right(&[3, 5, 6]);
+            .right(&[4, 6, 7]);
             for e in &episodes {
                 t.row(vec![
                     e.series.clone(),
                     e.id.clone(),
                     e.title.clone(),
+                    e.numbering().label(),
                     super::hms(e.duration.0),
                     e.language.clone().unwrap_or_else(|| "-".into()),
                     format!("#{}", e.audio_stream),

@@ -43,6 +43,7 @@ pub fn episode(id: &str, series: &str, title: &str, duration: f64) -> Episode {
         work_rate: RATE,
         pieces: 2,
         ingested_ms: NOW - 60 * MIN,
+        numbering: Default::default(),
     }
 }
 
@@ -97,6 +98,8 @@ pub fn upload(tag: char, duration: f64, scanned_ms: u64) -> Upload {
             separator: "sep-test@4567ef01".into(),
             index: "flat/1".into(),
             score_threshold: 0.5,
+            threshold_scale: 0.4,
+            voice_margin: 0.1,
         },
     }
 }
