@@ -69,6 +69,18 @@ pub struct MediaInfo {
 }
 
 impl MediaInfo {
+    /// The web page the file was downloaded from, when its tags say: the first `purl`,
+    /// `comment` or `url` tag that is one web address (yt-dlp's `--embed-metadata` writes the
+    /// page's address into `purl` and `comment`).
+    pub fn source_url(&self) -> Option<String> {
+        ["purl", "comment", "url"].iter().find_map(|name| {
+            let (_, v) = self.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+            let v = v.trim();
+            let web = v.starts_with("https://") || v.starts_with("http://");
+            (web && !v.contains(char::is_whitespace)).then(|| v.to_string())
+        })
+    }
+
     /// The audio streams only.
     pub fn audio_streams(&self) -> impl Iterator<Item = &StreamInfo> {
         self.streams.iter().filter(|s| s.kind == StreamKind::Audio)

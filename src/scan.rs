@@ -47,6 +47,10 @@ pub struct ScanOptions {
     pub stream: StreamSelect,
     /// Seconds of audio analysed at a time (bounds memory on long uploads).
     pub window_s: f64,
+    /// Where the upload came from (URL, platform video id), for the report's `upload_source`.
+    /// Without it a rescan keeps the earlier scan's, and a first scan takes the file's own
+    /// ([`media::MediaInfo::source_url`]).
+    pub source: Option<String>,
 }
 
 impl Default for ScanOptions {
@@ -75,6 +79,7 @@ impl Default for ScanOptions {
             bands: (0.8, 0.9),
             stream: StreamSelect::Default,
             window_s: 300.0,
+            source: None,
         }
     }
 }
@@ -236,10 +241,17 @@ pub fn scan_file(
         index.build_keys_with(&keys, progress)?;
     }
     let rate = analyzer.rate();
+    let id = Upload::make_id(&sha256);
+    // Given, else on record (a rescan must not lose what a user gave), else the file's tags.
+    let source = opts
+        .source
+        .clone()
+        .or_else(|| catalog.upload(&id).ok().and_then(|u| u.source))
+        .or_else(|| media::probe(path).ok().and_then(|i| i.source_url()));
     let upload = Upload {
-        id: Upload::make_id(&sha256),
+        id,
         path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
-        source: None,
+        source,
         sha256,
         size_bytes: meta.len(),
         duration: rate.seconds(Samples(total)),

@@ -169,11 +169,14 @@ fn settings_that_cannot_mean_anything_are_refused_before_any_work() {
     let cat = tmp.path().join("cat");
     let ep = episodes_dir().join("ep03.webm");
     let ep = ep.to_str().unwrap();
+    let dir = episodes_dir().to_string_lossy().into_owned();
     for args in [
         vec!["scan", "--threshold", "70", ep],
         vec!["scan", "--threshold", "NaN", ep],
         vec!["scan", "--min-duration", "-1", ep],
         vec!["query", "--top", "0", ep],
+        vec!["scan", "--source", "https://video.example/x", ep, ep],
+        vec!["scan", "--source", "https://video.example/x", &dir],
         vec!["ls", "episodes", "--status", "keep"],
         vec!["--config", "no-such-settings.toml", "ingest", "--no-index", ep],
         vec!["eval", "separator", "--corpus", "no-such-corpus", "--vbr-db", "5,-5"],

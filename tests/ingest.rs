@@ -220,3 +220,45 @@ fn an_audio_track_that_ends_before_the_video_is_whole_and_a_cut_file_is_not() {
     assert_eq!(path, &cut);
     assert!(err.to_string().contains("truncated"), "{err}");
 }
+
+/// A 3 s tone at 48 kHz in `path`'s container, with container tags `tags` (name, value).
+fn tone_with_tags(path: &Path, tags: &[(&str, &str)]) -> Option<()> {
+    if !tools::have_ffmpeg() {
+        eprintln!("skipped: the ffmpeg CLI is not installed");
+        return None;
+    }
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=440:sample_rate=48000,atrim=0:3");
+    for (k, v) in tags {
+        cmd.arg("-metadata").arg(format!("{k}={v}"));
+    }
+    assert!(cmd.arg(path).status().unwrap().success(), "ffmpeg made {}", path.display());
+    Some(())
+}
+
+#[test]
+fn container_tags_number_the_episode_and_name_a_downloads_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = "https://video.example/watch?v=abc";
+    // As yt-dlp --embed-metadata and iTunes-style taggers write them (MP4 keeps `comment`,
+    // Matroska both `purl` and `comment`).
+    let tags = [("season_number", "02"), ("episode_sort", "7"), ("purl", url), ("comment", url)];
+    let mp4 = tmp.path().join("[Group] Show - 03 (1080p).mp4");
+    let Some(()) = tone_with_tags(&mp4, &tags) else { return };
+    let mkv = tmp.path().join("[Group] Show - 04 (1080p).mkv");
+    tone_with_tags(&mkv, &[("comment", "great episode")]).unwrap();
+    for (file, source) in [(&mp4, Some(url)), (&mkv, None)] {
+        let info = media::probe(file).unwrap();
+        assert_eq!(info.source_url().as_deref(), source, "{}", file.display());
+    }
+    let cat = Catalog::open(tmp.path().join("cat")).unwrap();
+    let report =
+        ingest::ingest_paths(&cat, &[mp4, mkv], &IngestOptions::default(), &NoProgress).unwrap();
+    assert_eq!(report.ok.len(), 2, "{:?}", report.failed);
+    let mut numbers: Vec<String> =
+        cat.episodes().unwrap().iter().map(|e| e.numbering.label()).collect();
+    numbers.sort();
+    // The tags win over the file name ("03"); without tags the name is read ("04").
+    assert_eq!(numbers, ["E4", "S2E7"]);
+}

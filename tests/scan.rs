@@ -286,6 +286,14 @@ fn rescanning_an_upload_replaces_its_matches_instead_of_adding_copies() {
     assert_eq!(confirmed[0].0, id);
     scan(&cat, &[&up05]);
     assert_eq!(matches(&cat), reviewed, "the rescan after a review changed the matches");
+    // --source names where an upload came from; a rescan without it keeps it.
+    assert_eq!(again[0]["upload"]["source"], Value::Null, "the fixture has no source tag");
+    let given = "https://video.example/watch?v=up05";
+    let args = ["-q", "scan", "--no-separate", "--json", "--source", given];
+    let with_source = json(&cat, &[&args[..], &[up05.to_str().unwrap()]].concat());
+    assert_eq!(with_source[0]["upload"]["source"], given);
+    assert_eq!(scan(&cat, &[&up05])[0]["upload"]["source"], given);
+    assert_eq!(matches(&cat), reviewed, "a rescan with --source changed the matches");
     let stats = json(&cat, &["catalog", "stats", "--json"]);
     assert_eq!(stats["uploads"], 2, "{stats}");
     assert_eq!(stats["matches"].as_u64(), Some(reviewed.len() as u64), "{stats}");

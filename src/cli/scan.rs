@@ -77,6 +77,12 @@ pub struct ScanArgs {
     /// Print JSON (one object per upload) instead of tables.
     #[arg(long)]
     json: bool,
+    /// Where the upload came from (its URL or platform video id), for the report's
+    /// `upload_source`; one upload file only. Without it a rescan keeps the earlier scan's, and
+    /// a first scan takes the file's `purl` or `comment` tag when that is a web address (yt-dlp
+    /// `--embed-metadata` writes the page's address there).
+    #[arg(long, value_name = "TEXT")]
+    source: Option<String>,
 }
 
 /// `scan --search` and `query --search`.
@@ -103,6 +109,10 @@ impl SearchChoice {
 
 /// Scan each upload, store its regions as pending matches and print them.
 pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
+    if args.source.is_some() && (args.paths.len() != 1 || args.paths[0].is_dir()) {
+        // One source for many files would put one upload's address on every row.
+        anyhow::bail!("--source names one upload's origin: give exactly one upload file");
+    }
     let config = ctx.config()?;
     let catalog = ctx.open_catalog()?;
     let index = CatalogIndex::open(&catalog)?;
@@ -116,6 +126,7 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         min_duration_s: args.min_duration.unwrap_or(defaults.min_duration_s),
         threshold: args.threshold.unwrap_or(defaults.threshold),
         stream: args.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
+        source: args.source.filter(|s| !s.trim().is_empty()),
         ..defaults
     };
     let (files, mut failed) = aniprint::ingest::collect_inputs(&args.paths, true);
