@@ -14,7 +14,10 @@
 //! U+001F), for tamper evidence: the same facts hash the same in every report generated at the
 //! same time.
 
+pub mod evidence;
+
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use sha2::{Digest, Sha256};
@@ -115,6 +118,9 @@ pub struct ReportOptions {
     pub now_ms: u64,
     /// `tool_version` (the CLI passes the crate version).
     pub tool_version: String,
+    /// `evidence_ref` by match id, from [`evidence::write_clips`]; a match not in it keeps the
+    /// evidence its record names, if any.
+    pub evidence: BTreeMap<String, String>,
 }
 
 /// A built report: rows of unescaped cells in [`COLUMNS`] order.
@@ -302,7 +308,7 @@ fn row(
             .map(utc_iso)
             .unwrap_or_default(),
         opt(m.rule.as_ref()),
-        opt(m.evidence.as_ref()),
+        opt(opts.evidence.get(&m.id).or(m.evidence.as_ref())),
         utc_iso(m.created_ms),
     ]);
     debug_assert_eq!(cells.len(), COLUMNS.len() - 1);

@@ -242,12 +242,13 @@ pub fn scan_file(
     }
     let rate = analyzer.rate();
     let id = Upload::make_id(&sha256);
+    let info = media::probe(path)?;
     // Given, else on record (a rescan must not lose what a user gave), else the file's tags.
     let source = opts
         .source
         .clone()
         .or_else(|| catalog.upload(&id).ok().and_then(|u| u.source))
-        .or_else(|| media::probe(path).ok().and_then(|i| i.source_url()));
+        .or_else(|| info.source_url());
     let upload = Upload {
         id,
         path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
@@ -261,6 +262,7 @@ pub fn scan_file(
             analyzer.separator().unwrap_or_default(),
             format!("arroy-0.9/{}", opts.search.as_str()),
         ),
+        audio_stream: Some(info.select(path, &opts.stream)?.index),
     };
     let regions = find_regions(catalog, index, analyzer, &stems, upload.duration, opts, progress)?;
     let regions: Vec<MatchRegion> =

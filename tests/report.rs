@@ -14,7 +14,12 @@ use fixture::{EP01, EP02, MIN, NOW, SERIES};
 use proptest::prelude::*;
 
 fn options(filter: MatchFilter) -> ReportOptions {
-    ReportOptions { filter, now_ms: NOW + 60 * MIN, tool_version: "test".into() }
+    ReportOptions {
+        filter,
+        now_ms: NOW + 60 * MIN,
+        tool_version: "test".into(),
+        evidence: Default::default(),
+    }
 }
 
 /// Parse a report back: header and rows of unescaped cells.

@@ -496,3 +496,94 @@ fn reingest_fills_in_missing_stems_as_a_fresh_ingest_would() {
         }
     }
 }
+
+/// Loudness envelope (RMS per 50 ms at 16 kHz) of an audio file.
+fn envelope(path: &Path) -> Vec<f64> {
+    let samples =
+        aniprint::media::decode(path, &aniprint::media::DecodeOptions::default()).unwrap();
+    samples
+        .chunks(800)
+        .map(|c| (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect()
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let var = |x: &[f64], m: f64| x.iter().map(|v| (v - m).powi(2)).sum::<f64>();
+    cov / (var(a, ma) * var(b, mb)).sqrt()
+}
+
+#[test]
+fn report_evidence_cuts_both_stretches_of_each_match_from_the_files_on_record() {
+    let (tmp, cat) = ingested();
+    // A copy, so that it can be moved away below.
+    let up = tmp.path().join("upload copy.mp4");
+    std::fs::copy(fixtures().join("uploads/up01.mp4"), &up).unwrap();
+    let found = scan(&cat, &[&up]);
+    let regions = found[0]["regions"].as_array().unwrap().clone();
+    assert_eq!(regions.len(), 2, "up01 reuses ep01 and ep02: {regions:?}");
+    let out = tmp.path().join("out");
+    let csv = out.join("report.csv");
+    let dir = out.join("evidence");
+    let args: Vec<&OsStr> = vec![
+        "-q".as_ref(),
+        "report".as_ref(),
+        "-o".as_ref(),
+        csv.as_os_str(),
+        "--evidence".as_ref(),
+        dir.as_os_str(),
+        "--evidence-max-s".as_ref(),
+        "8".as_ref(),
+    ];
+    std::fs::create_dir_all(&out).unwrap();
+    ok(&cat, &args);
+    let sums: HashMap<String, String> = std::fs::read_to_string(dir.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (h, n) = l.split_once("  ").unwrap();
+            (n.to_string(), h.to_string())
+        })
+        .collect();
+    assert_eq!(sums.len(), 4, "{sums:?}");
+    let mut rdr = csv::Reader::from_path(&csv).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|c| c == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let id = &r[col("match_id")];
+        let want = format!("evidence/{id}-upload.flac;evidence/{id}-reference.flac");
+        assert_eq!(&r[col("evidence_ref")], want);
+        let len = r[col("match_duration_s")].parse::<f64>().unwrap().min(8.0);
+        let clips: Vec<PathBuf> = r[col("evidence_ref")].split(';').map(|p| out.join(p)).collect();
+        for clip in &clips {
+            let bytes = std::fs::read(clip).unwrap();
+            let name = file_name(clip.to_str().unwrap());
+            assert_eq!(sums[&name], hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+            let secs = envelope(clip).len() as f64 * 0.05;
+            assert!((secs - len).abs() < 0.1, "{name}: {secs} s, the match {len} s");
+        }
+        // The two sides are the same audio (re-encoded, 6 dB down): their loudness moves alike.
+        let r = pearson(&envelope(&clips[0]), &envelope(&clips[1]));
+        assert!(r > 0.8, "{id}: envelopes correlate {r:.3}");
+    }
+
+    // The upload moved since the scan: its clips cannot be cut, the report is still written,
+    // without evidence, the exit status says some items failed, and stderr names the file.
+    std::fs::rename(&up, tmp.path().join("moved.mp4")).unwrap();
+    let (csv2, dir2) = (out.join("again.csv"), tmp.path().join("evidence2"));
+    let mut args2 = args.clone();
+    args2[3] = csv2.as_os_str();
+    args2[5] = dir2.as_os_str();
+    let r = aniprint(&cat).args(&args2).output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("upload copy.mp4: missing"), "{stderr}");
+    let text = std::fs::read_to_string(&csv2).unwrap();
+    assert!(!text.contains("-upload.flac"), "{text}");
+}

@@ -216,6 +216,10 @@ pub struct Upload {
     /// What the scan ran with.
     #[serde(default)]
     pub models: ScanModels,
+    /// Index of the audio stream the scan decoded (none in scans recorded before it was kept:
+    /// the file's default stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_stream: Option<usize>,
 }
 
 impl Upload {

@@ -1,12 +1,15 @@
 //! `aniprint report`: the match report CSV for legal teams.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aniprint::catalog::date::parse_utc;
 use aniprint::catalog::{MatchFilter, MatchStatus, now_ms};
+use aniprint::report::evidence::{self, EvidenceOptions};
 use aniprint::report::{self, ReportOptions};
 
+use super::bars::Bars;
 use super::{Ctx, Outcome};
 
 /// Arguments of `aniprint report`.
@@ -28,6 +31,22 @@ pub struct Args {
     /// Output file; `-` for standard output.
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     out: PathBuf,
+    /// Also cut each match's stretch of the upload and of the episode into DIR (FLAC, 44.1
+    /// kHz, `<match_id>-upload.flac` and `<match_id>-reference.flac`, listed in
+    /// DIR/SHA256SUMS) and name them in `evidence_ref`. Sources are checked against the
+    /// SHA-256 on record first.
+    #[arg(long, value_name = "DIR")]
+    evidence: Option<PathBuf>,
+    /// Longest evidence clip, seconds: a longer match is evidenced by its beginning.
+    #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive)]
+    evidence_max_s: f64,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a positive number of seconds")),
+    }
 }
 
 /// Build the report and write it.
@@ -40,7 +59,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
     if let Some(u) = &args.upload {
         catalog.upload(u)?;
     }
-    let opts = ReportOptions {
+    let mut opts = ReportOptions {
         filter: MatchFilter {
             statuses: args.status,
             upload: args.upload,
@@ -50,7 +69,37 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         },
         now_ms: now_ms(),
         tool_version: env!("CARGO_PKG_VERSION").into(),
+        evidence: Default::default(),
     };
+    let mut outcome = Outcome::Ok;
+    if let Some(dir) = &args.evidence {
+        let regions = catalog.matches(&opts.filter)?;
+        let sources: BTreeSet<(&str, &str)> = regions
+            .iter()
+            .flat_map(|m| [("u", m.upload.as_str()), ("e", m.episode.as_str())])
+            .collect();
+        let mut eo = EvidenceOptions::new(dir);
+        eo.max_s = args.evidence_max_s;
+        eo.relative_to = (args.out.as_os_str() != "-")
+            .then(|| args.out.parent().map(Path::to_path_buf).unwrap_or_default());
+        let bars = Bars::new(&ctx.multi, sources.len() as u64, "sources", true);
+        let ev = evidence::write_clips(&catalog, &regions, &eo, &bars)?;
+        bars.finish();
+        for (_, e) in &ev.failed {
+            eprintln!("aniprint: evidence: {e}");
+            outcome = Outcome::Partial;
+        }
+        if !ctx.quiet {
+            eprintln!(
+                "evidence: {} clip(s) in {} for {} of {} match(es)",
+                ev.written,
+                dir.display(),
+                ev.refs.len(),
+                regions.len()
+            );
+        }
+        opts.evidence = ev.refs;
+    }
     let rep = report::build(&catalog, &opts)?;
     if args.out.as_os_str() == "-" {
         rep.write_csv(std::io::stdout().lock())?;
@@ -70,5 +119,5 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    Ok(Outcome::Ok)
+    Ok(outcome)
 }

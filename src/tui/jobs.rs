@@ -517,6 +517,7 @@ pub fn run_job(
                 filter: filter.clone(),
                 now_ms: settings.now(),
                 tool_version: env!("CARGO_PKG_VERSION").into(),
+                evidence: Default::default(),
             };
             report::build(catalog, &opts).and_then(|r| {
                 let mut buf = Vec::new();

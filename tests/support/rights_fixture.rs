@@ -101,6 +101,7 @@ pub fn upload(tag: char, duration: f64, scanned_ms: u64) -> Upload {
             threshold_scale: 0.4,
             voice_margin: 0.1,
         },
+        audio_stream: None,
     }
 }
 
