@@ -518,7 +518,8 @@ fn quit_when_done_waits_for_the_jobs() {
 fn job_events_update_the_jobs_screen() {
     let mut h = Harness::new();
     let out = PathBuf::from("out/report.csv");
-    let spec = JobSpec::ExportReport { filter: MatchFilter::default(), out: out.clone() };
+    let spec =
+        JobSpec::ExportReport { filter: MatchFilter::default(), out: out.clone(), evidence: false };
     h.run(Action::Job(JobEvent::Started { id: 3, spec }));
     h.run(Action::Job(JobEvent::Progress {
         id: 3,
@@ -1258,6 +1259,31 @@ fn the_report_job_writes_the_csv() {
 }
 
 #[test]
+fn the_report_job_cuts_evidence_when_ticked_and_says_what_it_could_not() {
+    let mut h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.csv");
+    h.app.reports.out = out.clone();
+    h.keys(&[ch('5'), KeyCode::End, ch(' ')]); // the last row: evidence
+    assert!(h.app.reports.evidence);
+    assert!(h.screen().contains("[x] clips into"), "{}", h.screen());
+    let effects = update(&mut h.app.clone(), key(ch('x')));
+    let [Effect::Spawn(JobSpec::ExportReport { evidence: true, .. })] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    h.keys(&[ch('x')]);
+    // The fixture catalog's episodes and uploads are not on disk: no clip can be cut, and the
+    // report is written anyway, saying so.
+    h.pump_until(|app| app.reports.last.is_some());
+    let (path, summary) = h.app.reports.last.clone().unwrap();
+    assert_eq!(path, out);
+    assert!(summary.contains("0 evidence clips"), "{summary}");
+    assert!(summary.contains("without clips") && summary.contains("missing"), "{summary}");
+    let csv = std::fs::read_to_string(&out).unwrap();
+    assert!(csv.starts_with("report_schema,report_id,"));
+}
+
+#[test]
 fn a_click_on_the_timeline_sets_where_p_plays_from() {
     let mut h = Harness::new();
     h.keys(&[ch('3'), ch('n')]);
@@ -1372,7 +1398,11 @@ fn snapshot_jobs() {
         item: "fixtures/bad/silent.wav".into(),
         reason: "audio stream #0 is silent".into(),
     }));
-    let report = JobSpec::ExportReport { filter: MatchFilter::default(), out: "report.csv".into() };
+    let report = JobSpec::ExportReport {
+        filter: MatchFilter::default(),
+        out: "report.csv".into(),
+        evidence: false,
+    };
     h.run(Action::Job(JobEvent::Started { id: 2, spec: report }));
     let done = JobResult::Done {
         summary: "report 1a2b3c4d5e6f: 9 rows, 4 matches (1 without an owner)".into(),
@@ -1520,7 +1550,11 @@ fn snapshot_reports() {
         summary: "report 1a2b3c4d5e6f: 2 rows, 1 matches (0 without an owner)".into(),
         output: Some("report.csv".into()),
     };
-    let spec = JobSpec::ExportReport { filter: MatchFilter::default(), out: "report.csv".into() };
+    let spec = JobSpec::ExportReport {
+        filter: MatchFilter::default(),
+        out: "report.csv".into(),
+        evidence: false,
+    };
     h.run(Action::Job(JobEvent::Started { id: 1, spec }));
     h.run(Action::Job(JobEvent::Finished { id: 1, result: done, elapsed_ms: 200 }));
     snap("tui_reports", &h);

@@ -32,6 +32,11 @@ pub struct EvidenceOptions {
     pub max_s: f64,
 }
 
+/// Where the TUI puts a report's evidence: `evidence/` beside the CSV.
+pub fn dir_beside(csv: &Path) -> PathBuf {
+    csv.parent().unwrap_or(Path::new("")).join("evidence")
+}
+
 impl EvidenceOptions {
     /// FLAC at 44.1 kHz, stereo where the source is, at most 60 s a clip.
     pub fn new(dir: impl Into<PathBuf>) -> Self {

@@ -297,6 +297,8 @@ pub enum JobSpec {
         filter: MatchFilter,
         /// Output file.
         out: PathBuf,
+        /// Also cut evidence clips into `evidence/` beside it.
+        evidence: bool,
     },
     /// Import a rights CSV.
     ImportRights {

@@ -603,7 +603,7 @@ pub struct RightsState {
 }
 
 /// The reports screen's rows.
-pub const REPORT_ROWS: usize = 9;
+pub const REPORT_ROWS: usize = 10;
 
 /// The reports screen's state.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -620,6 +620,8 @@ pub struct ReportsState {
     pub since: String,
     /// Output file.
     pub out: PathBuf,
+    /// Also cut evidence clips ([`crate::report::evidence`]) beside the file.
+    pub evidence: bool,
     /// The last export: file and summary.
     pub last: Option<(PathBuf, String)>,
 }

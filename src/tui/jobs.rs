@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use crate::analyze::Analyzer;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, MatchFilter};
 use crate::config::Config;
 use crate::index::{CatalogIndex, VectorStore};
 use crate::ingest::{self, Indexing, IngestOptions};
@@ -511,29 +511,8 @@ pub fn run_job(
             rep.stage(Stage::Exporting);
             services.export_dataset(catalog, out, rep).map(|s| (s, Some(out.clone())))
         }
-        JobSpec::ExportReport { filter, out } => {
-            rep.stage(Stage::Exporting);
-            let opts = ReportOptions {
-                filter: filter.clone(),
-                now_ms: settings.now(),
-                tool_version: env!("CARGO_PKG_VERSION").into(),
-                evidence: Default::default(),
-            };
-            report::build(catalog, &opts).and_then(|r| {
-                let mut buf = Vec::new();
-                r.write_csv(&mut buf)?;
-                write_atomic(out, &buf)?;
-                Ok((
-                    format!(
-                        "report {}: {} rows, {} matches ({} without an owner)",
-                        r.id,
-                        r.rows.len(),
-                        r.matches,
-                        r.owner_missing
-                    ),
-                    Some(out.clone()),
-                ))
-            })
+        JobSpec::ExportReport { filter, out, evidence } => {
+            report_job(catalog, settings, filter, out, *evidence, rep)
         }
         JobSpec::ImportRights { path } => {
             rep.item(&path.display().to_string());
@@ -674,6 +653,52 @@ struct Batch {
     done: usize,
     /// Unreadable paths and failed files.
     failed: usize,
+}
+
+/// Write the report CSV, cutting evidence clips first when asked.
+fn report_job(
+    catalog: &Catalog,
+    settings: &Settings,
+    filter: &MatchFilter,
+    out: &Path,
+    evidence: bool,
+    rep: &JobReporter,
+) -> JobOutput {
+    rep.stage(Stage::Exporting);
+    let mut opts = ReportOptions {
+        filter: filter.clone(),
+        now_ms: settings.now(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        evidence: Default::default(),
+    };
+    let mut clips = String::new();
+    if evidence {
+        let dir = crate::report::evidence::dir_beside(out);
+        let regions = catalog.matches(filter)?;
+        let mut eo = crate::report::evidence::EvidenceOptions::new(&dir);
+        eo.relative_to = out.parent().map(Path::to_path_buf);
+        let ev = crate::report::evidence::write_clips(catalog, &regions, &eo, rep)?;
+        clips = format!("; {} evidence clips in {}", ev.written, dir.display());
+        if let Some((_, e)) = ev.failed.first() {
+            // The report is still worth having; the summary says what it lacks.
+            clips += &format!(" ({} source(s) without clips: {e})", ev.failed.len());
+        }
+        opts.evidence = ev.refs;
+    }
+    let r = report::build(catalog, &opts)?;
+    let mut buf = Vec::new();
+    r.write_csv(&mut buf)?;
+    write_atomic(out, &buf)?;
+    Ok((
+        format!(
+            "report {}: {} rows, {} matches ({} without an owner){clips}",
+            r.id,
+            r.rows.len(),
+            r.matches,
+            r.owner_missing
+        ),
+        Some(out.to_path_buf()),
+    ))
 }
 
 /// Separate every media file under `paths` into stems in `out`; a file that fails is reported

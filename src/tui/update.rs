@@ -1219,11 +1219,15 @@ fn on_reports(app: &mut App, cmd: Cmd) -> Vec<Effect> {
             let out = app.reports.out.display().to_string();
             open_prompt(app, PromptKind::ReportPath, &out);
         }
+        (Cmd::Open | Cmd::FocusLeft | Cmd::FocusRight, 9) => {
+            app.reports.evidence = !app.reports.evidence
+        }
         (Cmd::ExportReport, _) => match app.report_filter() {
             Ok(filter) => {
                 let out = app.reports.out.clone();
+                let evidence = app.reports.evidence;
                 toast(app, Toast::info(format!("writing {}", out.display())));
-                return vec![Effect::Spawn(JobSpec::ExportReport { filter, out })];
+                return vec![Effect::Spawn(JobSpec::ExportReport { filter, out, evidence })];
             }
             Err(e) => toast(app, Toast::error(e)),
         },

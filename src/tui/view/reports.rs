@@ -69,31 +69,37 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
         r.series.and_then(|i| app.data.series.get(i)).map_or("any".to_string(), |s| s.name.clone());
     let since = if r.since.is_empty() { "any time".to_string() } else { r.since.clone() };
     let out = r.out.display().to_string();
+    let evidence = if r.evidence {
+        format!("[x] clips into {}", crate::report::evidence::dir_beside(&r.out).display())
+    } else {
+        "[ ] no clips".to_string()
+    };
     let rest = [
         ("upload", format!("‹ {upload} ›")),
         ("series", format!("‹ {series} ›")),
         ("since", since),
         ("file", out),
+        ("evidence", evidence),
     ];
     for (k, (label, value)) in rest.iter().enumerate() {
         let i = STATUS_ROWS + k;
         let Some(y) = y_of(i) else { break };
         let base = if r.cursor == i { t.cursor() } else { t.text() };
         buf.set_stringn(inner.x, y, " ".repeat(w), w, base);
-        buf.set_stringn(inner.x, y, format!("{label:<7}"), w, base.patch(t.dim()));
+        buf.set_stringn(inner.x, y, format!("{label:<8}"), w, base.patch(t.dim()));
         buf.set_stringn(
-            inner.x + 8,
+            inner.x + 9,
             y,
-            fit_left(value, w.saturating_sub(8)),
-            w.saturating_sub(8),
+            fit_left(value, w.saturating_sub(9)),
+            w.saturating_sub(9),
             base,
         );
     }
     let hint_y = inner.y.saturating_add(line_of(STATUS_ROWS + rest.len()) as u16 + 1);
     if hint_y < inner.bottom() {
         Paragraph::new(
-            "Space toggles a status (none ticked: all); h/l choose upload and series; Enter \
-             edits since and file; x writes the CSV.",
+            "Space toggles a status (none ticked: all) and evidence clips; h/l choose upload \
+             and series; Enter edits since and file; x writes the CSV.",
         )
         .style(t.dim())
         .wrap(Wrap { trim: true })
