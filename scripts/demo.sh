@@ -2,7 +2,7 @@
 # The main job, end to end on the fixtures: install what is missing, build, ingest the fixture
 # episodes into a fresh embedded catalog (separated and fingerprinted with the committed
 # models), scan the fixture uploads, print every match region beside the ground truth, then
-# list the pending matches and write the CSV match report.
+# list the pending matches and write the CSV match report with its evidence clips.
 #
 # Each step is a function named step_*, run in the order of STEPS; later stages of aniprint
 # (scan the uploads, review, report) append their own steps.
@@ -39,8 +39,9 @@ step_list() {
 }
 
 step_report() {
-  "$BIN" --catalog "$CATALOG" report -o "$CATALOG/../report.csv"
-  echo "match report: $CATALOG/../report.csv"
+  # with each match's upload and episode stretches as FLAC clips beside it (evidence_ref)
+  "$BIN" --catalog "$CATALOG" report -o "$CATALOG/../report.csv" --evidence "$CATALOG/../evidence"
+  echo "match report: $CATALOG/../report.csv, evidence clips in $CATALOG/../evidence"
 }
 
 STEPS=(step_setup step_build step_scan step_list step_report)
