@@ -396,9 +396,7 @@ pub fn ingest_file_indexed(
         work_rate: rate,
         pieces: n_pieces,
         ingested_ms: now_ms(),
-        numbering: Numbering::from_tags(&info.tags).or(Numbering::from_file_name(
-            &path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
-        )),
+        numbering: numbering(path, &info.tags),
     };
     progress.stage(Stage::Storing);
     let store_vectors = |w: &mut heed::RwTxn<'_>| match indexing {
@@ -540,6 +538,13 @@ fn check_series(path: &Path, series: &str) -> Result<()> {
         return Ok(());
     };
     Err(Error::Invalid(format!("{}: {problem}", path.display())))
+}
+
+/// The season and episode number ingest records for `path`: its container tags', else its file
+/// name's.
+pub fn numbering(path: &Path, tags: &[(String, String)]) -> Numbering {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    Numbering::from_tags(tags).or(Numbering::from_file_name(&name))
 }
 
 /// The series a file belongs to when none is given: its folder's name.

@@ -308,10 +308,15 @@ fn info_shows_both_audio_streams_of_ep01_with_their_languages() {
         );
     }
     assert!((v[0]["duration_s"].as_f64().unwrap() - 240.02).abs() < 0.05);
+    // The episode number ingest would record (from "ep01"); no source address in its tags.
+    assert_eq!(v[0]["numbering"], serde_json::json!({ "episode": "1" }));
+    assert_eq!(v[0]["source"], Value::Null);
 
     let text = run(&cat, &[OsStr::new("info"), ep01.as_os_str()]);
     assert_eq!(text.code, 0);
-    for needle in ["matroska", "00:04:00", "jpn", "eng", "Japanese", "English", "48000"] {
+    for needle in
+        ["matroska", "00:04:00", "episode   E1", "jpn", "eng", "Japanese", "English", "48000"]
+    {
         assert!(text.stdout.contains(needle), "{needle} in {}", text.stdout);
     }
     // A file that is not media: named, and the exit code says so.

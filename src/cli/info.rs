@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use aniprint::catalog::Numbering;
 use aniprint::media::{self, StreamInfo, StreamKind};
 use serde::Serialize;
 
@@ -28,6 +29,10 @@ struct FileInfo {
     duration_s: Option<f64>,
     streams: Vec<StreamInfo>,
     tags: serde_json::Map<String, serde_json::Value>,
+    /// Season and episode number as `ingest` would record them.
+    numbering: Numbering,
+    /// Where the file came from, as `scan` would record it (its `purl`/`comment` tag).
+    source: Option<String>,
 }
 
 /// Describe each file; unreadable ones are reported and make the outcome partial.
@@ -37,6 +42,8 @@ pub fn run(args: Args, _ctx: &Ctx) -> anyhow::Result<Outcome> {
     for file in &args.files {
         match media::probe(file) {
             Ok(info) => infos.push(FileInfo {
+                numbering: aniprint::ingest::numbering(file, &info.tags),
+                source: info.source_url(),
                 file: file.to_string_lossy().into_owned(),
                 format: info.format,
                 duration_s: info.duration.map(|d| (d.0 * 1000.0).round() / 1000.0),
@@ -73,6 +80,12 @@ fn write_text(out: &mut impl Write, info: &FileInfo) -> std::io::Result<()> {
     match info.duration_s {
         Some(d) => writeln!(out, "  duration  {} ({d:.3} s)", aniprint::units::Seconds(d).hms())?,
         None => writeln!(out, "  duration  unknown")?,
+    }
+    if !info.numbering.is_empty() {
+        writeln!(out, "  episode   {}", info.numbering.label())?;
+    }
+    if let Some(s) = &info.source {
+        writeln!(out, "  source    {s}")?;
     }
     for (k, v) in &info.tags {
         writeln!(out, "  tag       {k} = {}", v.as_str().unwrap_or_default())?;
