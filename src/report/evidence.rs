@@ -253,6 +253,8 @@ fn cut_source(
 
 /// `file` relative to `base` when it lies inside it, else as it is.
 fn shown_path(file: &Path, base: Option<&Path>) -> String {
+    // `report.csv`'s folder is "", which std::path::absolute refuses: it means here.
+    let base = base.map(|b| if b.as_os_str().is_empty() { Path::new(".") } else { b });
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     base.and_then(|b| abs(file).strip_prefix(abs(b)).ok().map(Path::to_path_buf))
         .unwrap_or_else(|| file.to_path_buf())
@@ -282,4 +284,21 @@ fn write_sums(dir: &Path, files: &[PathBuf]) -> Result<()> {
     let tmp = dir.join("SHA256SUMS.partial");
     std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &sums).map_err(|e| Error::io(&sums, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_paths_are_relative_to_the_csvs_folder_when_inside_it() {
+        let f = Path::new("out/evidence/abc-upload.flac");
+        assert_eq!(shown_path(f, Some(Path::new("out"))), "evidence/abc-upload.flac");
+        let here = Path::new("evidence/abc-upload.flac");
+        assert_eq!(shown_path(here, Some(Path::new(""))), "evidence/abc-upload.flac");
+        assert_eq!(shown_path(f, Some(Path::new("elsewhere"))), "out/evidence/abc-upload.flac");
+        assert_eq!(shown_path(f, None), "out/evidence/abc-upload.flac");
+        assert_eq!(dir_beside(Path::new("report.csv")), Path::new("evidence"));
+        assert_eq!(dir_beside(Path::new("out/r.csv")), Path::new("out/evidence"));
+    }
 }
