@@ -99,7 +99,13 @@ pub fn render(app: &App, body: Rect, buf: &mut Buffer) {
             vec![
                 Line::from(vec![
                     Span::styled(e.title.clone(), t.title()),
-                    Span::styled(format!("  {}  {}", e.id, e.series), t.dim()),
+                    Span::styled(
+                        match e.numbering() {
+                            n if n.is_empty() => format!("  {}  {}", e.id, e.series),
+                            n => format!("  {}  {}  {}", n.label(), e.id, e.series),
+                        },
+                        t.dim(),
+                    ),
                 ]),
                 Line::from(format!(
                     "{} · audio #{} {} · {} pieces · {:.1} MB",
