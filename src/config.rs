@@ -24,6 +24,10 @@ pub struct Config {
     pub work_rate: u32,
     /// Preferred audio language (ISO 639-2), when no stream is chosen on the command line.
     pub audio_lang: Option<String>,
+    /// Start report and rights CSVs with a UTF-8 byte-order mark ([`crate::report::UTF8_BOM`]):
+    /// Excel on Windows reads a CSV without one in the system code page (Shift-JIS in Japan),
+    /// which garbles every Japanese title and holder name.
+    pub csv_bom: bool,
     /// Match review: dispute deadline and auto-review rules (`[review]`).
     pub review: crate::review::ReviewConfig,
     /// The terminal UI: theme preset and colour overrides (`[tui]`, `[tui.colors]`).
@@ -62,6 +66,7 @@ impl Default for Config {
             min_last_piece_seconds: crop.min_last.0,
             work_rate: crate::ingest::WORK_RATE.0,
             audio_lang: None,
+            csv_bom: false,
             review: crate::review::ReviewConfig::default(),
             tui: TuiConfig::default(),
         }

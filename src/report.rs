@@ -28,6 +28,9 @@ use crate::rights::Lookup;
 use crate::units::Seconds;
 use crate::{Error, Result};
 
+/// The UTF-8 byte-order mark, which tells Excel a CSV is UTF-8 (`report --bom`, `csv_bom`).
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Version of the column layout; bump it when a column is added, removed, reordered or means
 /// something else. 2: `season` and `episode` hold the episode's numbers (they were empty and
 /// the catalog id), the id moved to the new `episode_id`, and `score_threshold` is the bar the

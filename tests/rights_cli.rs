@@ -200,3 +200,45 @@ fn rights_review_and_report_commands() {
     assert_eq!(bad_upload.code, 2);
     assert!(bad_upload.stderr.contains("upload nope not found"), "{}", bad_upload.stderr);
 }
+
+#[test]
+fn csvs_for_excel_start_with_a_byte_order_mark_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = &dir.path().join("cat");
+    scanned(cat);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/rights.example.csv");
+    ok(cat, &["rights", "import", example.to_str().unwrap()]);
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    ok(cat, &["-q", "report", "-o", &path("plain.csv")]);
+    ok(cat, &["-q", "report", "--bom", "-o", &path("excel.csv")]);
+    assert!(read("plain.csv").starts_with(b"report_schema,"));
+    assert!(read("excel.csv").starts_with(&[BOM, b"report_schema,"].concat()));
+    // The rest is the same report.
+    let (plain, excel) = (read("plain.csv"), read("excel.csv"));
+    let rows = |b: &[u8]| String::from_utf8_lossy(b).lines().count();
+    assert_eq!(rows(&plain), rows(&excel[3..]));
+    // The setting makes it the default; rights export too, and import reads it back.
+    std::fs::write(cat.join("aniprint.toml"), "csv_bom = true\n").unwrap();
+    ok(cat, &["-q", "report", "-o", &path("setting.csv")]);
+    assert!(read("setting.csv").starts_with(BOM));
+    ok(cat, &["-q", "rights", "export", "-o", &path("rights.csv")]);
+    assert!(read("rights.csv").starts_with(BOM));
+    let holders = || {
+        let v = json(cat, &["rights", "ls", "--json"]);
+        let mut h: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r["rights_id"], r["rights_holder"]))
+            .collect();
+        h.sort();
+        h
+    };
+    let before = holders();
+    assert_eq!(before.len(), 5);
+    let r = ok(cat, &["rights", "import", &path("rights.csv")]);
+    assert!(r.contains("5 records stored (0 new, 5 replaced)"), "{r}");
+    assert_eq!(holders(), before);
+}

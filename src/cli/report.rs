@@ -37,6 +37,10 @@ pub struct Args {
     /// SHA-256 on record first.
     #[arg(long, value_name = "DIR")]
     evidence: Option<PathBuf>,
+    /// Start the file with a UTF-8 byte-order mark, so that Excel on Windows reads Japanese
+    /// names as written (the `csv_bom` setting makes it the default).
+    #[arg(long)]
+    bom: bool,
     /// Longest evidence clip, seconds: a longer match is evidenced by its beginning.
     #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive)]
     evidence_max_s: f64,
@@ -101,11 +105,14 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         opts.evidence = ev.refs;
     }
     let rep = report::build(&catalog, &opts)?;
+    let mut buf = Vec::new();
+    if args.bom || ctx.config()?.csv_bom {
+        buf.extend_from_slice(report::UTF8_BOM);
+    }
+    rep.write_csv(&mut buf)?;
     if args.out.as_os_str() == "-" {
-        rep.write_csv(std::io::stdout().lock())?;
+        std::io::stdout().lock().write_all(&buf)?;
     } else {
-        let mut buf = Vec::new();
-        rep.write_csv(&mut buf)?;
         super::rights::write_atomic(&args.out, &buf)?;
         if !ctx.quiet {
             writeln!(

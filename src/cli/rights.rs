@@ -48,6 +48,10 @@ pub enum Command {
         /// Output file; `-` for standard output.
         #[arg(short, long, value_name = "FILE", default_value = "-")]
         out: PathBuf,
+        /// Start the file with a UTF-8 byte-order mark, for Excel on Windows (the `csv_bom`
+        /// setting makes it the default; `rights import` reads either).
+        #[arg(long)]
+        bom: bool,
     },
 }
 
@@ -243,13 +247,16 @@ pub fn run(cmd: Command, ctx: &Ctx) -> anyhow::Result<Outcome> {
                 )?;
             }
         }
-        Command::Export { out: path } => {
+        Command::Export { out: path, bom } => {
             let recs = catalog.rights()?;
+            let mut buf = Vec::new();
+            if bom || ctx.config()?.csv_bom {
+                buf.extend_from_slice(aniprint::report::UTF8_BOM);
+            }
+            rights::write_csv(&recs, &mut buf)?;
             if path.as_os_str() == "-" {
-                rights::write_csv(&recs, &mut out)?;
+                out.write_all(&buf)?;
             } else {
-                let mut buf = Vec::new();
-                rights::write_csv(&recs, &mut buf)?;
                 write_atomic(&path, &buf)?;
                 if !ctx.quiet {
                     writeln!(out, "{}: {} records", path.display(), recs.len())?;

@@ -687,6 +687,9 @@ fn report_job(
     }
     let r = report::build(catalog, &opts)?;
     let mut buf = Vec::new();
+    if settings.config.csv_bom {
+        buf.extend_from_slice(report::UTF8_BOM);
+    }
     r.write_csv(&mut buf)?;
     write_atomic(out, &buf)?;
     Ok((
