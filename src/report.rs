@@ -246,7 +246,12 @@ fn row(
         models.index.clone(),
         // The bar this region passed, not the base: with the base a short region's score looks
         // further above the line than it was.
-        format!("{:.4}", models.bar(m.stem, m.segments_voted)),
+        // Records too old to count their segments cannot say which bar they passed.
+        if m.segments_voted == 0 {
+            String::new()
+        } else {
+            format!("{:.4}", models.bar(m.stem, m.segments_voted))
+        },
         u.id.clone(),
         u.path.clone(),
         opt(u.source.as_ref()),

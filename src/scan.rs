@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::analyze::Analyzer;
+use crate::catalog::matches::{DEFAULT_THRESHOLD_SCALE, DEFAULT_VOICE_MARGIN};
 use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
 use crate::fingerprint::Fingerprints;
 use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
@@ -71,11 +72,11 @@ impl Default for ScanOptions {
             // model): true reuse scores 0.81-1.00 (0.81 for a 10 s low-bitrate AAC copy), chance
             // look-alikes of the same synthetic voices at most 0.85 over 3 s and 0.76 over 7 s.
             threshold: 0.70,
-            threshold_scale: 0.4,
+            threshold_scale: DEFAULT_THRESHOLD_SCALE,
             // On the fixtures with separator-v1: different lines of one synthetic voice align
             // at up to 0.88 over 5 s (10 segments), true voice reuse at 0.97-0.99 (rechecked with
             // separator-v2: no other region on the fixtures).
-            voice_margin: 0.1,
+            voice_margin: DEFAULT_VOICE_MARGIN,
             bands: (0.8, 0.9),
             stream: StreamSelect::Default,
             window_s: 300.0,
@@ -244,11 +245,12 @@ pub fn scan_file(
     let id = Upload::make_id(&sha256);
     let info = media::probe(path)?;
     // Given, else on record (a rescan must not lose what a user gave), else the file's tags.
-    let source = opts
-        .source
-        .clone()
-        .or_else(|| catalog.upload(&id).ok().and_then(|u| u.source))
-        .or_else(|| info.source_url());
+    let earlier = match catalog.upload(&id) {
+        Ok(u) => u.source,
+        Err(Error::NotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let source = opts.source.clone().or(earlier).or_else(|| info.source_url());
     let upload = Upload {
         id,
         path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),

@@ -6,7 +6,7 @@
 #[path = "support/rights_fixture.rs"]
 mod fixture;
 
-use aniprint::catalog::{Band, Catalog, MatchFilter, MatchStatus, Numbering, Stem};
+use aniprint::catalog::{Band, Catalog, MatchFilter, MatchRegion, MatchStatus, Numbering, Stem};
 use aniprint::report::{self, COLUMNS, ReportOptions, escape_cell, unescape_cell};
 use aniprint::review::{self, Decision, ReviewConfig};
 use aniprint::rights;
@@ -338,4 +338,90 @@ proptest! {
             prop_assert_eq!(unescape_cell(got), want.as_str());
         }
     }
+}
+
+/// The clips of `report --evidence`, cut from the fixture files through the library: stretches
+/// that overlap, one that runs past the end of its episode, a match whose upload is gone and
+/// one whose episode record was removed.
+#[test]
+fn evidence_keeps_both_clips_of_a_match_or_neither() {
+    use aniprint::ingest::{self, IngestOptions};
+    use aniprint::progress::NoProgress;
+    use aniprint::report::evidence::{self, EvidenceOptions};
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(dir.path().join("cat")).unwrap();
+    let eps = [fixtures.join("episodes/ep01.mkv"), fixtures.join("episodes/ep03.webm")];
+    let done = ingest::ingest_paths(&cat, &eps, &IngestOptions::default(), &NoProgress).unwrap();
+    assert_eq!(done.ok.len(), 2, "{:?}", done.failed);
+    let id_of = |name: &str| {
+        let all = cat.episodes().unwrap();
+        all.iter().find(|e| e.path.ends_with(name)).unwrap().id.clone()
+    };
+    let (ep01, ep03) = (id_of("ep01.mkv"), id_of("ep03.webm"));
+    let real = fixtures.join("uploads/up01.mp4");
+    let mut up = fixture::upload('a', 47.0, NOW);
+    up.path = real.to_string_lossy().into_owned();
+    up.sha256 = ingest::sha256_file(&real, &NoProgress).unwrap();
+    up.size_bytes = std::fs::metadata(&real).unwrap().len();
+    let mut gone = fixture::upload('b', 20.0, NOW);
+    gone.path = dir.path().join("gone.mp4").to_string_lossy().into_owned();
+    let r = |u, stem, ep: &str, at, range| fixture::region(u, stem, ep, at, range, 0.9, Band::High);
+    let ours = [
+        r(&up, Stem::Mix, &ep01, 0.0, (30.0, 50.0)),
+        r(&up, Stem::Background, &ep01, 0.0, (30.0, 50.0)), // the same two stretches
+        r(&up, Stem::Mix, &ep01, 35.0, (235.0, 245.0)),     // ep01 ends at 240.02 s
+        r(&up, Stem::Mix, &ep03, 25.0, (100.0, 104.0)),
+    ];
+    cat.put_scan(&up, &ours, &ReviewConfig::none(), NOW).unwrap();
+    cat.put_scan(&gone, &[r(&gone, Stem::Mix, &ep03, 0.0, (0.0, 8.0))], &ReviewConfig::none(), NOW)
+        .unwrap();
+    let regions = cat.matches(&MatchFilter::default()).unwrap();
+    let out = dir.path().join("evidence");
+    let ev =
+        evidence::write_clips(&cat, &regions, &EvidenceOptions::new(&out), &NoProgress).unwrap();
+
+    let gone_id = &regions.iter().find(|m| m.upload == gone.id).unwrap().id;
+    assert_eq!(ev.refs.len(), 4, "{:?}", ev.refs);
+    assert!(!ev.refs.contains_key(gone_id));
+    let [failure] = ev.failed.as_slice() else { panic!("{:?}", ev.failed) };
+    assert!(failure.to_string().contains("gone.mp4: missing"), "{failure}");
+    // The gone upload's episode clip was cut (ep03 came first) and then dropped with it.
+    let files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".flac"))
+        .collect();
+    assert_eq!((files.len(), ev.written), (8, 8), "{files:?}");
+    assert!(!files.iter().any(|f| f.starts_with(gone_id.as_str())), "{files:?}");
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert_eq!(sums.lines().count(), 8, "{sums}");
+    let secs = |f: &str| {
+        let opts = aniprint::media::DecodeOptions::default();
+        aniprint::media::decode(&out.join(f), &opts).unwrap().len() as f64 / 16_000.0
+    };
+    let clip = |m: &MatchRegion, side: &str| format!("{}-{side}.flac", m.id);
+    for m in regions.iter().filter(|m| m.upload == up.id) {
+        let (u, e) = (secs(&clip(m, "upload")), secs(&clip(m, "reference")));
+        let want = m.upload_end.0 - m.upload_start.0;
+        assert!((u - want).abs() < 0.05, "{}: upload clip {u} s, match {want} s", m.id);
+        // The stretch past ep01's end ends with the audio.
+        let want = want.min(240.02 - m.episode_start.0);
+        assert!((e - want).abs() < 0.05, "{}: episode clip {e} s, want {want} s", m.id);
+    }
+    // Overlapping stretches are cut alike.
+    let [a, b] = [Stem::Mix, Stem::Background].map(|s| {
+        let m = regions.iter().find(|m| m.stem == s && m.episode_start.0 == 30.0).unwrap();
+        std::fs::read(out.join(clip(m, "reference"))).unwrap()
+    });
+    assert_eq!(a, b);
+
+    // A match whose episode record is gone fails alone; a second run into the folder rewrites
+    // the clips it cuts and keeps the hashes of the others.
+    cat.remove_episode(&ep03).unwrap();
+    let ev =
+        evidence::write_clips(&cat, &regions, &EvidenceOptions::new(&out), &NoProgress).unwrap();
+    assert_eq!(ev.refs.len(), 3, "{:?}", ev.refs);
+    assert!(ev.failed.iter().any(|e| e.to_string().contains("not found")), "{:?}", ev.failed);
+    assert_eq!(std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(), sums);
 }

@@ -181,10 +181,27 @@ pub struct ScanModels {
     /// Base score threshold: a region was stored when its score reached [`ScanModels::bar`].
     pub score_threshold: f32,
     /// The part of a region's bar that shrinks with its length: `threshold_scale /
-    /// sqrt(segments_voted)` (0 in scans recorded before it was kept).
+    /// sqrt(segments_voted)`. Scans recorded before it was kept used the default, which no
+    /// option could change.
+    #[serde(default = "default_threshold_scale")]
     pub threshold_scale: f32,
-    /// Added to the bar of voice-stem regions (0 in scans recorded before it was kept).
+    /// Added to the bar of voice-stem regions (as `threshold_scale`, the default in older
+    /// records).
+    #[serde(default = "default_voice_margin")]
     pub voice_margin: f32,
+}
+
+/// The default of [`ScanModels::threshold_scale`] (and of the scan option it records).
+pub const DEFAULT_THRESHOLD_SCALE: f32 = 0.4;
+/// The default of [`ScanModels::voice_margin`] (and of the scan option it records).
+pub const DEFAULT_VOICE_MARGIN: f32 = 0.1;
+
+fn default_threshold_scale() -> f32 {
+    DEFAULT_THRESHOLD_SCALE
+}
+
+fn default_voice_margin() -> f32 {
+    DEFAULT_VOICE_MARGIN
 }
 
 impl ScanModels {
@@ -882,4 +899,23 @@ fn status_of(s: &Option<String>) -> Result<MatchStatus> {
 fn allowed_list(from: MatchStatus) -> String {
     let next: Vec<&str> = from.next().iter().map(|s| s.as_str()).collect();
     if next.is_empty() { "none, it is final".into() } else { next.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_recorded_before_the_rule_was_kept_read_as_the_default_rule() {
+        let old: ScanModels = serde_json::from_str(
+            r#"{"fingerprint":"fp@1","separator":"","index":"arroy-0.9/exact","score_threshold":0.7}"#,
+        )
+        .unwrap();
+        assert_eq!((old.threshold_scale, old.voice_margin), (0.4, 0.1));
+        // 0.7 + 0.4/sqrt(16) = 0.8 for the mix; the voice stem needs 0.1 more.
+        assert!((old.bar(Stem::Mix, 16) - 0.8).abs() < 1e-6);
+        assert!((old.bar(Stem::Voice, 16) - 0.9).abs() < 1e-6);
+        let given = ScanModels { threshold_scale: 0.0, voice_margin: 0.0, ..old };
+        assert_eq!(given.bar(Stem::Voice, 16), 0.7);
+    }
 }

@@ -125,18 +125,19 @@ impl Numbering {
     }
 
     /// What container tags say: MP4's `season_number` and `episode_sort` (FFmpeg's names for
-    /// iTunes' `tvsn` and `tves`), Matroska's `SEASON`/`EPISODE`-style tags alike.
+    /// iTunes' `tvsn` and `tves`), the same names in Matroska, and Matroska's `PART_NUMBER`
+    /// (an episode's number in its season); the first name in that order wins.
     pub fn from_tags(tags: &[(String, String)]) -> Self {
         let tag = |names: &[&str]| {
-            tags.iter()
-                .find(|(k, v)| {
-                    names.iter().any(|n| k.eq_ignore_ascii_case(n)) && !v.trim().is_empty()
-                })
-                .map(|(_, v)| plain_number(v.trim()))
+            names.iter().find_map(|n| {
+                tags.iter()
+                    .find(|(k, v)| k.eq_ignore_ascii_case(n) && !v.trim().is_empty())
+                    .map(|(_, v)| plain_number(v.trim()))
+            })
         };
         Self {
             season: tag(&["season_number", "season"]),
-            episode: tag(&["episode_sort", "episode_number", "episode"]),
+            episode: tag(&["episode_sort", "episode_number", "episode", "part_number"]),
         }
     }
 
@@ -291,6 +292,10 @@ mod tests {
         assert_eq!(numbers(None, Some("12.5")).label(), "E12.5");
         assert_eq!(Numbering::default().label(), "-");
         assert!(Numbering::from_tags(&[("episode_sort".into(), " ".into())]).is_empty());
+        // By name, not by the order the file lists them in.
+        let tags =
+            vec![("PART_NUMBER".to_string(), "3".to_string()), ("episode_sort".into(), "4".into())];
+        assert_eq!(Numbering::from_tags(&tags), numbers(None, Some("4")));
     }
 
     #[test]

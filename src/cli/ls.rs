@@ -172,7 +172,13 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         }
         What::Episodes => {
             if args.json {
-                return super::print_json(&episodes).map(|()| Outcome::Ok);
+                // Records stored before numbers were kept show what their file names say, as
+                // the table does.
+                let shown: Vec<Episode> = episodes
+                    .into_iter()
+                    .map(|e| Episode { numbering: e.numbering(), ..e })
+                    .collect();
+                return super::print_json(&shown).map(|()| Outcome::Ok);
             }
             let pieces = catalog.pieces()?;
             let counts = counts_by_episode(&pieces);

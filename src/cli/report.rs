@@ -42,10 +42,11 @@ pub struct Args {
     #[arg(long)]
     bom: bool,
     /// Longest evidence clip, seconds: a longer match is evidenced by its beginning.
-    #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive)]
+    #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive, requires = "evidence")]
     evidence_max_s: f64,
 }
 
+/// A positive, finite number of seconds.
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
@@ -89,7 +90,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         let bars = Bars::new(&ctx.multi, sources.len() as u64, "sources", true);
         let ev = evidence::write_clips(&catalog, &regions, &eo, &bars)?;
         bars.finish();
-        for (_, e) in &ev.failed {
+        for e in &ev.failed {
             eprintln!("aniprint: evidence: {e}");
             outcome = Outcome::Partial;
         }

@@ -126,7 +126,7 @@ pub fn run_scan(args: ScanArgs, ctx: &Ctx) -> anyhow::Result<Outcome> {
         min_duration_s: args.min_duration.unwrap_or(defaults.min_duration_s),
         threshold: args.threshold.unwrap_or(defaults.threshold),
         stream: args.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
-        source: args.source.filter(|s| !s.trim().is_empty()),
+        source: args.source.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
         ..defaults
     };
     let (files, mut failed) = aniprint::ingest::collect_inputs(&args.paths, true);

@@ -4,9 +4,11 @@
 //!
 //! A source is checked against the size and SHA-256 on record before anything is cut from it:
 //! a clip of a file that changed since it was scanned or ingested would be evidence of something
-//! else. Each file is decoded once, streaming, however many clips it gives.
+//! else. Each file is decoded once, streaming, however many clips it gives. A match gets its
+//! `evidence_ref` only when both its clips were cut; otherwise neither is kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, MatchRegion};
@@ -22,7 +24,8 @@ pub struct EvidenceOptions {
     /// Folder the clips and `SHA256SUMS` go into (created if missing).
     pub dir: PathBuf,
     /// How the clips' paths are written into `evidence_ref`: relative to this folder (the
-    /// CSV's) when the clips are inside it, so the report and its clips move together.
+    /// CSV's) when the clips are inside it, so the report and its clips move together;
+    /// absolute otherwise.
     pub relative_to: Option<PathBuf>,
     /// Audio format of the clips.
     pub format: AudioFormat,
@@ -32,13 +35,8 @@ pub struct EvidenceOptions {
     pub max_s: f64,
 }
 
-/// Where the TUI puts a report's evidence: `evidence/` beside the CSV.
-pub fn dir_beside(csv: &Path) -> PathBuf {
-    csv.parent().unwrap_or(Path::new("")).join("evidence")
-}
-
 impl EvidenceOptions {
-    /// FLAC at 44.1 kHz, stereo where the source is, at most 60 s a clip.
+    /// FLAC at 44.1 kHz, in the source's channels (mono or stereo), at most 60 s a clip.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
@@ -50,15 +48,21 @@ impl EvidenceOptions {
     }
 }
 
+/// Where the TUI puts a report's evidence: `evidence/` beside the CSV.
+pub fn dir_beside(csv: &Path) -> PathBuf {
+    csv.parent().unwrap_or(Path::new("")).join("evidence")
+}
+
 /// What [`write_clips`] did.
 #[derive(Debug, Default)]
 pub struct Evidence {
     /// Match id -> the `evidence_ref` cell: the upload clip's path, `;`, the episode clip's.
     pub refs: BTreeMap<String, String>,
-    /// Clip files written.
+    /// Clip files written and kept (two per match in `refs`).
     pub written: usize,
-    /// Source files no clip could be cut from, with why (their matches get no `evidence_ref`).
-    pub failed: Vec<(PathBuf, Error)>,
+    /// Why clips could not be cut, one entry per source file (or missing record), naming it;
+    /// the matches concerned get no `evidence_ref`.
+    pub failed: Vec<Error>,
 }
 
 /// One stretch to cut from a source file.
@@ -79,9 +83,16 @@ struct Source {
     cuts: Vec<Cut>,
 }
 
+/// Why a source gave no clip: its own problem (the batch goes on), or the destination's (it
+/// stops: every other clip would fail the same way).
+enum Failure {
+    Source(Error),
+    Destination(Error),
+}
+
 /// Write the upload and episode clips of `regions` into `opts.dir`. A source that is missing,
-/// changed or unreadable fails its own clips and the rest go on; an unwritable folder fails
-/// the whole call.
+/// changed or unreadable fails its own matches and the rest go on; a folder that cannot be
+/// written fails the whole call. Runs into one folder take turns (a lock file in it).
 pub fn write_clips(
     catalog: &Catalog,
     regions: &[MatchRegion],
@@ -89,28 +100,44 @@ pub fn write_clips(
     progress: &dyn Progress,
 ) -> Result<Evidence> {
     std::fs::create_dir_all(&opts.dir).map_err(|e| Error::io(&opts.dir, e))?;
+    let lock_path = opts.dir.join(".aniprint-evidence.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    // Two runs writing one clip or SHA256SUMS at once would mangle them.
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+
     let mut evidence = Evidence::default();
+    let mut bad: BTreeSet<String> = BTreeSet::new();
     let mut sources: BTreeMap<String, Source> = BTreeMap::new();
-    for m in regions {
-        let clip =
-            |side: &str| opts.dir.join(format!("{}-{side}.{}", m.id, opts.format.extension()));
-        let len = Seconds((m.upload_end.0 - m.upload_start.0).min(opts.max_s));
-        let upload = catalog.upload(&m.upload)?;
+    let mut seen = BTreeSet::new();
+    let clip =
+        |id: &str, side: &str| opts.dir.join(format!("{id}-{side}.{}", opts.format.extension()));
+    for m in regions.iter().filter(|m| seen.insert(m.id.clone())) {
+        // A match whose upload or episode record is gone (`catalog remove`) has nothing to cut
+        // from; the others go on.
+        let (upload, ep) = match (catalog.upload(&m.upload), catalog.episode(&m.episode)) {
+            (Ok(u), Ok(e)) => (u, e),
+            (Err(e @ Error::NotFound { .. }), _) | (_, Err(e @ Error::NotFound { .. })) => {
+                evidence.failed.push(Error::Invalid(format!("match {}: {e}", m.id)));
+                bad.insert(m.id.clone());
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e),
+        };
+        let len = (m.upload_end.0 - m.upload_start.0).min(opts.max_s);
         let up = sources.entry(format!("u{}", upload.id)).or_insert_with(|| Source {
             path: PathBuf::from(&upload.path),
             stream: upload.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
             size: upload.size_bytes,
             sha256: upload.sha256.clone(),
-            channels: 2,
+            channels: 0, // read from the file
             cuts: Vec::new(),
         });
         up.cuts.push(Cut {
             match_id: m.id.clone(),
             start: m.upload_start,
-            end: Seconds(m.upload_start.0 + len.0),
-            file: clip("upload"),
+            end: Seconds(m.upload_start.0 + len),
+            file: clip(&m.id, "upload"),
         });
-        let ep = catalog.episode(&m.episode)?;
         let channels = ep
             .streams
             .iter()
@@ -130,76 +157,88 @@ pub fn write_clips(
         src.cuts.push(Cut {
             match_id: m.id.clone(),
             start: m.episode_start,
-            end: Seconds(m.episode_start.0 + len.0),
-            file: clip("reference"),
+            end: Seconds(m.episode_start.0 + len),
+            file: clip(&m.id, "reference"),
         });
     }
-    let mut cut_of: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let mut failed_matches = std::collections::BTreeSet::new();
+    let mut written: BTreeSet<PathBuf> = BTreeSet::new();
     for (_, mut src) in sources {
         progress.check()?;
         progress.item(&src.path.to_string_lossy());
         src.cuts.sort_by(|a, b| a.start.0.total_cmp(&b.start.0));
         match cut_source(&src, opts, progress) {
-            Ok(files) => {
-                evidence.written += files.len();
-                for (id, f) in files {
-                    cut_of.entry(id).or_default().push(f);
+            Ok((files, skipped)) => {
+                written.extend(files);
+                evidence.failed.extend(skipped);
+            }
+            Err(Failure::Source(Error::Cancelled)) => return Err(Error::Cancelled),
+            Err(Failure::Source(e)) => {
+                bad.extend(src.cuts.iter().map(|c| c.match_id.clone()));
+                evidence.failed.push(e);
+            }
+            Err(Failure::Destination(e)) => return Err(e),
+        }
+    }
+    // A match is evidenced by both its clips or not at all.
+    for id in &seen {
+        let pair = [clip(id, "upload"), clip(id, "reference")];
+        if bad.contains(id) || !pair.iter().all(|f| written.contains(f)) {
+            for f in &pair {
+                if written.remove(f) {
+                    std::fs::remove_file(f).map_err(|e| Error::io(f, e))?;
                 }
             }
-            Err(e @ Error::Cancelled) => return Err(e),
-            Err(e) => {
-                failed_matches.extend(src.cuts.iter().map(|c| c.match_id.clone()));
-                evidence.failed.push((src.path.clone(), e));
-            }
-        }
-    }
-    for m in regions {
-        if failed_matches.contains(&m.id) {
             continue;
         }
-        let shown = |side: &str| {
-            let f = opts.dir.join(format!("{}-{side}.{}", m.id, opts.format.extension()));
-            shown_path(&f, opts.relative_to.as_deref())
-        };
-        evidence.refs.insert(m.id.clone(), format!("{};{}", shown("upload"), shown("reference")));
+        let shown = |f: &Path| shown_path(f, opts.relative_to.as_deref());
+        evidence.refs.insert(id.clone(), format!("{};{}", shown(&pair[0]), shown(&pair[1])));
     }
-    let written: Vec<PathBuf> = cut_of.into_values().flatten().collect();
+    evidence.written = written.len();
     write_sums(&opts.dir, &written)?;
     Ok(evidence)
 }
 
-/// Check `src` against its record, decode it once and write each cut. Returns (match id, file)
-/// for every clip written.
+/// Check `src` against its record, decode it once and write each cut. Returns the files
+/// written, and why any cut was not.
 fn cut_source(
     src: &Source,
     opts: &EvidenceOptions,
     progress: &dyn Progress,
-) -> Result<Vec<(String, PathBuf)>> {
+) -> std::result::Result<(Vec<PathBuf>, Vec<Error>), Failure> {
     let path = src.path.as_path();
+    let fail = |reason: String| Failure::Source(Error::BadAudio { path: path.into(), reason });
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::BadAudio {
-            path: path.into(),
-            reason: "missing: moved or deleted since it was scanned or ingested".into(),
-        },
-        _ => Error::io(path, e),
+        std::io::ErrorKind::NotFound => {
+            fail("missing: moved or deleted since it was scanned or ingested".into())
+        }
+        _ => Failure::Source(Error::io(path, e)),
     })?;
-    let changed = |what: String| Error::BadAudio {
-        path: path.into(),
-        reason: format!(
-            "changed since it was scanned or ingested ({what}): no evidence cut from it"
-        ),
+    let changed = |what: String| {
+        fail(format!("changed since it was scanned or ingested ({what}): no evidence cut from it"))
     };
     if meta.len() != src.size {
         return Err(changed(format!("{} bytes now, {} on record", meta.len(), src.size)));
     }
-    let sha = crate::ingest::sha256_file(path, progress)?;
+    let sha = crate::ingest::sha256_file(path, progress).map_err(Failure::Source)?;
     if sha != src.sha256 {
-        return Err(changed(format!("sha256 {} now, {} on record", &sha[..12], &src.sha256[..12])));
+        let short = |s: &str| s.get(..12).unwrap_or(s).to_string();
+        return Err(changed(format!(
+            "sha256 {} now, {} on record",
+            short(&sha),
+            short(&src.sha256)
+        )));
     }
+    let info = media::probe(path).map_err(Failure::Source)?;
+    // Scans recorded before the stream was kept decoded the default stream; name it by index
+    // so the cut goes through the same decoder (FFmpeg) the scan did.
+    let stream = info.select(path, &src.stream).map_err(Failure::Source)?;
+    let channels = match src.channels {
+        0 => stream.channels.unwrap_or(2).clamp(1, 2),
+        c => c,
+    };
     let decode =
-        DecodeOptions { stream: src.stream.clone(), rate: opts.rate, channels: src.channels };
-    let mut audio = media::open(path, &decode)?;
+        DecodeOptions { stream: StreamSelect::Index(stream.index), rate: opts.rate, channels };
+    let mut audio = media::open(path, &decode).map_err(Failure::Source)?;
     let ch = usize::from(audio.channels());
     let frames = |t: Seconds| (t.0.max(0.0) * f64::from(opts.rate.0)).round() as u64;
     let spans: Vec<(u64, u64)> =
@@ -208,10 +247,19 @@ fn cut_source(
     progress.set_total(spans.iter().map(|s| s.1).max().unwrap_or(0));
     let mut bufs: Vec<Option<Vec<f32>>> = vec![Some(Vec::new()); spans.len()];
     let mut out = Vec::new();
+    let write = |i: usize, samples: &[f32], out: &mut Vec<PathBuf>| {
+        let f = &src.cuts[i].file;
+        write_audio(f, samples, opts.rate, audio_channels(ch), opts.format)
+            .map_err(Failure::Destination)?;
+        out.push(f.clone());
+        Ok(())
+    };
     let mut pos = 0u64;
+    let mut open = spans.len();
     // Clips overlap (one stretch matched by several stems), so each chunk feeds every open one.
-    while out.len() < spans.len() {
-        let Some(chunk) = audio.next_chunk()? else { break };
+    while open > 0 {
+        progress.check().map_err(Failure::Source)?;
+        let Some(chunk) = audio.next_chunk().map_err(Failure::Source)? else { break };
         let chunk_end = pos + (chunk.len() / ch) as u64;
         for (i, &(s, e)) in spans.iter().enumerate() {
             let Some(buf) = bufs[i].as_mut() else { continue };
@@ -221,49 +269,56 @@ fn cut_source(
             }
             if e <= chunk_end {
                 let samples = bufs[i].take().unwrap_or_default();
-                write_audio(&src.cuts[i].file, &samples, opts.rate, audio.channels(), opts.format)?;
-                out.push((src.cuts[i].match_id.clone(), src.cuts[i].file.clone()));
+                write(i, &samples, &mut out)?;
+                open -= 1;
             }
         }
         progress.advance(chunk_end - pos);
         pos = chunk_end;
     }
-    // A match may end a few samples past the decoded end (its last segment was padded): a clip
-    // short by at most a tenth of a second is whole.
-    let slack = u64::from(opts.rate.0 / 10);
-    for (i, &(s, e)) in spans.iter().enumerate() {
-        let Some(buf) = bufs[i].take() else { continue };
-        let have = (buf.len() / ch) as u64;
-        if have == 0 || e - s - have > slack {
-            return Err(Error::BadAudio {
+    // The audio ended first: a match's last segment is padded past the end of its audio, so
+    // its clip ends where the audio does. A stretch that starts after the end has nothing.
+    let mut skipped = Vec::new();
+    for (i, buf) in bufs.into_iter().enumerate() {
+        let Some(buf) = buf else { continue };
+        if buf.is_empty() {
+            skipped.push(Error::BadAudio {
                 path: path.into(),
                 reason: format!(
-                    "the audio ends at {:.3} s, before the match's stretch {:.3}-{:.3} s does",
+                    "the audio ends at {:.3} s, before match {}'s stretch {:.3}-{:.3} s starts",
                     pos as f64 / f64::from(opts.rate.0),
+                    src.cuts[i].match_id,
                     src.cuts[i].start.0,
                     src.cuts[i].end.0
                 ),
             });
+            continue;
         }
-        write_audio(&src.cuts[i].file, &buf, opts.rate, audio.channels(), opts.format)?;
-        out.push((src.cuts[i].match_id.clone(), src.cuts[i].file.clone()));
+        write(i, &buf, &mut out)?;
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
-/// `file` relative to `base` when it lies inside it, else as it is.
+/// The channel count of `ch` interleaved samples a frame.
+fn audio_channels(ch: usize) -> u16 {
+    u16::try_from(ch).unwrap_or(2)
+}
+
+/// `file` relative to `base` when it lies inside it, else absolute.
 fn shown_path(file: &Path, base: Option<&Path>) -> String {
     // `report.csv`'s folder is "", which std::path::absolute refuses: it means here.
     let base = base.map(|b| if b.as_os_str().is_empty() { Path::new(".") } else { b });
     let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    base.and_then(|b| abs(file).strip_prefix(abs(b)).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| file.to_path_buf())
-        .to_string_lossy()
-        .into_owned()
+    let shown = match base {
+        Some(b) => abs(file).strip_prefix(abs(b)).map_or_else(|_| abs(file), Path::to_path_buf),
+        None => file.to_path_buf(),
+    };
+    shown.to_string_lossy().into_owned()
 }
 
-/// Add `files` to `dir/SHA256SUMS`, keeping the lines of other files still there.
-fn write_sums(dir: &Path, files: &[PathBuf]) -> Result<()> {
+/// Write `dir/SHA256SUMS`: `files` hashed now, beside the lines of earlier runs whose files are
+/// still there and were not written again.
+fn write_sums(dir: &Path, files: &BTreeSet<PathBuf>) -> Result<()> {
     let sums = dir.join("SHA256SUMS");
     let mut lines: BTreeMap<String, String> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&sums) {
@@ -281,9 +336,10 @@ fn write_sums(dir: &Path, files: &[PathBuf]) -> Result<()> {
         lines.insert(name, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
     }
     let text: String = lines.iter().map(|(name, hash)| format!("{hash}  {name}\n")).collect();
-    let tmp = dir.join("SHA256SUMS.partial");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &sums).map_err(|e| Error::io(&sums, e))
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(&sums).map_err(|e| Error::io(&sums, e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -296,7 +352,10 @@ mod tests {
         assert_eq!(shown_path(f, Some(Path::new("out"))), "evidence/abc-upload.flac");
         let here = Path::new("evidence/abc-upload.flac");
         assert_eq!(shown_path(here, Some(Path::new(""))), "evidence/abc-upload.flac");
-        assert_eq!(shown_path(f, Some(Path::new("elsewhere"))), "out/evidence/abc-upload.flac");
+        // Outside the CSV's folder: a path that means the same wherever the CSV is read.
+        let outside = shown_path(f, Some(Path::new("elsewhere")));
+        assert!(Path::new(&outside).is_absolute(), "{outside}");
+        assert!(outside.ends_with("out/evidence/abc-upload.flac"), "{outside}");
         assert_eq!(shown_path(f, None), "out/evidence/abc-upload.flac");
         assert_eq!(dir_beside(Path::new("report.csv")), Path::new("evidence"));
         assert_eq!(dir_beside(Path::new("out/r.csv")), Path::new("out/evidence"));

@@ -679,7 +679,7 @@ fn report_job(
         eo.relative_to = out.parent().map(Path::to_path_buf);
         let ev = crate::report::evidence::write_clips(catalog, &regions, &eo, rep)?;
         clips = format!("; {} evidence clips in {}", ev.written, dir.display());
-        if let Some((_, e)) = ev.failed.first() {
+        if let Some(e) = ev.failed.first() {
             // The report is still worth having; the summary says what it lacks.
             clips += &format!(" ({} source(s) without clips: {e})", ev.failed.len());
         }

@@ -15,7 +15,7 @@ fn split(body: Rect) -> (Rect, Rect) {
     (left, right)
 }
 
-/// The filter rows: the statuses, a blank line, then upload, series, since and file.
+/// The filter rows: the statuses, a blank line, then upload, series, since, file and evidence.
 const STATUS_ROWS: usize = MatchStatus::ALL.len();
 
 /// The screen line (from the list's top) of filter row `i`.
