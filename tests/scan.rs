@@ -294,6 +294,16 @@ fn rescanning_an_upload_replaces_its_matches_instead_of_adding_copies() {
     assert_eq!(with_source[0]["upload"]["source"], given);
     assert_eq!(scan(&cat, &[&up05])[0]["upload"]["source"], given);
     assert_eq!(matches(&cat), reviewed, "a rescan with --source changed the matches");
+    // ls uploads: each scanned upload once, its source and its matches by status.
+    let ups = json(&cat, &["ls", "uploads", "--json"]);
+    let ups = ups.as_array().unwrap();
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    let row = ups.iter().find(|u| u["id"] == again[0]["upload"]["id"]).unwrap();
+    assert_eq!(row["source"], given);
+    assert_eq!(row["matches"]["confirmed"], 1, "{row}");
+    let table = ok(&cat, &["ls", "uploads"]);
+    assert!(table.contains("up05.webm") && table.contains(given), "{table}");
+    assert!(table.contains("1 confirmed"), "{table}");
     let stats = json(&cat, &["catalog", "stats", "--json"]);
     assert_eq!(stats["uploads"], 2, "{stats}");
     assert_eq!(stats["matches"].as_u64(), Some(reviewed.len() as u64), "{stats}");

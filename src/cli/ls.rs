@@ -1,8 +1,9 @@
-//! `aniprint ls`: the catalog's series, episodes or pieces as a table or JSON.
+//! `aniprint ls`: the catalog's series, episodes, pieces or scanned uploads as a table or JSON.
 
 use std::collections::BTreeMap;
 
-use aniprint::catalog::{Catalog, Episode, Piece, PieceStatus};
+use aniprint::catalog::date::utc_iso;
+use aniprint::catalog::{Catalog, Episode, MatchFilter, MatchStatus, Piece, PieceStatus, Upload};
 use serde::Serialize;
 
 use super::table::Table;
@@ -18,6 +19,8 @@ pub enum What {
     Episodes,
     /// One row per piece.
     Pieces,
+    /// One row per scanned upload, with its matches by review status.
+    Uploads,
 }
 
 /// Arguments of `aniprint ls`.
@@ -26,7 +29,7 @@ pub struct Args {
     /// What to list.
     #[arg(value_enum, default_value_t = What::Episodes)]
     what: What,
-    /// Only this series.
+    /// Only this series (uploads: those with a match into it).
     #[arg(long, value_name = "NAME")]
     series: Option<String>,
     /// Only pieces with this status (pieces only).
@@ -66,6 +69,14 @@ pub struct PieceRow {
     start_sample: u64,
     end_sample: u64,
     work_rate: u32,
+}
+
+/// A scanned upload and how many of its matches are in each review status.
+#[derive(Debug, Serialize)]
+struct UploadRow {
+    #[serde(flatten)]
+    upload: Upload,
+    matches: BTreeMap<&'static str, u64>,
 }
 
 /// Rounded to the millisecond, as every listing shows times.
@@ -199,6 +210,51 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
                     e.pieces.to_string(),
                     counts.get(e.id.as_str()).copied().unwrap_or_default().label(),
                     e.path.clone(),
+                ]);
+            }
+            t.write(&mut out)?;
+        }
+        What::Uploads => {
+            let series_of: BTreeMap<&str, &str> =
+                episodes.iter().map(|e| (e.id.as_str(), e.series.as_str())).collect();
+            let mut counts: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
+            let mut touched = std::collections::BTreeSet::new();
+            for m in catalog.matches(&MatchFilter::default())? {
+                *counts
+                    .entry(m.upload.clone())
+                    .or_default()
+                    .entry(m.status.as_str())
+                    .or_default() += 1;
+                if series_of.contains_key(m.episode.as_str()) {
+                    touched.insert(m.upload);
+                }
+            }
+            let rows: Vec<UploadRow> = catalog
+                .uploads()?
+                .into_iter()
+                .filter(|u| args.series.is_none() || touched.contains(&u.id))
+                .map(|u| UploadRow { matches: counts.remove(&u.id).unwrap_or_default(), upload: u })
+                .collect();
+            if args.json {
+                return super::print_json(&rows).map(|()| Outcome::Ok);
+            }
+            let mut t =
+                Table::new(&["ID", "FILE", "DURATION", "SCANNED", "MATCHES", "SOURCE"]).right(&[2]);
+            for r in rows {
+                let u = &r.upload;
+                let matches: Vec<String> = MatchStatus::ALL
+                    .iter()
+                    .filter_map(|s| {
+                        r.matches.get(s.as_str()).map(|n| format!("{n} {}", s.as_str()))
+                    })
+                    .collect();
+                t.row(vec![
+                    u.id.clone(),
+                    u.path.rsplit('/').next().unwrap_or(&u.path).to_string(),
+                    super::hms(u.duration.0),
+                    utc_iso(u.scanned_ms),
+                    if matches.is_empty() { "none".into() } else { matches.join(", ") },
+                    u.source.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
             t.write(&mut out)?;
