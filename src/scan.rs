@@ -251,9 +251,13 @@ pub fn scan_file(
         Err(e) => return Err(e),
     };
     let source = opts.source.clone().or(earlier).or_else(|| info.source_url());
+    let (path_text, path_bytes) = crate::catalog::Episode::path_fields(
+        std::fs::canonicalize(path).as_deref().unwrap_or(path),
+    );
     let upload = Upload {
         id,
-        path: std::fs::canonicalize(path).as_deref().unwrap_or(path).to_string_lossy().into_owned(),
+        path: path_text,
+        path_bytes,
         source,
         sha256,
         size_bytes: meta.len(),

@@ -282,6 +282,18 @@ fn a_file_name_that_is_not_utf8_is_ingested() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (_, rows) = read_manifest(&out.join("manifest.csv"));
     assert_eq!(rows.len(), 2);
+    // Scanned as an upload (it matches itself), it is opened again for evidence clips.
+    let r = run(
+        &cat,
+        &[OsStr::new("-q"), OsStr::new("scan"), OsStr::new("--no-separate"), file.as_os_str()],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let csv = tmp.path().join("r.csv");
+    let args = [OsStr::new("report"), OsStr::new("--evidence"), OsStr::new("ev"), OsStr::new("-o")];
+    let r = aniprint(&cat).current_dir(tmp.path()).args(args).arg(&csv).output().unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.contains("ev/") && text.contains("-upload.flac"), "{text}");
 }
 
 #[test]

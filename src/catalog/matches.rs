@@ -217,8 +217,12 @@ impl ScanModels {
 pub struct Upload {
     /// Stable id: the first 12 hex digits of the content's SHA-256 ([`Upload::make_id`]).
     pub id: String,
-    /// Path at scan time (lossy UTF-8).
+    /// Path at scan time (lossy UTF-8 for display; [`Upload::source_path`] reopens it).
     pub path: String,
+    /// The path's bytes when they are not UTF-8, which `path` cannot hold (as
+    /// [`crate::catalog::Episode::path_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
     /// Where it came from (URL, platform video id), if known.
     #[serde(default)]
     pub source: Option<String>,
@@ -240,6 +244,16 @@ pub struct Upload {
 }
 
 impl Upload {
+    /// The file as scanned, to open again (evidence clips).
+    pub fn source_path(&self) -> std::path::PathBuf {
+        #[cfg(unix)]
+        if let Some(bytes) = &self.path_bytes {
+            use std::os::unix::ffi::OsStrExt;
+            return std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+        }
+        std::path::PathBuf::from(&self.path)
+    }
+
     /// The upload id for a content hash (hex SHA-256): its first 12 digits.
     pub fn make_id(sha256: &str) -> String {
         sha256.chars().take(12).collect()

@@ -125,7 +125,7 @@ pub fn write_clips(
         };
         let len = (m.upload_end.0 - m.upload_start.0).min(opts.max_s);
         let up = sources.entry(format!("u{}", upload.id)).or_insert_with(|| Source {
-            path: PathBuf::from(&upload.path),
+            path: upload.source_path(),
             stream: upload.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
             size: upload.size_bytes,
             sha256: upload.sha256.clone(),

@@ -88,6 +88,7 @@ pub fn upload(tag: char, duration: f64, scanned_ms: u64) -> Upload {
     Upload {
         id: Upload::make_id(&sha256),
         path: format!("/uploads/{tag}.mp4"),
+        path_bytes: None,
         source: Some(format!("https://video.example/watch?v={tag}")),
         sha256,
         size_bytes: 500_000,
