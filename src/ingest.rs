@@ -214,6 +214,42 @@ fn build_forests(ix: &Indexing<'_>, progress: &dyn Progress) -> Result<()> {
     Ok(())
 }
 
+/// How a file on record differs from the file now at its path ([`source_change`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceChange {
+    /// Nothing is there any more.
+    Missing,
+    /// Other bytes: what differs, in words ("12 bytes now, 10 on record").
+    Changed(String),
+}
+
+/// Whether the file at `path` is still the one recorded with `size` bytes and `sha256`: the
+/// size first (free), then the hash. Export and evidence clips cut from a file by the times on
+/// record, which mean nothing in other bytes.
+pub fn source_change(
+    path: &Path,
+    size: u64,
+    sha256: &str,
+    progress: &dyn Progress,
+) -> Result<Option<SourceChange>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Some(SourceChange::Missing));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if meta.len() != size {
+        let what = format!("{} bytes now, {size} on record", meta.len());
+        return Ok(Some(SourceChange::Changed(what)));
+    }
+    let now = sha256_file(path, progress)?;
+    let short = |s: &str| s.get(..12).unwrap_or(s).to_string();
+    Ok((now != sha256).then(|| {
+        SourceChange::Changed(format!("sha256 {} now, {} on record", short(&now), short(sha256)))
+    }))
+}
+
 /// SHA-256 of a file's bytes, streamed.
 pub fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;

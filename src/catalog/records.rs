@@ -79,6 +79,13 @@ impl Episode {
         PathBuf::from(&self.path)
     }
 
+    /// Channels to decode the ingested stream with again: its own, mono or stereo (stereo when
+    /// unknown).
+    pub fn decode_channels(&self) -> u16 {
+        let stream = self.streams.iter().find(|s| s.index == self.audio_stream);
+        stream.and_then(|s| s.channels).unwrap_or(2).clamp(1, 2)
+    }
+
     /// Season and episode number: those on record, else what the file name says.
     pub fn numbering(&self) -> Numbering {
         let name = Path::new(&self.path).file_name().map(|n| n.to_string_lossy());

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use aniprint::analyze::StemSplitter;
 use aniprint::catalog::{Episode, Piece, PieceStatus};
+use aniprint::ingest::{SourceChange, source_change};
 use aniprint::media::write::{AudioFormat, write_audio};
 use aniprint::media::{self, DecodeOptions, StreamSelect};
 use aniprint::progress::{Progress, Stage};
@@ -255,13 +256,7 @@ fn cut_pieces(
     let source = ep.source_path();
     let path = source.as_path();
     check_source(ep, path, bars)?;
-    let channels = ep
-        .streams
-        .iter()
-        .find(|s| s.index == ep.audio_stream)
-        .and_then(|s| s.channels)
-        .unwrap_or(2)
-        .clamp(1, 2);
+    let channels = ep.decode_channels();
     let rate = SampleRate(args.rate);
     // The same stream and decoder path as ingest (an explicit index always goes through FFmpeg),
     // so the piece boundaries land on the same audio.
@@ -309,31 +304,21 @@ fn cut_pieces(
 
 /// The source must be where ingest found it, with the same bytes.
 fn check_source(ep: &Episode, path: &Path, progress: &dyn Progress) -> anyhow::Result<()> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+    match source_change(path, ep.size_bytes, &ep.sha256, progress) {
+        Ok(None) => Ok(()),
+        Ok(Some(SourceChange::Missing)) => bail!(
             "source file {} is missing (moved or deleted since ingest): put it back, or run \
              `aniprint catalog remove {}` and ingest it from its new place",
             ep.path,
             ep.id
         ),
-        Err(e) => return Err(anyhow!(e).context(format!("source file {}", ep.path))),
-    };
-    let changed = |what: String| {
-        anyhow!(
+        Ok(Some(SourceChange::Changed(what))) => bail!(
             "source file {} changed since ingest ({what}); it is no longer the audio these \
              pieces were cut from",
             ep.path
-        )
-    };
-    if meta.len() != ep.size_bytes {
-        return Err(changed(format!("{} bytes now, {} at ingest", meta.len(), ep.size_bytes)));
+        ),
+        Err(e) => Err(anyhow!(e).context(format!("source file {}", ep.path))),
     }
-    let sha = aniprint::ingest::sha256_file(path, progress)?;
-    if sha != ep.sha256 {
-        return Err(changed(format!("sha256 {} now, {} at ingest", &sha[..12], &ep.sha256[..12])));
-    }
-    Ok(())
 }
 
 fn write_piece(

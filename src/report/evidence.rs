@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, MatchRegion};
+use crate::ingest::{SourceChange, source_change};
 use crate::media::write::{AudioFormat, write_audio};
 use crate::media::{self, DecodeOptions, StreamSelect};
 use crate::progress::{Progress, Stage};
@@ -124,42 +125,43 @@ pub fn write_clips(
             (Err(e), _) | (_, Err(e)) => return Err(e),
         };
         let len = (m.upload_end.0 - m.upload_start.0).min(opts.max_s);
-        let up = sources.entry(format!("u{}", upload.id)).or_insert_with(|| Source {
-            path: upload.source_path(),
-            stream: upload.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
-            size: upload.size_bytes,
-            sha256: upload.sha256.clone(),
-            channels: 0, // read from the file
-            cuts: Vec::new(),
-        });
-        up.cuts.push(Cut {
-            match_id: m.id.clone(),
-            start: m.upload_start,
-            end: Seconds(m.upload_start.0 + len),
-            file: clip(&m.id, "upload"),
-        });
-        let channels = ep
-            .streams
-            .iter()
-            .find(|s| s.index == ep.audio_stream)
-            .and_then(|s| s.channels)
-            .unwrap_or(2)
-            .clamp(1, 2);
-        let src = sources.entry(format!("e{}", ep.id)).or_insert_with(|| Source {
-            path: ep.source_path(),
-            // The stream and decoder path ingest took, so times land on the same audio.
-            stream: StreamSelect::Index(ep.audio_stream),
-            size: ep.size_bytes,
-            sha256: ep.sha256.clone(),
-            channels,
-            cuts: Vec::new(),
-        });
-        src.cuts.push(Cut {
-            match_id: m.id.clone(),
-            start: m.episode_start,
-            end: Seconds(m.episode_start.0 + len),
-            file: clip(&m.id, "reference"),
-        });
+        let sides = [
+            (
+                "upload",
+                m.upload_start,
+                format!("u{}", upload.id),
+                Source {
+                    path: upload.source_path(),
+                    stream: upload.audio_stream.map_or(StreamSelect::Default, StreamSelect::Index),
+                    size: upload.size_bytes,
+                    sha256: upload.sha256.clone(),
+                    channels: 0, // read from the file
+                    cuts: Vec::new(),
+                },
+            ),
+            (
+                "reference",
+                m.episode_start,
+                format!("e{}", ep.id),
+                Source {
+                    path: ep.source_path(),
+                    // The stream and decoder path ingest took, so times land on the same audio.
+                    stream: StreamSelect::Index(ep.audio_stream),
+                    size: ep.size_bytes,
+                    sha256: ep.sha256.clone(),
+                    channels: ep.decode_channels(),
+                    cuts: Vec::new(),
+                },
+            ),
+        ];
+        for (side, start, key, source) in sides {
+            sources.entry(key).or_insert(source).cuts.push(Cut {
+                match_id: m.id.clone(),
+                start,
+                end: Seconds(start.0 + len),
+                file: clip(&m.id, side),
+            });
+        }
     }
     let mut written: BTreeSet<PathBuf> = BTreeSet::new();
     for (_, mut src) in sources {
@@ -207,26 +209,16 @@ fn cut_source(
 ) -> std::result::Result<(Vec<PathBuf>, Vec<Error>), Failure> {
     let path = src.path.as_path();
     let fail = |reason: String| Failure::Source(Error::BadAudio { path: path.into(), reason });
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            fail("missing: moved or deleted since it was scanned or ingested".into())
+    match source_change(path, src.size, &src.sha256, progress).map_err(Failure::Source)? {
+        None => {}
+        Some(SourceChange::Missing) => {
+            return Err(fail("missing: moved or deleted since it was scanned or ingested".into()));
         }
-        _ => Failure::Source(Error::io(path, e)),
-    })?;
-    let changed = |what: String| {
-        fail(format!("changed since it was scanned or ingested ({what}): no evidence cut from it"))
-    };
-    if meta.len() != src.size {
-        return Err(changed(format!("{} bytes now, {} on record", meta.len(), src.size)));
-    }
-    let sha = crate::ingest::sha256_file(path, progress).map_err(Failure::Source)?;
-    if sha != src.sha256 {
-        let short = |s: &str| s.get(..12).unwrap_or(s).to_string();
-        return Err(changed(format!(
-            "sha256 {} now, {} on record",
-            short(&sha),
-            short(&src.sha256)
-        )));
+        Some(SourceChange::Changed(what)) => {
+            return Err(fail(format!(
+                "changed since it was scanned or ingested ({what}): no evidence cut from it"
+            )));
+        }
     }
     let info = media::probe(path).map_err(Failure::Source)?;
     // Scans recorded before the stream was kept decoded the default stream; name it by index
