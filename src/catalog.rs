@@ -32,7 +32,9 @@ pub use self::matches::{
     Band, Exclusion, MatchFilter, MatchRegion, MatchStatus, Review, ScanModels, ScanStored,
     StatusChange, Stem, Upload,
 };
-pub use self::records::{Episode, Numbering, Piece, PieceStatus, QualityFlag, Series};
+pub use self::records::{
+    Episode, Numbering, Piece, PieceStatus, QualityFlag, Series, path_fields, stored_path,
+};
 pub use self::rights::{OwnershipRecord, Policy, RightsType, TerritoryMode, WorkKind};
 use crate::{Error, Result};
 

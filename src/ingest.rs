@@ -415,7 +415,7 @@ pub fn ingest_file_indexed(
         });
     // Absolute, so export finds the source whatever directory it runs from.
     let (path_text, path_bytes) =
-        Episode::path_fields(std::fs::canonicalize(path).as_deref().unwrap_or(path));
+        crate::catalog::path_fields(std::fs::canonicalize(path).as_deref().unwrap_or(path));
     let episode = Episode {
         id,
         series,

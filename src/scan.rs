@@ -251,9 +251,8 @@ pub fn scan_file(
         Err(e) => return Err(e),
     };
     let source = opts.source.clone().or(earlier).or_else(|| info.source_url());
-    let (path_text, path_bytes) = crate::catalog::Episode::path_fields(
-        std::fs::canonicalize(path).as_deref().unwrap_or(path),
-    );
+    let (path_text, path_bytes) =
+        crate::catalog::path_fields(std::fs::canonicalize(path).as_deref().unwrap_or(path));
     let upload = Upload {
         id,
         path: path_text,

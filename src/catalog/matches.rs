@@ -219,8 +219,8 @@ pub struct Upload {
     pub id: String,
     /// Path at scan time (lossy UTF-8 for display; [`Upload::source_path`] reopens it).
     pub path: String,
-    /// The path's bytes when they are not UTF-8, which `path` cannot hold (as
-    /// [`crate::catalog::Episode::path_bytes`]).
+    /// The path's bytes when they are not UTF-8, which `path` cannot hold
+    /// ([`crate::catalog::path_fields`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_bytes: Option<Vec<u8>>,
     /// Where it came from (URL, platform video id), if known.
@@ -246,12 +246,7 @@ pub struct Upload {
 impl Upload {
     /// The file as scanned, to open again (evidence clips).
     pub fn source_path(&self) -> std::path::PathBuf {
-        #[cfg(unix)]
-        if let Some(bytes) = &self.path_bytes {
-            use std::os::unix::ffi::OsStrExt;
-            return std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
-        }
-        std::path::PathBuf::from(&self.path)
+        super::records::stored_path(&self.path, self.path_bytes.as_deref())
     }
 
     /// The upload id for a content hash (hex SHA-256): its first 12 digits.

@@ -57,26 +57,32 @@ pub struct Episode {
     pub numbering: Numbering,
 }
 
-impl Episode {
-    /// The path a source is stored under: `path`, or its bytes when they are not UTF-8.
-    pub fn path_fields(path: &Path) -> (String, Option<Vec<u8>>) {
-        let text = path.to_string_lossy().into_owned();
-        #[cfg(unix)]
-        if path.to_str().is_none() {
-            use std::os::unix::ffi::OsStrExt;
-            return (text, Some(path.as_os_str().as_bytes().to_vec()));
-        }
-        (text, None)
+/// How a file's path is stored (an episode's, an upload's): as text, and also as its bytes when
+/// it is not UTF-8, which the text (lossy, for display) cannot hold.
+pub fn path_fields(path: &Path) -> (String, Option<Vec<u8>>) {
+    let text = path.to_string_lossy().into_owned();
+    #[cfg(unix)]
+    if path.to_str().is_none() {
+        use std::os::unix::ffi::OsStrExt;
+        return (text, Some(path.as_os_str().as_bytes().to_vec()));
     }
+    (text, None)
+}
 
+/// The path [`path_fields`] stored, to open the file again.
+pub fn stored_path(text: &str, bytes: Option<&[u8]>) -> PathBuf {
+    #[cfg(unix)]
+    if let Some(bytes) = bytes {
+        use std::os::unix::ffi::OsStrExt;
+        return PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+    }
+    PathBuf::from(text)
+}
+
+impl Episode {
     /// The source file as ingested, to open again (export, preview, playback).
     pub fn source_path(&self) -> PathBuf {
-        #[cfg(unix)]
-        if let Some(bytes) = &self.path_bytes {
-            use std::os::unix::ffi::OsStrExt;
-            return PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
-        }
-        PathBuf::from(&self.path)
+        stored_path(&self.path, self.path_bytes.as_deref())
     }
 
     /// Channels to decode the ingested stream with again: its own, mono or stereo (stereo when
