@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::analyze::Analyzer;
-use crate::catalog::matches::{DEFAULT_THRESHOLD_SCALE, DEFAULT_VOICE_MARGIN};
+use crate::catalog::matches::{DEFAULT_THRESHOLD_SCALE, DEFAULT_VOICE_MARGIN, region_bar};
 use crate::catalog::{Band, Catalog, MatchRegion, ScanModels, ScanStored, Upload, now_ms};
 use crate::fingerprint::Fingerprints;
 use crate::index::vote::{self, EpisodeRegion, PiecePlacement, RegionParams};
@@ -89,7 +89,7 @@ impl ScanOptions {
     /// The score a region of `stem` voted by `votes` segments must reach to be kept (the
     /// rule [`ScanModels::bar`] keeps on record for the report).
     pub fn bar(&self, stem: Stem, votes: u32) -> f32 {
-        self.thresholds(String::new(), String::new(), String::new()).bar(stem, votes)
+        region_bar(self.threshold, self.threshold_scale, self.voice_margin, stem, votes)
     }
 
     /// The record of the models a scan ran with and the thresholds it applied.
@@ -139,10 +139,22 @@ pub fn fingerprint_file(
     window_s: f64,
     progress: &dyn Progress,
 ) -> Result<(Vec<(Stem, Fingerprints)>, u64)> {
-    let rate = analyzer.rate();
-    let cfg = analyzer.fingerprinter().config().clone();
     let info = media::probe(path)?;
     let chosen = info.select(path, stream)?.index;
+    fingerprint_stream(analyzer, path, &info, chosen, window_s, progress)
+}
+
+/// [`fingerprint_file`] of stream `chosen` of a file already probed (`info`).
+fn fingerprint_stream(
+    analyzer: &Analyzer,
+    path: &Path,
+    info: &media::MediaInfo,
+    chosen: usize,
+    window_s: f64,
+    progress: &dyn Progress,
+) -> Result<(Vec<(Stem, Fingerprints)>, u64)> {
+    let rate = analyzer.rate();
+    let cfg = analyzer.fingerprinter().config().clone();
     let opts = DecodeOptions { stream: StreamSelect::Index(chosen), rate, channels: 1 };
     // One stage for the whole loop: switching stages per window would restart the bar (a
     // stage starts at 0) and, in the TUI, drop its total.
@@ -234,7 +246,10 @@ pub fn scan_file(
         return Err(Error::media(path, "empty file (0 bytes)"));
     }
     let sha256 = crate::ingest::sha256_file(path, progress)?;
-    let (stems, total) = fingerprint_file(analyzer, path, &opts.stream, opts.window_s, progress)?;
+    let info = media::probe(path)?;
+    let chosen = info.select(path, &opts.stream)?.index;
+    let (stems, total) =
+        fingerprint_stream(analyzer, path, &info, chosen, opts.window_s, progress)?;
     if opts.search == SearchKind::Ann {
         // The plain grid of each stem: all that find_regions reads.
         let keys: Vec<IndexKey> = stems.iter().map(|(stem, _)| analyzer.key(*stem)).collect();
@@ -243,7 +258,6 @@ pub fn scan_file(
     }
     let rate = analyzer.rate();
     let id = Upload::make_id(&sha256);
-    let info = media::probe(path)?;
     // Given, else on record (a rescan must not lose what a user gave), else the file's tags.
     let earlier = match catalog.upload(&id) {
         Ok(u) => u.source,
@@ -267,7 +281,8 @@ pub fn scan_file(
             analyzer.separator().unwrap_or_default(),
             format!("arroy-0.9/{}", opts.search.as_str()),
         ),
-        audio_stream: Some(info.select(path, &opts.stream)?.index),
+        // The stream fingerprinted, so evidence clips come from the same audio.
+        audio_stream: Some(chosen),
     };
     let regions = find_regions(catalog, index, analyzer, &stems, upload.duration, opts, progress)?;
     let regions: Vec<MatchRegion> =

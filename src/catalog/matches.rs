@@ -204,11 +204,17 @@ fn default_voice_margin() -> f32 {
     DEFAULT_VOICE_MARGIN
 }
 
+/// The score a region of `stem` voted by `votes` segments must reach: `base`, plus `margin`
+/// for the voice stem, plus `scale / sqrt(votes)` (scan applies it, the report shows it).
+pub fn region_bar(base: f32, scale: f32, margin: f32, stem: Stem, votes: u32) -> f32 {
+    let margin = if stem == Stem::Voice { margin } else { 0.0 };
+    base + margin + scale / (votes.max(1) as f32).sqrt()
+}
+
 impl ScanModels {
     /// The score a region of `stem` voted by `votes` segments had to reach to be stored.
     pub fn bar(&self, stem: Stem, votes: u32) -> f32 {
-        let margin = if stem == Stem::Voice { self.voice_margin } else { 0.0 };
-        self.score_threshold + margin + self.threshold_scale / (votes.max(1) as f32).sqrt()
+        region_bar(self.score_threshold, self.threshold_scale, self.voice_margin, stem, votes)
     }
 }
 
