@@ -194,6 +194,14 @@ impl Report {
         Ok(())
     }
 
+    /// The CSV file's bytes, after a UTF-8 byte-order mark when `bom` (for Excel: `--bom`,
+    /// `csv_bom`).
+    pub fn to_csv_bytes(&self, bom: bool) -> Result<Vec<u8>> {
+        let mut buf = if bom { UTF8_BOM.to_vec() } else { Vec::new() };
+        self.write_csv(&mut buf)?;
+        Ok(buf)
+    }
+
     /// The CSV as a string.
     pub fn to_csv_string(&self) -> Result<String> {
         let mut buf = Vec::new();

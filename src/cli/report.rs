@@ -106,11 +106,7 @@ pub fn run(args: Args, ctx: &Ctx) -> anyhow::Result<Outcome> {
         opts.evidence = ev.refs;
     }
     let rep = report::build(&catalog, &opts)?;
-    let mut buf = Vec::new();
-    if args.bom || ctx.config()?.csv_bom {
-        buf.extend_from_slice(report::UTF8_BOM);
-    }
-    rep.write_csv(&mut buf)?;
+    let buf = rep.to_csv_bytes(args.bom || ctx.config()?.csv_bom)?;
     if args.out.as_os_str() == "-" {
         std::io::stdout().lock().write_all(&buf)?;
     } else {

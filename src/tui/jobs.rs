@@ -686,12 +686,7 @@ fn report_job(
         opts.evidence = ev.refs;
     }
     let r = report::build(catalog, &opts)?;
-    let mut buf = Vec::new();
-    if settings.config.csv_bom {
-        buf.extend_from_slice(report::UTF8_BOM);
-    }
-    r.write_csv(&mut buf)?;
-    write_atomic(out, &buf)?;
+    write_atomic(out, &r.to_csv_bytes(settings.config.csv_bom)?)?;
     Ok((
         format!(
             "report {}: {} rows, {} matches ({} without an owner){clips}",
